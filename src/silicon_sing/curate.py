@@ -1,0 +1,574 @@
+"""Stage 01 — curation: raw stems in, validated, normalised, segmented and split data out.
+
+Input layout (the same for a user's stems and the embedded synthetic corpus)::
+
+    <root>/<artist>/<track>/{acapella,instrumental,full}.{wav,flac,mp3,ogg}
+
+Every file is validated and reported (undecodable, empty, silent, mismatched durations, unexpected
+names); a bad file rejects only its own track, every good track is still processed. When
+``full`` is missing but both stems are good, the full mix is made by summing them after resampling
+(recorded as ``full_was_mixed``). Each track is resampled to the model's rate (32 kHz mono),
+loudness-normalised with *one* gain for all three stems (computed on the full mix, so
+acapella + instrumental = full still holds), cut into fixed-length segments aligned across stems,
+and silent segments are dropped per stem. Tracks — never segments — are split into
+train/valid/test, stratified by artist and seeded. Outputs are audiocraft-native manifests
+(``data.jsonl`` + a sidecar ``.json`` per segment) plus our own tables (see CONTRIBUTING.md).
+
+Reruns are incremental: each track's outcome is stored with a fingerprint of its input files
+(path, size, mtime) and the curation parameters; a track whose fingerprint is unchanged is not
+read again. Raw inputs are only ever read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import re
+import shutil
+import time
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import audio as au
+from .fsutil import atomic_write_json, read_json, read_jsonl, text_sha1, write_if_changed
+from .params import CATEGORIES, SPLITS, Params
+
+CURATE_VERSION = 1  # bump when the processing changes, so cached tracks are redone
+PEAK_CEILING = 0.891  # −1 dBFS: the shared gain is lowered if any stem would exceed it
+INSTRUMENT_TAG = {"acapella": "vocals", "instrumental": "instrumental", "full": "vocals and instrumental"}
+
+
+@dataclass
+class FileReport:
+    """The validation outcome of one input file (or of a synthesised full mix)."""
+
+    artist: str
+    track: str
+    path: str
+    stem: str | None
+    status: str  # ok | rejected | skipped | unexpected | mixed
+    reason: str = ""
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
+@dataclass
+class TrackFiles:
+    """The stem files found for one track directory."""
+
+    artist: str
+    track: str
+    directory: Path
+    stems: dict[str, Path] = field(default_factory=dict)
+    problems: list[FileReport] = field(default_factory=list)  # unexpected or ambiguous files
+
+
+@dataclass
+class TrackRecord:
+    """One accepted track: where its normalised audio lives and how it was processed."""
+
+    artist: str
+    track: str
+    track_id: str
+    split: str
+    duration_s: float
+    sample_rate: int
+    gain_db: float
+    loudness_lufs: float
+    full_was_mixed: bool
+    audio: dict[str, str]  # category -> path relative to curated/
+    n_segments: dict[str, int]
+    n_dropped_silent: dict[str, int]
+    source_files: dict[str, str]
+
+
+@dataclass
+class SegmentRecord:
+    """One kept segment of one stem; same ``track_id``/``index`` means sample-aligned audio."""
+
+    segment_id: str
+    artist: str
+    track: str
+    track_id: str
+    category: str
+    split: str
+    index: int
+    start_s: float
+    duration_s: float
+    path: str  # relative to curated/
+    rms_db: float
+
+
+@dataclass
+class CurationResult:
+    """What one call of :func:`run_curation` produced and how much work it did."""
+
+    curated_dir: Path
+    tracks: list[TrackRecord]
+    segments: list[SegmentRecord]
+    report: list[FileReport]
+    processed_tracks: int  # tracks decoded and written this call
+    reused_tracks: int  # tracks whose fingerprint matched a previous run
+    audio_seconds_processed: float  # seconds of input audio (per stem) decoded this call
+    wall_seconds: float
+
+    @property
+    def rejected(self) -> list[FileReport]:
+        """Files that were rejected or skipped, with their reasons."""
+        return [r for r in self.report if r.status in ("rejected", "skipped")]
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def slugify(name: str) -> str:
+    """A filesystem- and URL-safe ASCII name; non-ASCII or special names get a hash suffix."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-") or "x"
+    if slug != name:
+        # distinct names that fold to the same ASCII slug must not collide
+        slug = f"{slug}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:6]}"
+    return slug
+
+
+def discover(root: Path) -> tuple[list[TrackFiles], list[FileReport]]:
+    """Find ``<root>/<artist>/<track>/<stem>.<ext>``; return tracks and reports of stray files."""
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"data root {root} does not exist; expected <root>/<artist>/<track>/{{acapella,instrumental,full}}.wav"
+            " (set curate.data_root in your parameter file)"
+        )
+    tracks: list[TrackFiles] = []
+    strays: list[FileReport] = []
+    for artist_dir in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
+        if not artist_dir.is_dir():
+            if artist_dir.name not in ("corpus.json",):
+                strays.append(FileReport("", "", str(artist_dir), None, "unexpected", "file at the root; expected artist folders"))
+            continue
+        for track_dir in sorted(p for p in artist_dir.iterdir() if not p.name.startswith(".")):
+            if not track_dir.is_dir():
+                if track_dir.suffix != ".json":  # artist-level metadata is allowed
+                    strays.append(FileReport(artist_dir.name, "", str(track_dir), None, "unexpected",
+                                             "file in an artist folder; expected track folders"))
+                continue
+            tracks.append(_scan_track(artist_dir.name, track_dir))
+    return tracks, strays
+
+
+def _scan_track(artist: str, track_dir: Path) -> TrackFiles:
+    """Classify the files of one track folder into stems and problems."""
+    tf = TrackFiles(artist, track_dir.name, track_dir)
+    found: dict[str, list[Path]] = defaultdict(list)
+    for f in sorted(track_dir.iterdir()):
+        if f.name.startswith("."):
+            continue
+        stem, ext = f.stem.lower(), f.suffix.lower()
+        if f.is_file() and stem in CATEGORIES and ext in au.AUDIO_EXTENSIONS:
+            found[stem].append(f)
+        elif f.suffix.lower() != ".json":
+            tf.problems.append(FileReport(artist, tf.track, str(f), None, "unexpected",
+                                          f"unexpected name; expected one of {', '.join(CATEGORIES)} "
+                                          f"with extension {', '.join(au.AUDIO_EXTENSIONS)}"))
+    for stem, files in found.items():
+        if len(files) > 1:
+            for f in files:
+                tf.problems.append(FileReport(artist, tf.track, str(f), stem, "rejected",
+                                              f"ambiguous: {len(files)} files for stem '{stem}' — keep one"))
+        else:
+            tf.stems[stem] = files[0]
+    return tf
+
+
+def track_fingerprint(tf: TrackFiles, params: Params) -> str:
+    """Hash of the track's input files (name, size, mtime) and the curation parameters."""
+    c = params.curate
+    parts = [f"v{CURATE_VERSION}", str(c.sample_rate), str(c.segment_seconds), str(c.target_lufs),
+             str(c.duration_tolerance_s), str(c.silence_db)]
+    for stem in CATEGORIES:
+        p = tf.stems.get(stem)
+        if p is not None:
+            st = p.stat()
+            parts.append(f"{stem}:{p.name}:{st.st_size}:{st.st_mtime_ns}")
+    parts.extend(f"problem:{r.path}:{r.reason}" for r in tf.problems)
+    return text_sha1("|".join(parts))
+
+
+# --------------------------------------------------------------------------- per-track work
+
+
+def _validate_file(tf: TrackFiles, stem: str, path: Path, silence_db: float) -> tuple[np.ndarray | None, int, FileReport]:
+    """Decode one stem; return (audio or None, sample rate, report)."""
+    rep = FileReport(tf.artist, tf.track, str(path), stem, "ok")
+    if path.stat().st_size == 0:
+        rep.status, rep.reason = "rejected", "empty file (0 bytes)"
+        return None, 0, rep
+    try:
+        x, sr = au.load_audio(path)
+    except au.AudioDecodeError as e:
+        rep.status, rep.reason = "rejected", f"undecodable: {str(e).split(': ', 1)[-1]}"
+        return None, 0, rep
+    rep.duration_s, rep.sample_rate, rep.channels = x.shape[1] / sr, sr, x.shape[0]
+    if x.shape[1] == 0:
+        rep.status, rep.reason = "rejected", "zero length (no samples)"
+        return None, sr, rep
+    if not np.all(np.isfinite(x)):
+        rep.status, rep.reason = "rejected", "contains NaN or infinite samples"
+        return None, sr, rep
+    level = au.rms_db(x)
+    if level < silence_db:
+        rep.status, rep.reason = "rejected", f"silent (RMS {level:.1f} dBFS < {silence_db:.0f} dBFS)"
+        return None, sr, rep
+    return x, sr, rep
+
+
+def _reject_track(tf: TrackFiles, reports: list[FileReport], why: str) -> list[FileReport]:
+    """Mark every still-ok file of a rejected track as skipped, naming the reason."""
+    for r in reports:
+        if r.status == "ok":
+            r.status, r.reason = "skipped", f"track rejected: {why}"
+    return reports
+
+
+def _load_track(tf: TrackFiles, params: Params) -> tuple[dict[str, np.ndarray] | None, bool, list[FileReport], float]:
+    """Validate and decode a track's stems into aligned 32 kHz mono arrays (or reject it)."""
+    c = params.curate
+    reports = list(tf.problems)
+    ambiguous = {r.stem for r in tf.problems if r.stem}
+    decoded: dict[str, np.ndarray] = {}
+    seconds = 0.0
+    for stem in CATEGORIES:
+        if stem in tf.stems:
+            x, sr, rep = _validate_file(tf, stem, tf.stems[stem], c.silence_db)
+            reports.append(rep)
+            if x is not None:
+                seconds += x.shape[1] / sr
+                decoded[stem] = au.resample(au.to_mono(x), sr, c.sample_rate)
+    bad = sorted({r.stem for r in reports if r.status == "rejected" and r.stem} | ambiguous)
+    missing = [s for s in ("acapella", "instrumental") if s not in tf.stems and s not in ambiguous]
+    if bad or missing:
+        why = "; ".join(filter(None, [f"bad {', '.join(bad)}" if bad else "",
+                                      f"missing {', '.join(missing)}" if missing else ""]))
+        return None, False, _reject_track(tf, reports, why), seconds
+    lengths = {s: len(v) / c.sample_rate for s, v in decoded.items()}
+    spread = max(lengths.values()) - min(lengths.values())
+    if spread > c.duration_tolerance_s:
+        desc = ", ".join(f"{s} {d:.2f} s" for s, d in lengths.items())
+        return None, False, _reject_track(tf, reports, f"stem durations differ by {spread:.2f} s > "
+                                          f"{c.duration_tolerance_s} s tolerance ({desc})"), seconds
+    n = min(len(v) for v in decoded.values())
+    decoded = {s: v[:n] for s, v in decoded.items()}
+    mixed = "full" not in decoded
+    if mixed:
+        decoded["full"] = decoded["acapella"] + decoded["instrumental"]
+        reports.append(FileReport(tf.artist, tf.track, str(tf.directory / "full (mixed)"), "full", "mixed",
+                                  "full.* missing: made by summing acapella + instrumental", n / c.sample_rate,
+                                  c.sample_rate, 1))
+    if n < round(c.segment_seconds * c.sample_rate):
+        return None, mixed, _reject_track(tf, reports, f"shorter ({n / c.sample_rate:.2f} s) than one "
+                                          f"{c.segment_seconds} s segment"), seconds
+    return decoded, mixed, reports, seconds
+
+
+def shared_gain_db(stems: dict[str, np.ndarray], sr: int, target_lufs: float) -> tuple[float, float]:
+    """One gain for all stems: reach ``target_lufs`` on the full mix without any stem above −1 dBFS."""
+    loud = au.loudness_lufs(stems["full"], sr)
+    gain = target_lufs - loud
+    peak = max(float(np.max(np.abs(v))) for v in stems.values())
+    # the peak ceiling wins over the loudness target: clipping one stem would break full = sum
+    max_gain = 20 * math.log10(PEAK_CEILING / max(peak, 1e-9))
+    return min(gain, max_gain), loud
+
+
+def _segment_sidecar(artist: str, track: str, category: str, seg_id: str, duration: float, sr: int) -> dict[str, Any]:
+    """audiocraft ``MusicInfo`` fields for one segment; stage 02 fills the caption fields."""
+    return {
+        "key": None, "artist": artist, "sample_rate": sr, "file_extension": "wav", "description": "",
+        "keywords": None, "duration": duration, "bpm": None, "genre": None, "title": track,
+        "name": seg_id, "instrument": INSTRUMENT_TAG[category], "moods": None,
+    }
+
+
+def process_track(tf: TrackFiles, params: Params, curated: Path) -> dict[str, Any]:
+    """Validate, normalise and segment one track; write its files; return its outcome record."""
+    c = params.curate
+    sr = c.sample_rate
+    stems, mixed, reports, seconds = _load_track(tf, params)
+    outcome: dict[str, Any] = {"reports": [dataclasses.asdict(r) for r in reports], "seconds": seconds,
+                               "track": None, "segments": []}
+    if stems is None:
+        return outcome
+    a_slug, t_slug = slugify(tf.artist), slugify(tf.track)
+    track_id = f"{a_slug}/{t_slug}"
+    gain_db, loud = shared_gain_db(stems, sr, c.target_lufs)
+    g = 10 ** (gain_db / 20)
+    seg_len = round(c.segment_seconds * sr)
+    n_seg = len(stems["full"]) // seg_len
+    audio_paths, kept, dropped, segments = {}, {}, {}, []
+    for cat in CATEGORIES:
+        x = (stems[cat] * g).astype(np.float32)
+        rel = f"tracks/{track_id}/{cat}.wav"
+        au.save_audio(curated / rel, x, sr, subtype="PCM_16")
+        audio_paths[cat] = rel
+        kept[cat], dropped[cat] = 0, 0
+        for i in range(n_seg):
+            seg = x[i * seg_len:(i + 1) * seg_len]
+            level = au.rms_db(seg)
+            if level < c.silence_db:
+                dropped[cat] += 1
+                continue
+            seg_id = f"{track_id}/{cat}/{i:03d}"
+            seg_rel = f"segments/{cat}/{track_id}/{i:03d}.wav"
+            au.save_audio(curated / seg_rel, seg, sr, subtype="PCM_16")
+            atomic_write_json((curated / seg_rel).with_suffix(".json"),
+                              _segment_sidecar(tf.artist, tf.track, cat, seg_id, seg_len / sr, sr))
+            segments.append(dataclasses.asdict(SegmentRecord(
+                seg_id, tf.artist, tf.track, track_id, cat, "", i, i * seg_len / sr, seg_len / sr, seg_rel, level)))
+            kept[cat] += 1
+    record = TrackRecord(tf.artist, tf.track, track_id, "", len(stems["full"]) / sr, sr, gain_db, loud, mixed,
+                         audio_paths, kept, dropped, {s: str(p) for s, p in tf.stems.items()})
+    outcome["track"] = dataclasses.asdict(record)
+    outcome["segments"] = segments
+    return outcome
+
+
+def _process_with_state(args: tuple[TrackFiles, Params, Path, str]) -> tuple[dict[str, Any], bool]:
+    """Worker: reuse the stored outcome when the fingerprint matches, else process and store it."""
+    tf, params, curated, fp = args
+    state_path = _state_path(curated, tf)
+    if state_path.exists():
+        state = read_json(state_path)
+        if state.get("fingerprint") == fp and _outputs_exist(curated, state["outcome"]):
+            return state["outcome"], True
+    outcome = process_track(tf, params, curated)
+    atomic_write_json(state_path, {"fingerprint": fp, "outcome": outcome})
+    return outcome, False
+
+
+def _state_path(curated: Path, tf: TrackFiles) -> Path:
+    """Where one track's fingerprint and outcome are stored."""
+    return curated / "state" / slugify(tf.artist) / f"{slugify(tf.track)}.json"
+
+
+def _outputs_exist(curated: Path, outcome: dict[str, Any]) -> bool:
+    """Whether every file a stored outcome refers to is still on disk."""
+    paths = [s["path"] for s in outcome["segments"]]
+    if outcome["track"]:
+        paths += list(outcome["track"]["audio"].values())
+    return all((curated / p).exists() for p in paths)
+
+
+# --------------------------------------------------------------------------- split and manifests
+
+
+def assign_splits(track_ids: Iterable[tuple[str, str]], fractions: dict[str, float], seed: int) -> dict[str, str]:
+    """Split tracks (``(artist, track_id)`` pairs) into train/valid/test per artist, seeded, by track."""
+    unknown = set(fractions) - set(SPLITS)
+    if unknown or not math.isclose(sum(fractions.values()), 1.0, abs_tol=1e-6):
+        raise ValueError(f"split_fractions must use keys {SPLITS} and sum to 1, got {fractions}")
+    by_artist: dict[str, list[str]] = defaultdict(list)
+    for artist, tid in track_ids:
+        by_artist[artist].append(tid)
+    out: dict[str, str] = {}
+    for artist, tids in sorted(by_artist.items()):
+        # order by a seeded hash, so a track's rank does not depend on which other tracks exist
+        order = sorted(tids, key=lambda t: text_sha1(f"{seed}:{t}"))
+        n_test, n_valid = _split_sizes(len(order), fractions)
+        for i, tid in enumerate(order):
+            out[tid] = "test" if i < n_test else "valid" if i < n_test + n_valid else "train"
+    return out
+
+
+def _split_sizes(n: int, fractions: dict[str, float]) -> tuple[int, int]:
+    """Numbers of test and valid tracks for an artist with ``n`` tracks (train keeps at least one)."""
+    ft, fv = fractions.get("test", 0.0), fractions.get("valid", 0.0)
+    n_test = max(1, round(n * ft)) if ft > 0 and n >= 2 else 0
+    n_valid = max(1, round(n * fv)) if fv > 0 and n - n_test >= 2 else 0
+    while n_test + n_valid > n - 1 and n_valid > 0:
+        n_valid -= 1
+    while n_test + n_valid > n - 1 and n_test > 0:
+        n_test -= 1
+    return n_test, n_valid
+
+
+def write_manifests(curated: Path, segments: list[SegmentRecord], sample_rate: int) -> dict[str, dict[str, int]]:
+    """Write audiocraft ``data.jsonl`` per category and split; return the segment counts."""
+    counts: dict[str, dict[str, int]] = {c: {s: 0 for s in SPLITS} for c in CATEGORIES}
+    rows: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for s in segments:
+        line = {"path": str((curated / s.path).resolve()), "duration": s.duration_s,
+                "sample_rate": sample_rate, "amplitude": None, "weight": None, "info_path": None}
+        rows[(s.category, s.split)].append(_dumps(line))
+        counts[s.category][s.split] += 1
+    for cat in CATEGORIES:
+        for split in SPLITS:
+            write_if_changed(curated / "manifests" / cat / split / "data.jsonl",
+                             "".join(f"{r}\n" for r in rows.get((cat, split), [])))
+    return counts
+
+
+def _dumps(obj: Any) -> str:
+    """Compact, key-sorted JSON for manifest lines."""
+    import json
+
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def raw_root(params: Params) -> Path:
+    """The stems to curate: the user's ``data_root`` or the synthetic corpus in the run dir."""
+    if params.curate.data_root:
+        return Path(params.curate.data_root)
+    from .synth import make_synthetic_corpus
+
+    c = params.curate
+    make_synthetic_corpus(params.run.raw, tracks_per_artist=c.synth_tracks_per_artist,
+                          seconds=c.synth_track_seconds, sr=c.synth_sample_rate, seed=params.seed)
+    return params.run.raw
+
+
+def run_curation(params: Params, progress: bool = True) -> CurationResult:
+    """Curate the profile's stems into ``<run_dir>/curated`` (incremental; raw data read-only)."""
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    root = raw_root(params)
+    curated = params.run.curated
+    curated.mkdir(parents=True, exist_ok=True)
+    found, strays = discover(root)
+    jobs = [(tf, params, curated, track_fingerprint(tf, params)) for tf in found]
+    outcomes: list[tuple[dict[str, Any], bool]] = []
+    workers = min(params.n_workers, max(1, len(jobs)))
+    bar = tqdm(total=len(jobs), desc="curating tracks", unit="track", disable=not progress)
+    if workers <= 1:
+        for job in jobs:
+            outcomes.append(_process_with_state(job))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for res in pool.map(_process_with_state, jobs):
+                outcomes.append(res)
+                bar.update()
+    bar.close()
+    _remove_stale(curated, found)
+    report = strays + [FileReport(**r) for o, _ in outcomes for r in o["reports"]]
+    accepted = [o for o, _ in outcomes if o["track"]]
+    split = assign_splits(((o["track"]["artist"], o["track"]["track_id"]) for o in accepted),
+                          params.curate.split_fractions, params.seed)
+    tracks = [TrackRecord(**{**o["track"], "split": split[o["track"]["track_id"]]}) for o in accepted]
+    segments = [SegmentRecord(**{**s, "split": split[s["track_id"]]}) for o in accepted for s in o["segments"]]
+    counts = write_manifests(curated, segments, params.curate.sample_rate)
+    _write_tables(curated, params, tracks, segments, report, split, counts)
+    return CurationResult(curated, tracks, segments, report,
+                          processed_tracks=sum(not reused for _, reused in outcomes),
+                          reused_tracks=sum(reused for _, reused in outcomes),
+                          audio_seconds_processed=sum(o["seconds"] for o, reused in outcomes if not reused),
+                          wall_seconds=time.perf_counter() - start)
+
+
+def _remove_stale(curated: Path, found: list[TrackFiles]) -> None:
+    """Delete outputs of tracks that are no longer in the input, so manifests stay truthful."""
+    live = {(slugify(t.artist), slugify(t.track)) for t in found}
+    state_root = curated / "state"
+    if not state_root.exists():
+        return
+    for state in state_root.glob("*/*.json"):
+        key = (state.parent.name, state.stem)
+        if key not in live:
+            state.unlink()
+            for cat in CATEGORIES:
+                shutil.rmtree(curated / "segments" / cat / key[0] / key[1], ignore_errors=True)
+            shutil.rmtree(curated / "tracks" / key[0] / key[1], ignore_errors=True)
+
+
+def _write_tables(curated: Path, params: Params, tracks: list[TrackRecord], segments: list[SegmentRecord],
+                  report: list[FileReport], split: dict[str, str], counts: dict[str, dict[str, int]]) -> None:
+    """Write the tables later stages and the book read (only when their content changed)."""
+    import json
+
+    def jsonl(rows: Iterable[Any]) -> str:
+        return "".join(json.dumps(dataclasses.asdict(r), sort_keys=True, ensure_ascii=False) + "\n" for r in rows)
+
+    write_if_changed(curated / "tracks.jsonl", jsonl(tracks))
+    write_if_changed(curated / "segments.jsonl", jsonl(segments))
+    summary = {
+        "tracks_found": len({(r.artist, r.track) for r in report if r.track}),
+        "tracks_accepted": len(tracks),
+        "files_rejected": sum(r.status == "rejected" for r in report),
+        "files_skipped": sum(r.status == "skipped" for r in report),
+        "files_unexpected": sum(r.status == "unexpected" for r in report),
+        "full_mixes_made": sum(r.status == "mixed" for r in report),
+        "segments": counts,
+    }
+    write_if_changed(curated / "report.json", json.dumps(
+        {"summary": summary, "files": [dataclasses.asdict(r) for r in report]}, indent=2, ensure_ascii=False) + "\n")
+    write_if_changed(curated / "split.json", json.dumps(
+        {"seed": params.seed, "fractions": params.curate.split_fractions, "by": "track, stratified by artist",
+         "tracks": dict(sorted(split.items()))}, indent=2, ensure_ascii=False) + "\n")
+
+
+def _curated_dir(run_dir: str | Path) -> Path:
+    """Accept a run dir or its ``curated/`` subfolder."""
+    p = Path(run_dir)
+    return p if (p / "tracks.jsonl").exists() else p / "curated"
+
+
+def load_tracks(run_dir: str | Path) -> list[TrackRecord]:
+    """Accepted tracks of a curated run."""
+    return [TrackRecord(**r) for r in read_jsonl(_curated_dir(run_dir) / "tracks.jsonl")]
+
+
+def load_segments(run_dir: str | Path) -> list[SegmentRecord]:
+    """Kept segments of a curated run."""
+    return [SegmentRecord(**r) for r in read_jsonl(_curated_dir(run_dir) / "segments.jsonl")]
+
+
+def load_report(run_dir: str | Path) -> tuple[dict[str, Any], list[FileReport]]:
+    """The validation report: summary and per-file rows."""
+    data = read_json(_curated_dir(run_dir) / "report.json")
+    return data["summary"], [FileReport(**r) for r in data["files"]]
+
+
+def tables(result: CurationResult) -> dict[str, Any]:
+    """DataFrames the dataset chapter shows: tracks, segment counts, problems."""
+    import pandas as pd
+
+    tracks = pd.DataFrame([dataclasses.asdict(t) for t in result.tracks])
+    segs = pd.DataFrame([dataclasses.asdict(s) for s in result.segments])
+    counts = (segs.groupby(["artist", "category", "split"]).size().unstack("split", fill_value=0)
+              .reindex(columns=list(SPLITS), fill_value=0) if len(segs) else pd.DataFrame())
+    problems = pd.DataFrame([dataclasses.asdict(r) for r in result.report if r.status != "ok"],
+                            columns=[f.name for f in dataclasses.fields(FileReport)])
+    return {"tracks": tracks, "segments": segs, "counts": counts, "problems": problems}
+
+
+def example_segments(segments: list[SegmentRecord], split: str = "test") -> dict[str, dict[str, SegmentRecord]]:
+    """One aligned example per artist: the first segment index kept in all three stems of a ``split`` track."""
+    by_key: dict[tuple[str, int], dict[str, SegmentRecord]] = defaultdict(dict)
+    for s in segments:
+        if s.split == split:
+            by_key[(s.track_id, s.index)][s.category] = s
+    out: dict[str, dict[str, SegmentRecord]] = {}
+    for (tid, idx), cats in sorted(by_key.items()):
+        artist = next(iter(cats.values())).artist
+        if artist not in out and len(cats) == len(CATEGORIES):
+            out[artist] = cats
+    return out
+
+
+__all__ = [
+    "tables", "example_segments",
+    "FileReport", "TrackFiles", "TrackRecord", "SegmentRecord", "CurationResult", "slugify", "discover",
+    "track_fingerprint", "process_track", "shared_gain_db", "assign_splits", "write_manifests", "raw_root",
+    "run_curation", "load_tracks", "load_segments", "load_report",
+]

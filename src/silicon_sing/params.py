@@ -1,0 +1,221 @@
+"""Run parameters: one YAML file per profile (``params/smoke.yaml``, ``params/paper.yaml``).
+
+Notebooks take two papermill parameters, ``params_file`` and ``overrides`` (a dict with dotted
+keys such as ``{"train.epochs": 1}``), and call :func:`load_params`. Each pipeline stage owns one
+section dataclass; unknown keys are rejected with the file and key named, so a typo in a
+parameter file never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CATEGORIES = ("acapella", "instrumental", "full")
+SPLITS = ("train", "valid", "test")
+
+
+class ParamsError(ValueError):
+    """A parameter file is missing, malformed or names an unknown key."""
+
+
+@dataclass
+class CurateParams:
+    """Dataset curation (stage 01)."""
+
+    data_root: str | None = None  # None: synthesise the embedded default's stems into <run_dir>/raw
+    synth_tracks_per_artist: int = 4
+    synth_track_seconds: float = 24.0
+    synth_sample_rate: int = 44100
+    sample_rate: int = 32000  # MusicGen's rate
+    segment_seconds: float = 6.0  # 30 s in the paper profile
+    target_lufs: float = -18.0  # applied to the full mix; the same gain goes to all three stems
+    duration_tolerance_s: float = 0.5  # stems of one track may differ by at most this much
+    silence_db: float = -50.0  # a stem or segment whose RMS (dBFS) is below this is silent
+    split_fractions: dict[str, float] = field(
+        default_factory=lambda: {"train": 0.5, "valid": 0.25, "test": 0.25}
+    )
+
+
+@dataclass
+class CaptionParams:
+    """Essentia captioning (stage 02)."""
+
+    essentia_model_dir: str | None = None  # None: model-free mood/genre fallback
+    caption_uuid: str | None = None  # None: generated once per run and recorded in the run dir
+
+
+@dataclass
+class TrainParams:
+    """Fine-tuning with torchrun (stage 03)."""
+
+    model: str = "nano"  # "nano" (offline smoke model) or a MusicGen name/dir, e.g. facebook/musicgen-melody
+    nproc_per_node: int = 2
+    dist_backend: str = "gloo"  # gloo on CPU, nccl on GPU
+    epochs: int = 3
+    updates_per_epoch: int = 100
+    batch_size: int = 8  # global, split over ranks
+    lr: float = 1.0
+    optimizer: str = "dadam"
+    warmup_steps: int = 8
+    cfg_dropout: float = 0.3
+    grad_clip: float = 1.0
+    precision: str = "fp32"  # fp32 on CPU; bf16/fp16 autocast on GPU
+
+
+@dataclass
+class EvaluateParams:
+    """Continuations and metrics (stage 04)."""
+
+    prompt_seconds: float = 2.0
+    kl_backend: str = "spectral-classes"  # model-free; "passt" in the paper profile
+    fad_backend: str = "mel-stats"  # model-free; "vggish" in the paper profile
+    bootstrap: int = 1000
+
+
+@dataclass
+class Params:
+    """All parameters of one run."""
+
+    profile: str = "smoke"
+    run_dir: str = "runs/smoke"
+    seed: int = 1234
+    workers: int = 0  # processes for per-track work; 0 = all cores
+    curate: CurateParams = field(default_factory=CurateParams)
+    caption: CaptionParams = field(default_factory=CaptionParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    source: str | None = None  # the parameter file these came from
+    overrides: dict[str, Any] = field(default_factory=dict)  # dotted keys applied on top of the file
+
+    @property
+    def run(self) -> RunPaths:
+        """The run directory's layout."""
+        return RunPaths(Path(self.run_dir))
+
+    @property
+    def n_workers(self) -> int:
+        """Worker processes to use (``workers`` or every core)."""
+        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form, as recorded in the run directory."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where each stage of one run keeps its files (two profiles never share a run dir)."""
+
+    root: Path
+
+    @property
+    def raw(self) -> Path:
+        """Synthetic raw stems (smoke profile only; a user's data_root is never written)."""
+        return self.root / "raw"
+
+    @property
+    def curated(self) -> Path:
+        """Stage 01: normalised tracks, segments, manifests, report, split."""
+        return self.root / "curated"
+
+    @property
+    def captions(self) -> Path:
+        """Stage 02: descriptors cache, captions table, the run's UUID."""
+        return self.root / "captions"
+
+    @property
+    def tokens(self) -> Path:
+        """Stage 03: compression-model token cache."""
+        return self.root / "tokens"
+
+    @property
+    def checkpoints(self) -> Path:
+        """Stage 03: training checkpoints and exported models."""
+        return self.root / "checkpoints"
+
+    @property
+    def generations(self) -> Path:
+        """Stage 04: generated continuations."""
+        return self.root / "generations"
+
+    @property
+    def metrics(self) -> Path:
+        """Stage 04: embeddings, probabilities, metrics JSON."""
+        return self.root / "metrics"
+
+    @property
+    def notebooks(self) -> Path:
+        """Executed notebooks of this run."""
+        return self.root / "notebooks"
+
+
+def find_repo_root(start: str | os.PathLike[str] | None = None) -> Path:
+    """The repository root (holding ``_config.yml`` and ``params/``), searched upward from ``start``."""
+    here = Path(start or os.getcwd()).resolve()
+    for p in (here, *here.parents):
+        if (p / "_config.yml").exists() and (p / "params").is_dir():
+            return p
+    env = os.environ.get("SILICON_SING_ROOT")
+    if env:
+        return Path(env).resolve()
+    raise ParamsError(f"cannot find the repository root above {here} (looked for _config.yml and params/)")
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``data``, rejecting unknown keys."""
+    names = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("source", "overrides")}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ParamsError(f"{where}: unknown parameter(s) {unknown}; known: {sorted(names)}")
+    kwargs = {}
+    for k, v in data.items():
+        default = names[k].default_factory() if names[k].default_factory is not dataclasses.MISSING else names[k].default
+        if dataclasses.is_dataclass(default) and isinstance(v, dict):
+            v = _build(type(default), v, f"{where}.{k}")
+        kwargs[k] = v
+    return cls(**kwargs)
+
+
+def _apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``data['a']['b'] = value`` for ``dotted='a.b'``."""
+    *parents, last = dotted.split(".")
+    node = data
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[last] = value
+
+
+def load_params(params_file: str | os.PathLike[str] = "params/smoke.yaml", overrides: dict[str, Any] | None = None,
+                root: str | os.PathLike[str] | None = None) -> Params:
+    """Load a profile's parameter file, apply dotted ``overrides``, resolve paths against the repo root."""
+    path = Path(params_file)
+    if not path.is_absolute():
+        base = Path(root) if root else find_repo_root()
+        path = base / path
+    if not path.exists():
+        raise ParamsError(f"parameter file {path} does not exist (profiles live in params/*.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML ({e})") from e
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping of parameters at the top level")
+    for k, v in (overrides or {}).items():
+        _apply_override(data, k, v)
+    params = _build(Params, data, str(path))
+    params.source = str(path)
+    params.overrides = dict(overrides or {})
+    repo = path.parent.parent
+    params.run_dir = str((repo / params.run_dir).resolve()) if not Path(params.run_dir).is_absolute() else params.run_dir
+    root_dir = params.curate.data_root
+    if root_dir and not Path(root_dir).expanduser().is_absolute():
+        params.curate.data_root = str((repo / root_dir).resolve())
+    elif root_dir:
+        params.curate.data_root = str(Path(root_dir).expanduser())
+    return params

@@ -1,0 +1,142 @@
+"""Run the book's notebooks with papermill for one profile, then build the Jupyter Book.
+
+``python -m silicon_sing.pipeline run  --params params/smoke.yaml``   executes every notebook
+``python -m silicon_sing.pipeline book --params params/smoke.yaml``   executes, then builds _build/html
+
+Executed notebooks go to ``<run_dir>/notebooks/`` (the run's record) and are copied to
+``book/executed/`` for the build, which reuses them (``execute_notebooks: 'off'``) instead of
+running them again. A failing notebook stops the pipeline; its executed copy, error included, is
+kept and named in the message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .fsutil import atomic_write_json
+from .params import Params, find_repo_root, load_params
+
+
+@dataclass
+class StageTiming:
+    """Wall time of one executed notebook."""
+
+    notebook: str
+    seconds: float
+    ok: bool
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised; the message names it and where its executed copy with the error is."""
+
+
+def source_notebooks(repo: Path, only: list[str] | None = None) -> list[Path]:
+    """The pipeline's notebooks in order (``notebooks/NN_*.ipynb``), optionally filtered by prefix."""
+    nbs = sorted(p for p in (repo / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        nbs = [p for p in nbs if any(p.name.startswith(o) for o in only)]
+    return nbs
+
+
+def execute_notebook(src: Path, out: Path, params: Params, repo: Path) -> float:
+    """Execute one notebook with papermill (cwd = repo root); return its wall time in seconds."""
+    import papermill as pm
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(src), str(out), parameters={"params_file": params.source, "overrides": params.overrides},
+            cwd=str(repo), kernel_name="python3", progress_bar=True, log_output=False,
+        )
+    except pm.PapermillExecutionError as e:
+        raise NotebookFailed(
+            f"{src.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
+            f"The executed notebook with the full traceback is {out}"
+        ) from None
+    return time.perf_counter() - start
+
+
+def run_notebooks(params: Params, only: list[str] | None = None) -> list[StageTiming]:
+    """Execute the notebooks in order for ``params``' profile; record timings in the run dir."""
+    repo = find_repo_root(Path(params.source).parent)
+    timings: list[StageTiming] = []
+    out_dir = params.run.notebooks
+    timing_file = out_dir / "timings.json"
+    previous = json.loads(timing_file.read_text()) if timing_file.exists() else {}
+    for src in source_notebooks(repo, only):
+        print(f"▶ {src.name} ({params.profile})", flush=True)
+        try:
+            secs = execute_notebook(src, out_dir / src.name, params, repo)
+        except NotebookFailed:
+            timings.append(StageTiming(src.name, float("nan"), False))
+            raise
+        finally:
+            merged = {**previous, **{t.notebook: {"seconds": t.seconds, "ok": t.ok} for t in timings}}
+            atomic_write_json(timing_file, merged)
+        timings.append(StageTiming(src.name, secs, True))
+        print(f"  done in {secs:.1f} s", flush=True)
+    atomic_write_json(timing_file, {**previous, **{t.notebook: {"seconds": t.seconds, "ok": t.ok} for t in timings}})
+    return timings
+
+
+def publish_notebooks(params: Params, repo: Path) -> list[Path]:
+    """Copy the run's executed notebooks into ``book/executed/`` for the book build."""
+    dest = repo / "book" / "executed"
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    copied = []
+    for nb in source_notebooks(repo):
+        executed = params.run.notebooks / nb.name
+        if not executed.exists():
+            raise FileNotFoundError(f"{executed} is missing: run the pipeline first (make book)")
+        shutil.copy2(executed, dest / nb.name)
+        copied.append(dest / nb.name)
+    return copied
+
+
+def build_book(repo: Path, strict: bool = True) -> float:
+    """``jupyter-book build`` at the repo root (warnings are errors when ``strict``); return seconds."""
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(repo), "--path-output", str(repo)]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=repo)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(prog="python -m silicon_sing.pipeline", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["run", "publish", "build", "book"])
+    ap.add_argument("--params", default="params/smoke.yaml", help="the profile's parameter file")
+    ap.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
+    ap.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    repo = find_repo_root(Path(params.source).parent)
+    try:
+        if args.command in ("run", "book"):
+            run_notebooks(params, args.only)
+        if args.command in ("publish", "book"):
+            publish_notebooks(params, repo)
+        if args.command in ("build", "book"):
+            secs = build_book(repo, strict=not args.no_strict)
+            print(f"book built in {secs:.1f} s: {repo / '_build' / 'html' / 'index.html'}")
+    except NotebookFailed as e:
+        print(f"\n✗ {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
