@@ -30,8 +30,14 @@ run: install
 html: install
 	$(PY) -m silicon_sing.pipeline build --params $(PARAMS)
 
-test: install
+test: install browser-deps
 	$(PY) -m pytest
+
+# Debian's Chromium for the browser test (the machine's own package manager; no browser download)
+browser-deps:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
 
 paper:
 	$(MAKE) book PARAMS=params/paper.yaml

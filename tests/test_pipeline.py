@@ -10,30 +10,10 @@ import pytest
 
 from silicon_sing.params import load_params
 from silicon_sing.pipeline import NotebookFailed, run_notebooks, source_notebooks
+from conftest import glued
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = source_notebooks(REPO)
-
-
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory):
-    """Execute all notebooks once into a temporary run directory (the smoke profile)."""
-    run_dir = tmp_path_factory.mktemp("smoke-run")
-    params = load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(run_dir)})
-    timings = run_notebooks(params)
-    return params, timings
-
-
-def glued(nb_path: Path) -> dict[str, str]:
-    """Names and plain-text values glued by an executed notebook."""
-    nb = nbformat.read(nb_path, as_version=4)
-    out = {}
-    for cell in nb.cells:
-        for o in cell.get("outputs", []):
-            meta = o.get("metadata", {}).get("scrapbook", {})
-            if meta.get("name"):
-                out[meta["name"]] = o.get("data", {}).get("text/plain", "")
-    return out
 
 
 @pytest.mark.slow

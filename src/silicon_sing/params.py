@@ -48,24 +48,30 @@ class CaptionParams:
 
     essentia_model_dir: str | None = None  # None: model-free mood/genre fallback
     caption_uuid: str | None = None  # None: generated once per run and recorded in the run dir
+    key_profile: str = "edma"  # Essentia KeyExtractor profile (EDM-derived; suits loop-based pop)
+    min_bpm_confidence: float = 1.0  # RhythmExtractor2013 confidence (0–5.3) below which BPM is withheld
+    min_key_strength: float = 0.45  # KeyExtractor strength below which the key is withheld
 
 
 @dataclass
 class TrainParams:
-    """Fine-tuning with torchrun (stage 03)."""
+    """Fine-tuning with torchrun (stage 03); defaults = smoke profile, paper values in params/paper.yaml."""
 
-    model: str = "nano"  # "nano" (offline smoke model) or a MusicGen name/dir, e.g. facebook/musicgen-melody
-    nproc_per_node: int = 2
+    model: str = "nano"  # "nano" (offline smoke model), an export dir, or a hub name: facebook/musicgen-melody
+    nproc_per_node: int = 2  # torchrun processes (CPU processes or GPUs)
     dist_backend: str = "gloo"  # gloo on CPU, nccl on GPU
     epochs: int = 3
-    updates_per_epoch: int = 100
-    batch_size: int = 8  # global, split over ranks
-    lr: float = 1.0
-    optimizer: str = "dadam"
-    warmup_steps: int = 8
-    cfg_dropout: float = 0.3
-    grad_clip: float = 1.0
+    updates_per_epoch: int = 12  # optimizer steps per epoch (100 in the paper recipe)
+    batch_size: int = 4  # global, split evenly over ranks (8 in the paper recipe)
+    lr: float = 1.0  # D-Adaptation multiplier: leave at 1
+    optimizer: str = "dadam"  # "dadam" (D-Adaptation Adam) or "adamw"
+    warmup_steps: int = 2  # linear warmup of the cosine schedule (8 in the paper recipe)
+    cfg_dropout: float = 0.3  # classifier-free guidance: drop every condition of a batch with this probability
+    word_dropout: float = 0.2  # caption word dropout; the run UUID is never dropped
+    grad_clip: float = 1.0  # max gradient norm (0 = no clipping)
     precision: str = "fp32"  # fp32 on CPU; bf16/fp16 autocast on GPU
+    token_cache: bool = True  # encode each segment once; False re-encodes audio every step (benchmark baseline)
+    max_bad_steps: int = 5  # stop after this many non-finite steps in a row
 
 
 @dataclass
@@ -75,7 +81,13 @@ class EvaluateParams:
     prompt_seconds: float = 2.0
     kl_backend: str = "spectral-classes"  # model-free; "passt" in the paper profile
     fad_backend: str = "mel-stats"  # model-free; "vggish" in the paper profile
-    bootstrap: int = 1000
+    bootstrap: int = 1000  # bootstrap resamples per interval (KL, FAD, deltas)
+    ci_level: float = 0.95
+    fad_inf_steps: int = 25  # FAD-∞: FAD at this many frame counts, fit against 1/n (fadtk)
+    fad_inf_min_n: int = 500  # smallest frame count of the fit (fadtk); lowered for small cells
+    passt_weights: str | None = None  # None: $SILICON_SING_PASST_WEIGHTS, then the torch hub cache
+    vggish_weights: str | None = None  # None: $SILICON_SING_VGGISH_WEIGHTS, then the torch hub cache
+    allow_download: bool = False  # let the paper profile fetch missing PaSST/VGGish weights
 
 
 @dataclass

@@ -87,9 +87,9 @@ def run_notebooks(params: Params, only: list[str] | None = None) -> list[StageTi
     return timings
 
 
-def publish_notebooks(params: Params, repo: Path) -> list[Path]:
-    """Copy the run's executed notebooks into ``book/executed/`` for the book build."""
-    dest = repo / "book" / "executed"
+def publish_notebooks(params: Params, repo: Path, book_root: Path | None = None) -> list[Path]:
+    """Copy the run's executed notebooks into ``<book_root>/book/executed/`` for the book build."""
+    dest = (book_root or repo) / "book" / "executed"
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
@@ -103,9 +103,20 @@ def publish_notebooks(params: Params, repo: Path) -> list[Path]:
     return copied
 
 
-def build_book(repo: Path, strict: bool = True) -> float:
-    """``jupyter-book build`` at the repo root (warnings are errors when ``strict``); return seconds."""
-    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(repo), "--path-output", str(repo)]
+def stage_book_sources(repo: Path, dest: Path) -> Path:
+    """Copy the book's sources (config, toc, prose) to ``dest`` to build a book away from the repo."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(repo / name, dest / name)
+    shutil.copytree(repo / "book", dest / "book", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("executed"))
+    return dest
+
+
+def build_book(repo: Path, strict: bool = True, path_output: Path | None = None) -> float:
+    """``jupyter-book build`` of ``repo`` into ``path_output/_build`` (warnings are errors when ``strict``)."""
+    out = path_output or repo
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(repo), "--path-output", str(out)]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     start = time.perf_counter()

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 
 
-def log_mel(x: np.ndarray, sr: int, n_mels: int = 64, hop: int = 320) -> np.ndarray:
-    """Log-mel spectrogram (dB) of mono audio, for display."""
+@functools.lru_cache(maxsize=8)
+def _mel_filters(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """Slaney mel filterbank (librosa's filters are plain numpy, unlike its JIT-compiled STFT)."""
     import librosa
 
-    m = librosa.feature.melspectrogram(y=x.astype(np.float32), sr=sr, n_fft=1024, hop_length=hop, n_mels=n_mels,
-                                       fmax=sr / 2)
-    return librosa.power_to_db(m, ref=1.0, top_db=80.0)
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).astype(np.float32)
+
+
+def log_mel(x: np.ndarray, sr: int, n_mels: int = 64, hop: int = 320, n_fft: int = 1024) -> np.ndarray:
+    """Log-mel power spectrogram in dB re full scale (floored at −80 dB) of mono audio, for display."""
+    x = np.pad(x.astype(np.float32), (n_fft // 2, n_fft // 2))
+    n_frames = 1 + max(0, (len(x) - n_fft) // hop)
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop][:n_frames]
+    window = np.hanning(n_fft).astype(np.float32)
+    # scaled so that a full-scale sine peaks near 0 dB
+    power = (np.abs(np.fft.rfft(frames * window, axis=1)) / (window.sum() / 2)) ** 2
+    mel = _mel_filters(sr, n_fft, n_mels) @ power.T
+    return np.maximum(10 * np.log10(mel + 1e-10), -80.0)
 
 
 def spectrogram_grid(clips: dict[tuple[str, str], tuple[np.ndarray, int]], rows: Sequence[str],

@@ -1,0 +1,110 @@
+"""The built book in a real browser: pages load cleanly, audio plays, glued numbers are shown."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import glued
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+BOOK_BUDGET_MB = 25  # the smoke book, theme assets included; audio is MP3 inlined per page
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture(scope="module")
+def served_book(smoke_book):
+    """Serve the built HTML on a free localhost port for the duration of the module."""
+    html_dir, _, _ = smoke_book
+    handler = functools.partial(QuietHandler, directory=str(html_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", html_dir
+    server.shutdown()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Static file handler that does not log every request to stderr."""
+
+    def log_message(self, *args) -> None:  # noqa: D401
+        pass
+
+
+def book_pages(html_dir: Path) -> list[str]:
+    """Content pages of the book (not search, genindex or theme assets)."""
+    skip = {"search.html", "genindex.html", "index.html"}
+    return sorted(str(p.relative_to(html_dir)) for p in html_dir.rglob("*.html")
+                  if p.name not in skip and "_static" not in p.parts and "_sources" not in p.parts)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_every_page_loads_plays_audio_and_shows_glued_numbers(served_book, smoke_run, tmp_path_factory) -> None:
+    """Headless Chromium: no console errors, every <audio> has a positive duration, glue present."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (`make browser-deps`)")
+    from playwright.sync_api import sync_playwright
+
+    base, html_dir = served_book
+    params, _ = smoke_run
+    pages = book_pages(html_dir)
+    assert any(p.startswith("book/executed/01_curate") for p in pages)
+    shots = tmp_path_factory.mktemp("screenshots")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                     headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        # network failures are recorded below with their URL, so their generic console echo is skipped
+        page.on("console", lambda m: errors.append(f"{page.url}: {m.text}")
+                if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+        page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+        page.on("requestfailed", lambda r: errors.append(f"{page.url}: request failed {r.url} ({r.failure})"))
+        page.on("response", lambda r: errors.append(f"{page.url}: HTTP {r.status} {r.url}") if r.status >= 400 else None)
+        audio_total = 0
+        for rel in pages:
+            page.goto(f"{base}/{rel}", wait_until="load")
+            durations = page.evaluate("""async () => {
+                const els = [...document.querySelectorAll('audio')];
+                return Promise.all(els.map(a => new Promise(res => {
+                    const done = () => res(a.duration);
+                    if (a.readyState >= 1) return done();
+                    a.addEventListener('loadedmetadata', done, {once: true});
+                    a.addEventListener('error', () => res(-1), {once: true});
+                    a.preload = 'metadata'; a.load();
+                    setTimeout(() => res(-2), 15000);
+                })));
+            }""")
+            assert all(d > 0 for d in durations), f"{rel}: audio durations {durations}"
+            audio_total += len(durations)
+            if rel.startswith("book/executed/01_curate"):
+                text = page.inner_text("body")
+                for name, value in glued(params.run.notebooks / "01_curate.ipynb").items():
+                    shown = value.strip("'\"")
+                    assert shown in text, f"glued value {name}={shown!r} missing from {rel}"
+                page.screenshot(path=str(shots / "dataset.png"), full_page=False)
+        browser.close()
+    # ignore the favicon probe some Chromium builds make against a server that has none
+    real = [e for e in errors if not re.search(r"favicon\.ico", e)]
+    assert not real, "\n".join(real)
+    assert audio_total >= 9
+    assert (shots / "dataset.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_book_stays_within_its_size_budget(smoke_book) -> None:
+    """The smoke book's HTML (theme included) stays under the budget; no page is bloated by audio."""
+    html_dir, _, _ = smoke_book
+    total = sum(p.stat().st_size for p in html_dir.rglob("*") if p.is_file())
+    assert total < BOOK_BUDGET_MB * 2**20, f"built book is {total / 2**20:.1f} MB"
+    biggest = max((p.stat().st_size, p.name) for p in html_dir.rglob("*.html"))
+    assert biggest[0] < 4 * 2**20, f"{biggest[1]} is {biggest[0] / 2**20:.1f} MB"
