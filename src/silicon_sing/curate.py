@@ -433,7 +433,8 @@ def raw_root(params: Params) -> Path:
 
     c = params.curate
     make_synthetic_corpus(params.run.raw, tracks_per_artist=c.synth_tracks_per_artist,
-                          seconds=c.synth_track_seconds, sr=c.synth_sample_rate, seed=params.seed)
+                          seconds=c.synth_track_seconds, sr=c.synth_sample_rate, seed=params.seed,
+                          workers=params.n_workers)
     return params.run.raw
 
 
