@@ -88,6 +88,13 @@ class EvaluateParams:
     passt_weights: str | None = None  # None: $SILICON_SING_PASST_WEIGHTS, then the torch hub cache
     vggish_weights: str | None = None  # None: $SILICON_SING_VGGISH_WEIGHTS, then the torch hub cache
     allow_download: bool = False  # let the paper profile fetch missing PaSST/VGGish weights
+    gen_batch_size: int = 4  # continuations generated together (per rank)
+    gen_nproc: int = 1  # torchrun processes for generation (one per GPU in the paper profile)
+    use_sampling: bool = True
+    top_k: int = 250  # audiocraft's MusicGen defaults
+    temperature: float = 1.0
+    cfg_coef: float = 3.0
+    melody_condition: str = "none"  # melody models: "none" (no chroma) or "target" (audiocraft eval: leaks the answer)
 
 
 @dataclass

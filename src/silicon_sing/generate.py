@@ -1,0 +1,319 @@
+"""Stage 04a — continuations: baseline and fine-tuned MusicGen continue every held-out segment.
+
+For each test segment of each (artist, category) a model hears the first
+``evaluate.prompt_seconds`` of the original and its caption (with the run's UUID), and continues to
+the segment's length. The baseline (pre-trained) model and the fine-tuned model of that category
+get the same prompts, captions, sampling parameters and seeds: examples are batched in one fixed
+order and every batch is seeded from the examples it holds, so sample *i* of both systems drew its
+tokens from identically seeded generators.
+
+Melody models (``facebook/musicgen-melody``) also accept a chroma condition. audiocraft's own
+evaluation feeds the chroma of the *target* clip, which leaks the answer into the condition and
+flatters KL and FAD; we default to no chroma (``evaluate.melody_condition: none``) and record the
+choice with every generation.
+
+Generated audio (prompt included, as audiocraft returns it) is written to
+``<run_dir>/generations/<system>/<category>/<track_id>/<index>.wav`` with a sidecar ``.json``
+holding the :class:`Generation` record; a generation whose inputs and model are unchanged is not
+redone. Under ``torchrun`` each rank takes every ``world_size``-th batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import audio as au
+from .curate import load_segments
+from .fsutil import atomic_write_json, file_sha1, read_json, text_sha1
+from .params import CATEGORIES, Params, load_params
+
+SYSTEMS = ("baseline", "fine-tuned")
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Everything besides the model and the prompt that decides a continuation."""
+
+    prompt_seconds: float
+    use_sampling: bool
+    top_k: int
+    temperature: float
+    cfg_coef: float
+    melody_condition: str
+    batch_size: int
+    seed: int
+
+    @classmethod
+    def from_params(cls, params: Params) -> GenerationSettings:
+        """Settings of a run."""
+        e = params.evaluate
+        if e.melody_condition not in ("none", "target"):
+            raise ValueError(f"evaluate.melody_condition must be 'none' or 'target', not {e.melody_condition!r}")
+        return cls(e.prompt_seconds, e.use_sampling, e.top_k, e.temperature, e.cfg_coef, e.melody_condition,
+                   e.gen_batch_size, params.seed)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One held-out segment to continue."""
+
+    example_id: str  # the segment id: <artist_slug>/<track_slug>/<category>/<index>
+    artist: str
+    category: str
+    track_id: str
+    index: int
+    original: str  # absolute path of the original segment
+    caption: str
+    duration_s: float
+
+
+@dataclass
+class Generation:
+    """One continuation on disk, with what produced it."""
+
+    example_id: str
+    artist: str
+    category: str
+    system: str
+    original: str
+    generated: str  # absolute path
+    prompt_seconds: float
+    duration_s: float
+    caption: str
+    seed: int
+    model: str
+    fingerprint: str
+    settings: dict[str, Any]
+    seconds_to_generate: float
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def read_caption(segment_wav: Path) -> str:
+    """The caption stage 02 wrote into a segment's sidecar (empty if it has not run)."""
+    side = segment_wav.with_suffix(".json")
+    return (read_json(side).get("description") or "") if side.exists() else ""
+
+
+def test_examples(params: Params, categories: Sequence[str] = CATEGORIES) -> list[Example]:
+    """Every held-out (test split) segment of the given categories, in a fixed order."""
+    curated = params.run.curated
+    out = []
+    for s in load_segments(params.run_dir):
+        if s.split == "test" and s.category in categories:
+            path = (curated / s.path).resolve()
+            out.append(Example(s.segment_id, s.artist, s.category, s.track_id, s.index, str(path),
+                               read_caption(path), s.duration_s))
+    return sorted(out, key=lambda e: (e.category, e.duration_s, e.example_id))
+
+
+def batches(examples: Sequence[Example], size: int) -> list[list[Example]]:
+    """Consecutive batches of examples sharing one duration (a batch generates one length)."""
+    out: list[list[Example]] = []
+    for ex in examples:
+        if out and len(out[-1]) < size and out[-1][0].duration_s == ex.duration_s:
+            out[-1].append(ex)
+        else:
+            out.append([ex])
+    return out
+
+
+def batch_seed(settings: GenerationSettings, batch: Sequence[Example]) -> int:
+    """A seed derived from the run seed and the batch's examples, identical for both systems."""
+    return int(text_sha1(f"{settings.seed}:" + "|".join(e.example_id for e in batch))[:8], 16)
+
+
+def output_path(params: Params, system: str, example: Example) -> Path:
+    """Where a system's continuation of an example is written."""
+    return params.run.generations / system / example.category / example.track_id / f"{example.index:03d}.wav"
+
+
+def model_for(params: Params, system: str, category: str) -> str:
+    """The model a system uses for a category: the pre-trained one or that category's fine-tune."""
+    if system == "baseline":
+        return params.train.model
+    from .train import export_dir
+
+    d = export_dir(params, category)
+    if not (d / "state_dict.bin").exists():
+        raise FileNotFoundError(f"no fine-tuned model for '{category}' at {d}: run notebooks/03_finetune.ipynb "
+                                "(or `python -m silicon_sing.train --category ...`) first")
+    return str(d)
+
+
+def model_fingerprint(name: str) -> str:
+    """Identifies a model's weights: file hashes of an export dir, else its name (hub/nano)."""
+    d = Path(name)
+    if d.is_dir():
+        return text_sha1("|".join(file_sha1(d / f) for f in ("state_dict.bin", "compression_state_dict.bin")))
+    return f"name:{name}"
+
+
+def generation_fingerprint(example: Example, settings: GenerationSettings, model_fp: str) -> str:
+    """Everything that decides one continuation, hashed."""
+    return text_sha1(json.dumps([dataclasses.asdict(example), dataclasses.asdict(settings), model_fp],
+                                sort_keys=True))
+
+
+def is_done(path: Path, fingerprint: str) -> bool:
+    """Whether ``path`` holds a continuation made from exactly these inputs."""
+    side = path.with_suffix(".json")
+    return path.exists() and side.exists() and read_json(side).get("fingerprint") == fingerprint
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def prompt_batch(batch: Sequence[Example], prompt_seconds: float, sr: int) -> tuple[Any, Any]:
+    """The prompts ``[B, 1, T]`` (first seconds of each original) and the full targets ``[B, 1, N]``."""
+    import torch
+
+    originals = []
+    for ex in batch:
+        x, file_sr = au.load_audio(ex.original)
+        originals.append(au.resample(au.to_mono(x), file_sr, sr))
+    n = min(len(o) for o in originals)
+    target = torch.from_numpy(np.stack([o[:n] for o in originals]))[:, None, :]
+    return target[..., : int(round(prompt_seconds * sr))], target
+
+
+def continue_batch(model: Any, batch: Sequence[Example], settings: GenerationSettings, seed: int) -> np.ndarray:
+    """Generate one batch of continuations; returns ``[B, N]`` float32 at the model's rate."""
+    import torch
+
+    sr = model.sample_rate
+    prompt, target = prompt_batch(batch, settings.prompt_seconds, sr)
+    if prompt.shape[-1] >= target.shape[-1]:
+        raise ValueError(f"prompt ({settings.prompt_seconds} s) must be shorter than the segment "
+                         f"({batch[0].duration_s} s): lower evaluate.prompt_seconds")
+    model.set_generation_params(duration=batch[0].duration_s, use_sampling=settings.use_sampling,
+                                top_k=settings.top_k, temperature=settings.temperature, cfg_coef=settings.cfg_coef)
+    captions = [ex.caption or None for ex in batch]
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        has_melody = "self_wav" in model.lm.condition_provider.conditioners
+        if has_melody and settings.melody_condition == "target":
+            attributes, prompt_tokens = model._prepare_tokens_and_attributes(
+                captions, prompt.to(model.device), melody_wavs=list(target.to(model.device)))
+            wav = model.generate_audio(model._generate_tokens(attributes, prompt_tokens, False))
+        else:
+            wav = model.generate_continuation(prompt.to(model.device), sr, captions, progress=False)
+    out = wav[:, 0, : target.shape[-1]].float().cpu().numpy()
+    return out
+
+
+def generate_system(params: Params, system: str, category: str, examples: Sequence[Example] | None = None,
+                    model: Any = None, rank: int = 0, world_size: int = 1, progress: bool = True) -> list[Generation]:
+    """Continue every test example of ``category`` with ``system``'s model (skipping finished ones)."""
+    from tqdm.auto import tqdm
+
+    settings = GenerationSettings.from_params(params)
+    name = model_for(params, system, category)
+    model_fp = model_fingerprint(name)
+    examples = [e for e in (examples if examples is not None else test_examples(params, [category]))
+                if e.category == category]
+    todo = [b for i, b in enumerate(batches(examples, settings.batch_size)) if i % world_size == rank]
+    pending = [b for b in todo if not all(
+        is_done(output_path(params, system, e), generation_fingerprint(e, settings, model_fp)) for e in b)]
+    if pending and model is None:
+        from .models import load_model
+
+        model = load_model(name, seed=params.seed)
+    bar = tqdm(total=sum(len(b) for b in todo), desc=f"{system} / {category}", unit="clip", disable=not progress)
+    results: list[Generation] = []
+    for b in todo:
+        seed = batch_seed(settings, b)
+        if b in pending:
+            start = time.perf_counter()
+            wavs = continue_batch(model, b, settings, seed)
+            per_clip = (time.perf_counter() - start) / len(b)
+            for ex, wav in zip(b, wavs):
+                path = output_path(params, system, ex)
+                rec = Generation(ex.example_id, ex.artist, ex.category, system, ex.original, str(path),
+                                 settings.prompt_seconds, ex.duration_s, ex.caption, seed, name,
+                                 generation_fingerprint(ex, settings, model_fp), dataclasses.asdict(settings),
+                                 per_clip)
+                au.save_audio(path, wav, model.sample_rate, subtype="PCM_16")
+                atomic_write_json(path.with_suffix(".json"), dataclasses.asdict(rec))
+        results.extend(Generation(**read_json(output_path(params, system, ex).with_suffix(".json"))) for ex in b)
+        bar.update(len(b))
+    bar.close()
+    return results
+
+
+def run_generation(params: Params, categories: Sequence[str] = CATEGORIES, systems: Sequence[str] = SYSTEMS,
+                   progress: bool = True) -> list[Generation]:
+    """Generate all continuations in this process, or dispatch torchrun when ``evaluate.gen_nproc > 1``."""
+    if params.evaluate.gen_nproc > 1:
+        launch(params, categories, systems)
+        return load_generations(params.run_dir)
+    out: list[Generation] = []
+    examples = test_examples(params, categories)
+    for system in systems:
+        for category in categories:
+            out.extend(generate_system(params, system, category, examples, progress=progress))
+    return out
+
+
+def load_generations(run_dir: str | Path, systems: Iterable[str] = SYSTEMS) -> list[Generation]:
+    """Every continuation recorded under ``<run_dir>/generations``."""
+    root = Path(run_dir) / "generations"
+    out = []
+    for system in systems:
+        for side in sorted((root / system).rglob("*.json")) if (root / system).exists() else []:
+            out.append(Generation(**read_json(side)))
+    return out
+
+
+# --------------------------------------------------------------------------- torchrun
+
+
+def launch(params: Params, categories: Sequence[str], systems: Sequence[str]) -> None:
+    """Run ``python -m silicon_sing.generate`` under torchrun with ``evaluate.gen_nproc`` processes."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={params.evaluate.gen_nproc}", "-m", "silicon_sing.generate",
+           "--params", str(params.source), "--overrides", json.dumps(params.overrides),
+           "--categories", *categories, "--systems", *systems]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-30:])
+        raise RuntimeError(f"generation under torchrun failed (exit {proc.returncode}):\n{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; under torchrun each rank (``RANK``/``WORLD_SIZE``) takes its share of the batches."""
+    ap = argparse.ArgumentParser(prog="python -m silicon_sing.generate")
+    ap.add_argument("--params", required=True)
+    ap.add_argument("--overrides", default="{}")
+    ap.add_argument("--categories", nargs="+", default=list(CATEGORIES))
+    ap.add_argument("--systems", nargs="+", default=list(SYSTEMS))
+    args = ap.parse_args(argv)
+    params = load_params(args.params, json.loads(args.overrides))
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+    examples = test_examples(params, args.categories)
+    for system in args.systems:
+        for category in args.categories:
+            generate_system(params, system, category, examples, rank=rank, world_size=world, progress=rank == 0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""Continuations: held-out prompts, identical seeds for both systems, prompt kept, reruns free."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from silicon_sing import generate as G
+from silicon_sing.curate import run_curation
+from silicon_sing.models import export_model, nano_musicgen
+from silicon_sing.params import load_params
+from silicon_sing.train import export_dir
+from stems import tone_stems, write_track
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def curated_run(tmp_path_factory: pytest.TempPathFactory):
+    """A curated run (2 artists × 3 tracks, 2 s segments) with a nano 'fine-tuned' export per category."""
+    tmp = tmp_path_factory.mktemp("gen")
+    for a, artist in enumerate(("Ana", "Bo")):
+        for t in range(3):
+            write_track(tmp / "stems", artist, f"t{t}", tone_stems(4.2, 32000, 200.0 + 60 * a, seed=a * 3 + t), 32000)
+    params = load_params(REPO / "params" / "smoke.yaml", {
+        "run_dir": str(tmp / "run"), "curate.data_root": str(tmp / "stems"), "workers": 1,
+        "curate.segment_seconds": 2.0, "evaluate.prompt_seconds": 1.0, "evaluate.gen_batch_size": 2})
+    run_curation(params, progress=False)
+    for cat in ("acapella", "instrumental", "full"):
+        export_model(nano_musicgen(seed=7), export_dir(params, cat))
+    return params
+
+
+def test_examples_are_the_test_split_in_a_fixed_order(curated_run) -> None:
+    """Only held-out segments are continued, ordered deterministically, with their captions."""
+    ex = G.test_examples(curated_run)
+    assert ex and all("/test/" not in e.original for e in ex)  # paths are by category, split is in the record
+    from silicon_sing.curate import load_segments
+
+    test_ids = {s.segment_id for s in load_segments(curated_run.run_dir) if s.split == "test"}
+    assert {e.example_id for e in ex} == test_ids
+    assert ex == G.test_examples(curated_run)
+
+
+def test_batches_share_a_duration_and_seeds_ignore_the_system(curated_run) -> None:
+    """Batches never mix lengths; a batch's seed depends on its examples and the run seed only."""
+    ex = G.test_examples(curated_run)
+    bs = G.batches(ex, 2)
+    assert all(len({e.duration_s for e in b}) == 1 and len(b) <= 2 for b in bs)
+    s = G.GenerationSettings.from_params(curated_run)
+    assert G.batch_seed(s, bs[0]) == G.batch_seed(s, list(bs[0]))
+    assert G.batch_seed(s, bs[0]) != G.batch_seed(s, bs[1])
+
+
+@pytest.mark.slow
+def test_both_systems_continue_every_example_with_the_same_seeds(curated_run) -> None:
+    """Files of the segment's length at 32 kHz; same seed per example for baseline and fine-tuned."""
+    gens = G.run_generation(curated_run, categories=["acapella"], progress=False)
+    by = {(g.system, g.example_id): g for g in gens}
+    ids = {e.example_id for e in G.test_examples(curated_run, ["acapella"])}
+    assert {k[1] for k in by} == ids and {k[0] for k in by} == {"baseline", "fine-tuned"}
+    for i in ids:
+        b, f = by[("baseline", i)], by[("fine-tuned", i)]
+        assert b.seed == f.seed and b.caption == f.caption and b.settings == f.settings
+        assert b.model == "nano" and f.model.endswith("export")
+        x, sr = sf.read(b.generated)
+        assert sr == 32000 and len(x) == int(b.duration_s * sr)
+        assert json.loads(Path(f.generated).with_suffix(".json").read_text())["system"] == "fine-tuned"
+    mtimes = {g.generated: Path(g.generated).stat().st_mtime_ns for g in gens}
+    again = G.run_generation(curated_run, categories=["acapella"], progress=False)
+    assert {g.generated: Path(g.generated).stat().st_mtime_ns for g in again} == mtimes
+    assert len(G.load_generations(curated_run.run_dir)) == len(gens)
+
+
+@pytest.mark.slow
+def test_continuation_starts_with_the_prompt(curated_run) -> None:
+    """The returned audio begins with the (codec-reconstructed) prompt, then continues."""
+    model = nano_musicgen(seed=3)
+    ex = G.test_examples(curated_run, ["instrumental"])[:2]
+    s = G.GenerationSettings.from_params(curated_run)
+    out = G.continue_batch(model, ex, s, seed=11)
+    prompt, target = G.prompt_batch(ex, s.prompt_seconds, model.sample_rate)
+    with torch.no_grad():
+        codes, _ = model.compression_model.encode(prompt)
+        recon = model.compression_model.decode(codes)[:, 0].numpy()
+    assert out.shape == (2, target.shape[-1])
+    edge = int(0.25 * model.sample_rate)  # the decoder's receptive field straddles the prompt boundary
+    np.testing.assert_allclose(out[:, : prompt.shape[-1] - edge], recon[:, : prompt.shape[-1] - edge], atol=1e-4)
+    again = G.continue_batch(model, ex, s, seed=11)
+    np.testing.assert_array_equal(out, again)
+    assert not np.allclose(out, G.continue_batch(model, ex, s, seed=12))
+
+
+def test_missing_fine_tuned_model_names_the_notebook(curated_run, tmp_path: Path) -> None:
+    """Without an export, the error says which stage to run."""
+    params = load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(tmp_path)})
+    with pytest.raises(FileNotFoundError, match="03_finetune"):
+        G.model_for(params, "fine-tuned", "acapella")
+
+
+def test_melody_condition_is_validated(curated_run) -> None:
+    """Only 'none' and 'target' are accepted, so the book can say which was used."""
+    bad = load_params(REPO / "params" / "smoke.yaml", {"evaluate.melody_condition": "chroma"})
+    with pytest.raises(ValueError, match="melody_condition"):
+        G.GenerationSettings.from_params(bad)
