@@ -88,7 +88,7 @@ class EvaluateParams:
     passt_weights: str | None = None  # None: $SILICON_SING_PASST_WEIGHTS, then the torch hub cache
     vggish_weights: str | None = None  # None: $SILICON_SING_VGGISH_WEIGHTS, then the torch hub cache
     allow_download: bool = False  # let the paper profile fetch missing PaSST/VGGish weights
-    metrics_exclude_prompt: bool = False  # True: score only the continuation; audiocraft scores the whole clip
+    metrics_exclude_prompt: bool = True  # score only the continuation (audiocraft scores the whole clip, prompt included)
     gen_batch_size: int = 4  # continuations generated together (per rank)
     gen_nproc: int = 1  # torchrun processes for generation (one per GPU in the paper profile)
     use_sampling: bool = True
