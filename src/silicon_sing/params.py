@@ -95,6 +95,7 @@ class EvaluateParams:
     top_k: int = 250  # audiocraft's MusicGen defaults
     temperature: float = 1.0
     cfg_coef: float = 3.0
+    listen_per_cell: int = 2  # examples per (artist, category) in the listening room
     melody_condition: str = "none"  # melody models: "none" (no chroma) or "target" (audiocraft eval: leaks the answer)
 
 

@@ -73,3 +73,55 @@ def grouped_counts(counts, title: str, ylabel: str):
                        rotation=30, ha="right")
     ax.legend(title="split", frameon=False)
     return fig
+
+
+SYSTEM_COLORS = {"baseline": "#7f7f7f", "fine-tuned": "#d62728"}
+
+
+def metric_bars(cells, metric: str, title: str | None = None):
+    """Per (category, artist) bars of ``metric`` for each system with their bootstrap intervals."""
+    import matplotlib.pyplot as plt
+
+    df = cells[cells["metric"] == metric]
+    cats = [c for c in ("instrumental", "acapella", "full") if c in set(df["category"])]
+    fig, axes = plt.subplots(1, max(len(cats), 1), figsize=(3.6 * max(len(cats), 1), 3.0), sharey=True,
+                             squeeze=False, constrained_layout=True)
+    systems = [s for s in SYSTEM_COLORS if s in set(df["system"])]
+    width = 0.8 / max(len(systems), 1)
+    for ax, cat in zip(axes[0], cats):
+        sub = df[df["category"] == cat]
+        artists = sorted(set(sub["artist"]))
+        for k, s in enumerate(systems):
+            rows = sub[sub["system"] == s].set_index("artist").reindex(artists)
+            xs = [i + (k - (len(systems) - 1) / 2) * width for i in range(len(artists))]
+            err = [(rows["value"] - rows["ci_low"]).clip(lower=0), (rows["ci_high"] - rows["value"]).clip(lower=0)]
+            ax.bar(xs, rows["value"], width=width, color=SYSTEM_COLORS[s], label=s, yerr=err, capsize=3)
+        ax.set_xticks(range(len(artists)), artists, rotation=20, ha="right")
+        ax.set_title(cat)
+    axes[0][0].set_ylabel(metric)
+    axes[0][-1].legend(frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def delta_forest(deltas, title: str | None = None):
+    """Paired deltas (fine-tuned − baseline) with 95 % intervals, one panel per metric; left of 0 = closer."""
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in ("KL", "FAD") if m in set(deltas.columns.get_level_values(0))]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 0.45 * len(deltas) + 1.2),
+                             squeeze=False, constrained_layout=True)
+    labels = [f"{c} / {a}" for c, a in deltas.index]
+    for ax, m in zip(axes[0], metrics):
+        d, lo, hi = deltas[(m, "delta")], deltas[(m, "ci_low")], deltas[(m, "ci_high")]
+        ys = list(range(len(deltas)))[::-1]
+        colors = ["#2ca02c" if h < 0 else "#d62728" if l > 0 else "#555555" for l, h in zip(lo, hi)]
+        ax.hlines(ys, lo, hi, colors=colors)
+        ax.scatter(d, ys, c=colors, zorder=3)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_yticks(ys, labels)
+        ax.set_title(f"Δ{m} (fine-tuned − baseline)")
+    if title:
+        fig.suptitle(title)
+    return fig

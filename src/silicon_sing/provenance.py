@@ -1,0 +1,58 @@
+"""Where and how a build ran: hardware, versions, and the time each stage took."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .params import Params, find_repo_root
+
+KEY_PACKAGES = ("torch", "torchaudio", "audiocraft", "xformers", "essentia", "jupyter-book", "papermill",
+                "hear21passt", "torchvggish", "numpy")
+
+
+def hardware() -> dict[str, Any]:
+    """CPU cores, GPU count and names, OS and Python of this machine."""
+    import torch
+
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return {"cpu_cores": os.cpu_count(), "gpus": len(gpus), "gpu_names": sorted(set(gpus)),
+            "platform": platform.platform(terse=True), "python": sys.version.split()[0]}
+
+
+def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that decide the results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for n in names:
+        try:
+            out[n] = version(n)
+        except PackageNotFoundError:
+            out[n] = "not installed"
+    return out
+
+
+def stage_timings(params: Params) -> pd.DataFrame:
+    """Wall time of each executed notebook of this run (from the pipeline's ``timings.json``)."""
+    path = params.run.notebooks / "timings.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    rows = [{"notebook": k, "seconds": v["seconds"], "ok": v["ok"]} for k, v in sorted(data.items())]
+    return pd.DataFrame(rows, columns=["notebook", "seconds", "ok"])
+
+
+def pinned_requirements(repo: Path | None = None) -> list[str]:
+    """The pinned lines of requirements*.txt (the one place versions are recorded)."""
+    repo = repo or find_repo_root()
+    lines = []
+    for name in ("requirements.txt", "requirements-nodeps.txt"):
+        p = repo / name
+        if p.exists():
+            lines += [ln.strip() for ln in p.read_text().splitlines() if "==" in ln and not ln.startswith("#")]
+    return lines

@@ -1,0 +1,322 @@
+"""Fine-tuning: token cache, recipe pieces, and real 2-process torchrun runs of the nano model on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from silicon_sing import tokens as tk
+from silicon_sing import train as T
+from silicon_sing.models import nano_musicgen, state_fingerprint
+from silicon_sing.params import Params, load_params
+
+SR = 32000
+UUID = "0f8c2a4e-5b1d-4c3a-9e7f-2d6b8a1c0e94"
+ARTISTS = {"ana": (220.0, "bright energetic pop"), "bo": (165.0, "calm dark ballad"), "cy": (330.0, "fast happy rock")}
+# a small recipe: 2 epochs × 15 updates of a global batch of 4 (2 per process); D-Adaptation needs
+# ~15 steps to grow its step size from d0 = 1e-6, so fewer steps would barely move the loss
+U = 15
+RECIPE = {"train.epochs": 2, "train.updates_per_epoch": U, "train.batch_size": 4, "train.warmup_steps": 2}
+
+
+# --------------------------------------------------------------------------- a tiny curated + captioned run
+
+
+def _voice(t: np.ndarray, f0: float, rng: np.random.Generator) -> np.ndarray:
+    """A harmonic, vibrato'd, syllable-gated tone."""
+    vib = 1 + 0.01 * np.sin(2 * np.pi * 5 * t)
+    x = sum(np.sin(2 * np.pi * f0 * k * vib * t + rng.uniform(0, 6.28)) / k for k in range(1, 5))
+    return 0.2 * x * (0.5 + 0.5 * np.sin(2 * np.pi * 2.5 * t) ** 2)
+
+
+def _inst(t: np.ndarray, f0: float, rng: np.random.Generator) -> np.ndarray:
+    """Bass notes plus noise hits on the beat."""
+    beat = (np.mod(t, 0.5) < 0.05).astype(float)
+    return 0.15 * np.sin(2 * np.pi * f0 / 4 * t) + 0.1 * beat * rng.standard_normal(t.size)
+
+
+def make_fake_run(run_dir: Path, seconds: float = 2.0, tracks_per_artist: int = 2, segments_per_track: int = 3,
+                  seed: int = 0) -> Path:
+    """Curated segments, manifests and captioned sidecars as stages 01–02 write them (CONTRIBUTING.md)."""
+    rng = np.random.default_rng(seed)
+    curated = run_dir / "curated"
+    rows: dict[tuple[str, str], list[str]] = {}
+    n = int(seconds * SR)
+    for a_i, (artist, (f0, mood)) in enumerate(ARTISTS.items()):
+        for tr in range(tracks_per_artist):
+            split = "valid" if tr == tracks_per_artist - 1 and tracks_per_artist > 1 else "train"
+            for i in range(segments_per_track):
+                t = np.arange(n) / SR + i * seconds
+                stems = {"acapella": _voice(t, f0 * (1 + 0.05 * tr), rng), "instrumental": _inst(t, f0, rng)}
+                stems["full"] = stems["acapella"] + stems["instrumental"]
+                for cat, x in stems.items():
+                    path = curated / "segments" / cat / artist / f"track{tr}" / f"{i:03d}.wav"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    sf.write(str(path), x.astype(np.float32), SR, subtype="PCM_16")
+                    side = {"key": None, "artist": artist, "sample_rate": SR, "file_extension": "wav",
+                            "description": f"{UUID} {mood} {cat} track by {artist}", "keywords": None,
+                            "duration": seconds, "bpm": 100 + 20 * a_i, "genre": "pop", "title": f"track{tr}",
+                            "name": f"{artist}/track{tr}/{cat}/{i:03d}", "instrument": cat, "moods": [mood.split()[0]]}
+                    path.with_suffix(".json").write_text(json.dumps(side))
+                    line = {"path": str(path.resolve()), "duration": seconds, "sample_rate": SR, "amplitude": None,
+                            "weight": None, "info_path": None}
+                    rows.setdefault((cat, split), []).append(json.dumps(line, sort_keys=True))
+    for (cat, split), lines in rows.items():
+        m = curated / "manifests" / cat / split / "data.jsonl"
+        m.parent.mkdir(parents=True, exist_ok=True)
+        m.write_text("".join(f"{x}\n" for x in lines))
+    (run_dir / "captions").mkdir(parents=True, exist_ok=True)
+    (run_dir / "captions" / "run_uuid.json").write_text(json.dumps({"uuid": UUID, "source": "test"}))
+    return run_dir
+
+
+def run_params(run_dir: Path, **overrides: object) -> Params:
+    """The smoke profile pointed at ``run_dir`` with the small recipe."""
+    return load_params("params/smoke.yaml", {"run_dir": str(run_dir), **RECIPE, **overrides})
+
+
+def export_state(params: Params, category: str) -> dict[str, torch.Tensor]:
+    """The exported LM weights of one category."""
+    return torch.load(T.export_dir(params, category) / "state_dict.bin", weights_only=False)["best_state"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Params, T.TrainResult]:
+    """One uninterrupted 2-process torchrun run on CPU (the reference for several tests)."""
+    params = run_params(make_fake_run(tmp_path_factory.mktemp("run-a")))
+    return params, T.launch(params, "full", progress=False)
+
+
+# --------------------------------------------------------------------------- torchrun runs
+
+
+@pytest.mark.slow
+def test_two_process_training_lowers_the_loss_and_logs_every_step(trained: tuple[Params, T.TrainResult]) -> None:
+    params, result = trained
+    assert result.world_size == 2 and result.steps == 2 * U and result.skipped_steps == 0
+    assert result.final_train_loss < 0.8 * result.first_train_loss
+    assert len(result.valid_losses) == 2 and result.valid_losses[-1] < result.valid_losses[0]
+    rows = T.read_log(params, "full")
+    steps = [r for r in rows if r["kind"] == "train"]
+    assert [r["step"] for r in steps] == list(range(1, 2 * U + 1))  # rank 0 alone writes, once per step
+    for key in ("loss", "ce", "lr", "effective_lr", "grad_norm", "tokens_per_s", "samples_per_s", "skipped_total"):
+        assert key in steps[-1]
+    assert len(steps[-1]["ce"]) == 4 and all(np.isfinite(steps[-1]["ce"]))
+    assert steps[0]["lr"] == 0.0 and steps[2]["lr"] == pytest.approx(1.0, rel=0.05)  # warmup, then cosine
+    curves = T.loss_curves(params, "full")
+    assert len(curves["train"]) == 2 * U and len(curves["valid"]) == 2
+
+
+@pytest.mark.slow
+def test_export_loads_with_get_pretrained_and_differs_from_the_start(trained: tuple[Params, T.TrainResult]) -> None:
+    from audiocraft.models import MusicGen
+
+    params, result = trained
+    model = MusicGen.get_pretrained(result.export_dir, device="cpu")
+    start = nano_musicgen(seed=params.seed)
+    assert state_fingerprint(model.compression_model) == state_fingerprint(start.compression_model)
+    assert state_fingerprint(model.lm) != state_fingerprint(start.lm)
+    assert not (T.category_dir(params, "full") / T.CHECKPOINT).exists()  # the export supersedes it
+
+
+@pytest.mark.slow
+def test_rerun_with_unchanged_inputs_does_no_work(trained: tuple[Params, T.TrainResult]) -> None:
+    params, result = trained
+    log = Path(result.log_path)
+    before = log.stat().st_mtime_ns
+    start = time.perf_counter()
+    again = T.launch(params, "full", progress=False)
+    assert again.reused and again.fingerprint == result.fingerprint
+    assert time.perf_counter() - start < 15 and log.stat().st_mtime_ns == before
+    assert T.train(params, "full") == 0 and log.stat().st_mtime_ns == before  # the entry point, too
+    assert not T.is_up_to_date(run_params(Path(params.run_dir), **{"train.cfg_dropout": 0.1}), "full")
+
+
+@pytest.mark.slow
+def test_resume_after_kill_mid_epoch_matches_the_uninterrupted_run(
+        trained: tuple[Params, T.TrainResult], tmp_path: Path) -> None:
+    reference, _ = trained
+    params = run_params(make_fake_run(tmp_path / "run-b"))  # same content, another run dir
+    log = T.log_path(params, "full")
+    cmd = T.torchrun_command(params, "full", 2, tmp_path / "torchrun", resume=False)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and sum('"train"' in line for line in log.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)  # what a scheduler or Ctrl-C does; torchrun forwards it to every rank
+    assert proc.wait(timeout=120) != 0
+    events = [r for r in T.read_log(params, "full") if r["kind"] == "event"]
+    assert events[-1]["event"] == "interrupted"
+    ckpt = torch.load(T.category_dir(params, "full") / T.CHECKPOINT, weights_only=False)
+    assert ckpt["epoch"] == 0 and 0 < ckpt["step_in_epoch"] < U  # mid-epoch
+    assert not (T.export_dir(params, "full") / "done.json").exists()
+
+    result = T.launch(params, "full", resume=True, progress=False)
+    assert result.steps == 2 * U
+    steps = [r["step"] for r in T.read_log(params, "full") if r["kind"] == "train"]
+    assert steps == list(range(1, 2 * U + 1))  # rows after the checkpoint were recomputed, not duplicated
+    a, b = export_state(reference, "full"), export_state(params, "full")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_failing_rank_stops_the_job_and_its_error_is_shown(tmp_path: Path) -> None:
+    params = run_params(make_fake_run(tmp_path / "run"))
+    rows = [json.loads(x) for x in (params.run.curated / "manifests" / "acapella" / "train" / "data.jsonl").open()]
+    Path(rows[1]["path"]).write_bytes(b"not audio at all")  # segment 1 is encoded by rank 1
+    start = time.perf_counter()
+    with pytest.raises(T.TrainingFailed) as err:
+        T.launch(params, "acapella", progress=False)
+    assert time.perf_counter() - start < 120  # the other rank does not hang
+    msg = str(err.value)
+    assert "rank 1" in msg and "cannot be decoded" in msg and rows[1]["path"] in msg
+
+
+# --------------------------------------------------------------------------- in-process pieces
+
+
+def test_token_cache_equals_on_the_fly_encoding(tmp_path: Path) -> None:
+    run = make_fake_run(tmp_path / "run", tracks_per_artist=1, segments_per_track=2)
+    paths = [e.path for e in T.load_examples(run, "full", "train")]
+    codec = nano_musicgen(seed=0).compression_model
+    fp = tk.compression_fingerprint(codec)
+    directory = tk.cache_dir(run / "tokens", "full", fp)
+    # two "ranks" encode their shares; together they cover everything once
+    shard0 = tk.build_token_cache(codec, paths, directory, rank=0, world_size=2)
+    written0 = {p for p in shard0 if p.exists()}
+    shard1 = tk.build_token_cache(codec, paths, directory, rank=1, world_size=2)
+    assert shard0 == shard1 and len(written0) == (len(paths) + 1) // 2 and all(p.exists() for p in shard1)
+    for path, file in zip(paths, shard1):
+        on_the_fly = tk.encode_audio(codec, tk.load_segment(path, codec.sample_rate)[None])[0]
+        assert torch.equal(tk.load_codes(file), on_the_fly)
+        assert file.is_relative_to(run / "tokens" / "full" / fp)
+    mtimes = [f.stat().st_mtime_ns for f in shard1]
+    assert tk.build_token_cache(codec, paths, directory) == shard1
+    assert [f.stat().st_mtime_ns for f in shard1] == mtimes  # nothing re-encoded
+    with torch.no_grad():
+        next(codec.parameters()).add_(1e-3)
+    assert tk.compression_fingerprint(codec) != fp  # other codec weights, other cache dir
+
+
+def test_loss_is_audiocrafts_per_codebook_cross_entropy() -> None:
+    from audiocraft.solvers.musicgen import MusicGenSolver
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 7, 11, generator=g)
+    targets = torch.randint(0, 11, (2, 4, 7), generator=g)
+    mask = torch.rand(2, 4, 7, generator=g) > 0.3
+    ours, sums, counts = T.codebook_cross_entropy(logits, targets, mask)
+    theirs, per_k = MusicGenSolver._compute_cross_entropy(None, logits, targets, mask)
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(sums / counts, torch.stack(per_k))
+
+
+def test_batches_do_not_depend_on_the_number_of_processes() -> None:
+    order = T.epoch_order(n_examples=7, n_samples=24, seed=3, epoch=1)
+    assert order == T.epoch_order(7, 24, 3, 1) and order != T.epoch_order(7, 24, 3, 2)
+    assert sorted(order[:7]) == list(range(7))  # every example once before any repeats
+    assert sorted(T.rank_positions(8, 0, 2) + T.rank_positions(8, 1, 2)) == T.rank_positions(8, 0, 1)
+    _, alone = T.step_rngs(3, 1, 5, [0, 1, 2, 3])
+    _, rank1 = T.step_rngs(3, 1, 5, T.rank_positions(4, 1, 2))
+    assert [r.random() for r in rank1] == [alone[i].random() for i in (1, 3)]
+
+
+def test_training_captions_never_lose_the_uuid(tmp_path: Path) -> None:
+    run = make_fake_run(tmp_path / "run", tracks_per_artist=1, segments_per_track=1)
+    ex = T.load_examples(run, "acapella", "train")[0]
+    rng = np.random.default_rng(0)
+    captions = [T.augment(ex, UUID, rng, word_dropout=0.5) for _ in range(200)]
+    assert all(c.split(" ")[0] == UUID for c in captions)
+    assert len(set(captions)) > 20  # the rest is augmented
+
+
+def test_classifier_free_guidance_dropout_nulls_every_condition(tmp_path: Path) -> None:
+    run = make_fake_run(tmp_path / "run", tracks_per_artist=1, segments_per_track=1)
+    exs = T.load_examples(run, "acapella", "train")
+    lm = nano_musicgen(seed=0).lm
+    descs = [e.description for e in exs]
+    def attrs() -> list:
+        return T.make_attributes(lm, exs, descs, [None] * len(exs), SR)
+
+    kept = T.apply_condition_dropout(lm, attrs(), np.random.default_rng(0), 0.0)
+    assert [a.text["description"] for a in kept] == descs
+    dropped = T.apply_condition_dropout(lm, attrs(), np.random.default_rng(0), 1.0)
+    assert all(a.text["description"] is None for a in dropped)
+
+
+def test_missing_captions_point_to_stage_02(tmp_path: Path) -> None:
+    run = make_fake_run(tmp_path / "run", tracks_per_artist=1, segments_per_track=1)
+    side = next((run / "curated" / "segments" / "full").rglob("*.json"))
+    side.write_text(json.dumps({**json.loads(side.read_text()), "description": ""}))
+    with pytest.raises(ValueError, match="captioning"):
+        T.load_examples(run, "full", "train")
+
+
+def test_dispatch_command_rebuilds_the_same_parameters(tmp_path: Path) -> None:
+    params = run_params(tmp_path, **{"train.cfg_dropout": 0.25})
+    params.train.epochs = 5  # changed after loading: still passed on
+    cmd = T.torchrun_command(params, "acapella", 2, tmp_path / "logs", resume=True)
+    assert cmd[1:4] == ["-m", "torch.distributed.run", "--standalone"] and "--nproc_per_node=2" in cmd
+    assert cmd[cmd.index("-m", 3) + 1] == "silicon_sing.train" and cmd[-1] == "--resume"
+    rebuilt = load_params(cmd[cmd.index("--params") + 1], json.loads(cmd[cmd.index("--overrides") + 1]))
+    assert rebuilt.train == params.train and rebuilt.run_dir == params.run_dir and rebuilt.seed == params.seed
+
+
+def _single_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the trainer in this process (no torchrun variables)."""
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(k, raising=False)
+
+
+def test_non_finite_steps_are_skipped_counted_and_stop_the_run_when_repeated(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _single_process(monkeypatch)
+    run = make_fake_run(tmp_path / "run", tracks_per_artist=2, segments_per_track=1)
+    forward = T.LMLoss.forward
+    calls = {"n": 0, "bad": {2}}
+
+    def flaky(self: T.LMLoss, codes: torch.Tensor, attributes: list) -> tuple:
+        calls["n"] += 1
+        loss, sums, counts = forward(self, codes, attributes)
+        bad = calls["n"] in calls["bad"] or "all" in calls["bad"]
+        return (loss * float("nan") if bad else loss), sums, counts
+
+    monkeypatch.setattr(T.LMLoss, "forward", flaky)
+    params = run_params(run, **{"train.epochs": 1, "train.updates_per_epoch": 4, "train.batch_size": 2,
+                                "train.max_bad_steps": 3, "train.nproc_per_node": 1})
+    assert T.train(params, "acapella") == 0
+    steps = [r for r in T.read_log(params, "acapella") if r["kind"] == "train"]
+    assert [r["skipped"] for r in steps] == [False, True, False, False] and steps[-1]["skipped_total"] == 1
+    assert T.load_result(params, "acapella").skipped_steps == 1
+
+    calls["bad"] = {"all"}
+    with pytest.raises(T.TrainingDiverged, match="3 consecutive steps.*train.lr"):
+        T.train(run_params(run, **{"train.epochs": 1, "train.updates_per_epoch": 4, "train.batch_size": 2,
+                                   "train.max_bad_steps": 3, "train.cfg_dropout": 0.5}), "instrumental")
+
+
+def test_out_of_memory_names_the_parameter_to_lower(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _single_process(monkeypatch)
+    run = make_fake_run(tmp_path / "run", tracks_per_artist=2, segments_per_track=1)
+
+    def oom(self: T.LMLoss, codes: torch.Tensor, attributes: list) -> tuple:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(T.LMLoss, "forward", oom)
+    params = run_params(run, **{"train.epochs": 1, "train.updates_per_epoch": 2, "train.batch_size": 2})
+    with pytest.raises(RuntimeError, match=r"lower train\.batch_size \(now 2"):
+        T.train(params, "full")
