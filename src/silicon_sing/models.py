@@ -327,7 +327,7 @@ def load_pretrained(name: str = MELODY, device: str = "cpu") -> MusicGen:
 
 def _attach_compression_source(model: MusicGen, directory: Path) -> None:
     """Remember how an exported compression model was stored, so it can be exported again."""
-    pkg = torch.load(directory / "compression_state_dict.bin", map_location="cpu", weights_only=False)
+    pkg = torch.load(directory / "compression_state_dict.bin", map_location="cpu", weights_only=False, mmap=True)
     if "xp.cfg" in pkg:
         model.compression_model.cfg = OmegaConf.create(pkg["xp.cfg"])  # type: ignore[assignment]
     elif "pretrained" in pkg:
@@ -364,7 +364,12 @@ def load_model(params_or_name: tp.Any = NANO, device: str | None = None, seed: i
     if path.is_dir():
         if not (path / "state_dict.bin").exists():
             raise FileNotFoundError(f"{path} holds no state_dict.bin (expected an export_model directory)")
-        model = MusicGen.get_pretrained(str(path), device=device)
+        try:
+            model = MusicGen.get_pretrained(str(path), device=device)
+        except (OSError, ValueError, ConnectionError) as e:
+            # an export of musicgen-melody still needs T5, demucs and EnCodec from the caches
+            parts = [m for m in missing_pretrained_files(MELODY) if not m.startswith(MELODY)]
+            raise ModelWeightsMissing(_missing_message(str(path), parts or [f"(loading failed: {e})"])) from e
         _attach_compression_source(model, path)
         return model
     return load_pretrained(name, device=device)

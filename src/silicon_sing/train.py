@@ -43,6 +43,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -556,7 +557,11 @@ class Trainer:
             self.opt.zero_grad(set_to_none=True)
         if self.scaler:
             self.scaler.update()
-        self.sched.step()
+        with warnings.catch_warnings():
+            # a skipped first step makes torch warn that the schedule advanced before the optimizer did:
+            # intended, the schedule counts steps, taken or not
+            warnings.simplefilter("ignore", UserWarning)
+            self.sched.step()
         dt = time.perf_counter() - t0
         n_tokens = float(b.codes.numel() * ctx.world_size)
         d = self.opt.param_groups[0].get("d")
