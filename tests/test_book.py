@@ -39,6 +39,27 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+GLUE_REF = re.compile(r"\{glue(?::text)?\}`(?:([^`:]+\.ipynb)::)?([A-Za-z0-9_]+)(?::[^`]*)?`")
+
+
+def referenced_glue(page: str, params) -> dict[str, str]:
+    """Glue keys a page's source references, with the plain text their notebook stored for them."""
+    from conftest import REPO
+
+    stem = Path(page).with_suffix("").name
+    source = (REPO / "notebooks" / f"{stem}.ipynb") if page.startswith("book/executed/") else \
+        (REPO / "book" / f"{stem}.md")
+    if not source.exists():
+        return {}
+    out = {}
+    for nb_ref, key in GLUE_REF.findall(source.read_text()):
+        nb_name = Path(nb_ref).name if nb_ref else f"{stem}.ipynb"
+        values = glued(params.run.notebooks / nb_name)
+        if key in values:
+            out[f"{nb_name}::{key}"] = values[key].strip().strip("'\"")
+    return out
+
+
 def book_pages(html_dir: Path) -> list[str]:
     """Content pages of the book (not search, genindex or theme assets)."""
     skip = {"search.html", "genindex.html", "index.html"}
@@ -71,6 +92,7 @@ def test_every_page_loads_plays_audio_and_shows_glued_numbers(served_book, smoke
         page.on("requestfailed", lambda r: errors.append(f"{page.url}: request failed {r.url} ({r.failure})"))
         page.on("response", lambda r: errors.append(f"{page.url}: HTTP {r.status} {r.url}") if r.status >= 400 else None)
         audio_total = 0
+        glue_checked = 0
         for rel in pages:
             page.goto(f"{base}/{rel}", wait_until="load")
             durations = page.evaluate("""async () => {
@@ -86,18 +108,21 @@ def test_every_page_loads_plays_audio_and_shows_glued_numbers(served_book, smoke
             }""")
             assert all(d > 0 for d in durations), f"{rel}: audio durations {durations}"
             audio_total += len(durations)
-            if rel.startswith("book/executed/01_curate"):
-                text = page.inner_text("body")
-                for name, value in glued(params.run.notebooks / "01_curate.ipynb").items():
-                    shown = value.strip("'\"")
-                    assert shown in text, f"glued value {name}={shown!r} missing from {rel}"
-                page.screenshot(path=str(shots / "dataset.png"), full_page=False)
+            # Sphinx's smartquotes turn ' into ’ in prose
+            text = page.inner_text("body").replace("\u2019", "'")
+            for name, shown in referenced_glue(rel, params).items():
+                assert shown in text, f"glued value {name}={shown!r} missing from {rel}"
+                glue_checked += 1
+            if rel.startswith("book/executed/05_listen"):
+                page.screenshot(path=str(shots / "listening-room.png"), full_page=False)
         browser.close()
     # ignore the favicon probe some Chromium builds make against a server that has none
     real = [e for e in errors if not re.search(r"favicon\.ico", e)]
     assert not real, "\n".join(real)
-    assert audio_total >= 9
-    assert (shots / "dataset.png").stat().st_size > 10_000
+    assert audio_total >= 9 + 4 * 9  # the dataset's 3 × 3 table and at least 9 listening-room rows
+    assert glue_checked >= 50
+    assert (shots / "listening-room.png").stat().st_size > 10_000
+    print(f"listening-room screenshot: {shots / 'listening-room.png'}")
 
 
 @pytest.mark.slow
