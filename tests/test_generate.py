@@ -108,3 +108,19 @@ def test_melody_condition_is_validated(curated_run) -> None:
     bad = load_params(REPO / "params" / "smoke.yaml", {"evaluate.melody_condition": "chroma"})
     with pytest.raises(ValueError, match="melody_condition"):
         G.GenerationSettings.from_params(bad)
+
+
+@pytest.mark.slow
+def test_ranks_share_the_batches_without_overlap(curated_run, tmp_path: Path) -> None:
+    """Under torchrun each rank takes every world_size-th batch; together they cover every example."""
+    params = load_params(REPO / "params" / "smoke.yaml", {**curated_run.overrides, "run_dir": str(tmp_path)})
+    import shutil
+
+    shutil.copytree(curated_run.run.curated, params.run.curated)
+    ex = G.test_examples(params, ["full"])
+    model = nano_musicgen(seed=0)
+    got = [G.generate_system(params, "baseline", "full", ex, model=model, rank=r, world_size=2, progress=False)
+           for r in range(2)]
+    ids = [{g.example_id for g in part} for part in got]
+    assert ids[0] and ids[1] and not ids[0] & ids[1]
+    assert ids[0] | ids[1] == {e.example_id for e in ex}
