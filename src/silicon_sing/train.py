@@ -55,6 +55,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from .caption import load_run_uuid
 from .fsutil import atomic_path, atomic_write_json, atomic_write_jsonl, file_sha1, read_json, read_jsonl, text_sha1
 from .params import CATEGORIES, Params, load_params
 
@@ -127,14 +128,6 @@ def export_dir(params: Params, category: str) -> Path:
     return category_dir(params, category) / "export"
 
 
-def read_run_uuid(run_dir: str | os.PathLike[str]) -> str:
-    """The captions' run UUID recorded by stage 02."""
-    path = Path(run_dir) / "captions" / "run_uuid.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run the captioning stage (notebooks/02_caption.ipynb) first")
-    return str(read_json(path)["uuid"])
-
-
 def load_examples(run_dir: str | os.PathLike[str], category: str, split: str) -> list[Example]:
     """Segments of one category and split, from the audiocraft manifest and the sidecar captions."""
     manifest = Path(run_dir) / "curated" / "manifests" / category / split / "data.jsonl"
@@ -170,7 +163,7 @@ def inputs_fingerprint(params: Params, category: str) -> str:
         except FileNotFoundError:
             data[split] = None
     return text_sha1(json.dumps({"train": t, "seed": params.seed, "category": category, "model": model,
-                                 "uuid": read_run_uuid(params.run_dir), "data": data}, sort_keys=True, default=str))
+                                 "uuid": load_run_uuid(params.run_dir), "data": data}, sort_keys=True, default=str))
 
 
 def read_done(params: Params, category: str) -> dict[str, Any] | None:
@@ -425,7 +418,7 @@ class Trainer:
                              f"(train.nproc_per_node={ctx.world_size})")
         self.dir = category_dir(params, category)
         self.fingerprint = inputs_fingerprint(params, category)
-        self.uuid = read_run_uuid(params.run_dir)
+        self.uuid = load_run_uuid(params.run_dir)
         self.train_set = load_examples(params.run_dir, category, "train")
         try:
             self.valid_set = load_examples(params.run_dir, category, "valid")
@@ -990,7 +983,7 @@ def summary(params: Params, results: dict[str, TrainResult]) -> dict[str, str]:
         "optimizer": {"dadam": "D-Adaptation Adam", "adamw": "AdamW"}.get(t.optimizer, t.optimizer),
         "warmup_steps": str(t.warmup_steps), "cfg_dropout": f"{t.cfg_dropout:g}",
         "word_dropout": f"{t.word_dropout:g}", "grad_clip": f"{t.grad_clip:g}", "precision": t.precision,
-        "total_steps": str(t.epochs * t.updates_per_epoch), "uuid": read_run_uuid(params.run_dir),
+        "total_steps": str(t.epochs * t.updates_per_epoch), "uuid": load_run_uuid(params.run_dir),
         "lm_parameters": f"{arch['lm_parameters']:,}", "lm_dim": str(arch["dim"]), "lm_layers": str(arch["num_layers"]),
         "lm_heads": str(arch["num_heads"]), "n_q": str(arch["n_q"]), "card": str(arch["card"]),
         "window_seconds": f"{arch['window_seconds']:g}", "codec": arch["codec"],
@@ -1030,7 +1023,7 @@ def plot_loss_curves(params: Params, categories: Sequence[str] = CATEGORIES) -> 
 
 __all__ = [
     "Example", "TrainResult", "TrainingDiverged", "TrainingFailed", "TrainingInterrupted", "load_examples",
-    "read_run_uuid", "inputs_fingerprint", "is_up_to_date", "epoch_order", "rank_positions",
+    "inputs_fingerprint", "is_up_to_date", "epoch_order", "rank_positions",
     "codebook_cross_entropy", "LMLoss", "make_attributes", "apply_condition_dropout", "train", "launch",
     "train_all", "load_result", "read_log", "loss_curves", "category_dir", "log_path", "export_dir",
     "torchrun_command", "failing_rank_tail", "main", "describe_export", "results_table", "summary",
