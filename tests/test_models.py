@@ -24,7 +24,7 @@ SEED = 1234  # params/smoke.yaml's seed
 
 @pytest.fixture(scope="module")
 def nano() -> MusicGen:
-    """The smoke profile's model."""
+    """The random-init tiny model (``nano-random``) with the smoke profile's seed."""
     return M.nano_musicgen(seed=SEED)
 
 
@@ -94,10 +94,14 @@ def test_export_round_trips_through_get_pretrained(nano: MusicGen, tmp_path: Pat
     assert M.state_fingerprint(reloaded.lm) == M.state_fingerprint(nano.lm)
 
 
-def test_load_model_from_params_uses_the_seed(nano: MusicGen) -> None:
+def test_load_model_nano_is_the_shipped_model_and_nano_random_uses_the_seed(nano: MusicGen) -> None:
     params = load_params("params/smoke.yaml")
     assert params.train.model == M.NANO and params.seed == SEED
-    assert M.state_fingerprint(M.load_model(params, device="cpu").lm) == M.state_fingerprint(nano.lm)
+    shipped = MusicGen.get_pretrained(str(M.NANO_DIR), device="cpu")  # pre-trained: tests/test_pretrain.py
+    assert M.state_fingerprint(M.load_model(params, device="cpu").lm) == M.state_fingerprint(shipped.lm)
+    assert M.resolve_model_name(params) == str(M.NANO_DIR)  # so fine-tuning fingerprints hash its files
+    random_init = M.load_model(M.NANO_RANDOM, device="cpu", seed=SEED)
+    assert M.state_fingerprint(random_init.lm) == M.state_fingerprint(nano.lm)
 
 
 def test_load_model_rejects_a_directory_without_an_export(tmp_path: Path) -> None:

@@ -25,7 +25,9 @@ ARTISTS = {"ana": (220.0, "bright energetic pop"), "bo": (165.0, "calm dark ball
 # a small recipe: 2 epochs × 15 updates of a global batch of 4 (2 per process); D-Adaptation needs
 # ~15 steps to grow its step size from d0 = 1e-6, so fewer steps would barely move the loss
 U = 15
-RECIPE = {"train.epochs": 2, "train.updates_per_epoch": U, "train.batch_size": 4, "train.warmup_steps": 2}
+# the random-init tiny model: these tests check the machinery (the shipped nano: tests/test_pretrain.py)
+RECIPE = {"train.epochs": 2, "train.updates_per_epoch": U, "train.batch_size": 4, "train.warmup_steps": 2,
+          "train.model": "nano-random"}
 
 
 # --------------------------------------------------------------------------- a tiny curated + captioned run

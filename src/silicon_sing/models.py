@@ -1,10 +1,15 @@
 """MusicGen for both profiles, built with audiocraft (used by notebooks 03 and 04).
 
-* ``nano`` (smoke profile): a tiny MusicGen built from an audiocraft config with audiocraft's
-  builders — EnCodec-style SEANet + RVQ compression model at 32 kHz mono (25 Hz, 4 codebooks),
-  a transformer LM with the delay codebook pattern and cross-attention on the caption — and an
-  offline text conditioner (:class:`HashedTextConditioner`): hashed words + character n-grams,
-  no spaCy model, no T5 download. Construction is deterministic given a seed.
+* ``nano`` (smoke profile): the *pre-trained* nano MusicGen shipped in ``assets/nano/``
+  (:data:`NANO_DIR`, made by ``scripts/pretrain_nano.py``, see :mod:`silicon_sing.pretrain`): a
+  50 Hz EnCodec-architecture codec and a caption-conditioned LM trained on mostly instrumental
+  synthetic stems, loaded offline. It is the smoke baseline and the fine-tuning start point.
+* ``nano-random`` (:data:`NANO_RANDOM`, tests of the machinery): a tiny *random-init* MusicGen built
+  from an audiocraft config with audiocraft's builders (:func:`nano_musicgen`) — EnCodec-style
+  SEANet + RVQ compression model at 32 kHz mono (25 Hz, 4 codebooks), a transformer LM with the
+  delay codebook pattern and cross-attention on the caption. Deterministic given a seed.
+  Both use an offline text conditioner (:class:`HashedTextConditioner`): hashed words + character
+  n-grams, no spaCy model, no T5 download.
 * paper profile: ``facebook/musicgen-melody`` through ``MusicGen.get_pretrained`` (T5 text
   conditioner + chroma melody conditioner, audiocraft's ``chroma2music``). Missing weights on an
   offline machine raise :class:`ModelWeightsMissing`, which says what to download and where.
@@ -43,7 +48,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from .fsutil import atomic_path
 
-NANO = "nano"
+NANO = "nano"  # the shipped pre-trained nano model (NANO_DIR)
+NANO_RANDOM = "nano-random"  # a random-init tiny model from nano_config (nano_musicgen), for tests
+NANO_DIR = Path(__file__).resolve().parent / "assets" / "nano"
 MELODY = "facebook/musicgen-melody"
 SAMPLE_RATE = 32000
 HASHED_TEXT = "hashed_text"  # the conditioner ``model`` key in an audiocraft config
@@ -263,7 +270,7 @@ def build_from_config(cfg: DictConfig, seed: int = 0, name: str = NANO) -> Music
 
 
 def nano_musicgen(seed: int = 0, device: str = "cpu") -> MusicGen:
-    """The smoke profile's tiny MusicGen, identical for identical seeds."""
+    """A tiny *random-init* MusicGen (``nano-random``), identical for identical seeds; the shipped one is ``nano``."""
     return build_from_config(nano_config(device=device), seed=seed, name=NANO)
 
 
@@ -342,7 +349,9 @@ def default_device() -> str:
 def resolve_model_name(params: tp.Any) -> str:
     """``params.train.model``, with a relative export directory resolved against the repository root."""
     name = str(params.train.model)
-    if name != NANO and not Path(name).expanduser().is_absolute() and getattr(params, "source", None):
+    if name == NANO:  # its files, so that training fingerprints change with the shipped weights
+        return str(NANO_DIR)
+    if name != NANO_RANDOM and not Path(name).expanduser().is_absolute() and getattr(params, "source", None):
         candidate = Path(params.source).resolve().parent.parent / name
         if candidate.is_dir():
             return str(candidate)
@@ -350,7 +359,7 @@ def resolve_model_name(params: tp.Any) -> str:
 
 
 def load_model(params_or_name: tp.Any = NANO, device: str | None = None, seed: int | None = None) -> MusicGen:
-    """A MusicGen from ``Params`` (its ``train.model``), ``"nano"``, an export dir or a hub name."""
+    """A MusicGen from ``Params`` (its ``train.model``), ``"nano"``, ``"nano-random"``, an export dir or a hub name."""
     if hasattr(params_or_name, "train"):
         params = params_or_name
         name = resolve_model_name(params)
@@ -358,8 +367,13 @@ def load_model(params_or_name: tp.Any = NANO, device: str | None = None, seed: i
     else:
         name = str(params_or_name)
     device = device or default_device()
-    if name == NANO:
+    if name == NANO_RANDOM:
         return nano_musicgen(seed=seed or 0, device=device)
+    if name == NANO:
+        name = str(NANO_DIR)
+        if not (NANO_DIR / "state_dict.bin").exists():
+            raise FileNotFoundError(f"the shipped nano checkpoints are missing from {NANO_DIR}: "
+                                    "rerun `python scripts/pretrain_nano.py`")
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "state_dict.bin").exists():
@@ -476,7 +490,8 @@ def random_init_pretrained_parts(workdir: str | os.PathLike[str], seed: int = 0)
 
 
 __all__ = [
-    "NANO", "MELODY", "SAMPLE_RATE", "ModelWeightsMissing", "HashedTextConditioner", "tokenize_caption",
+    "NANO", "NANO_RANDOM", "NANO_DIR", "MELODY", "SAMPLE_RATE", "ModelWeightsMissing", "HashedTextConditioner",
+    "tokenize_caption",
     "register_offline_conditioners", "nano_config", "melody_config", "build_from_config", "nano_musicgen",
     "missing_pretrained_files", "load_pretrained", "resolve_model_name", "load_model", "export_model",
     "state_fingerprint",

@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Pre-train the smoke profile's nano MusicGen and write it to ``src/silicon_sing/assets/nano/``.
+
+Usage::
+
+    python scripts/pretrain_nano.py                 # the shipped checkpoints (~15 min on 2 CPU cores)
+    python scripts/pretrain_nano.py --out /tmp/nano # somewhere else (then: train.model: /tmp/nano)
+    python scripts/pretrain_nano.py --tiny --out /tmp/nano-tiny   # seconds: checks the code path only
+    python scripts/pretrain_nano.py --codec-steps 800 --lm-steps 1200   # longer, better
+
+What it does, how long it takes and what it measured is recorded in ``<out>/provenance.json``
+(see :mod:`silicon_sing.pretrain`). The synthetic pre-training corpus uses ``--seed`` (default
+``silicon_sing.pretrain.PRETRAIN_SEED``), never a profile's seed, so no evaluation track is seen.
+Output files are written atomically; ``make book`` never runs this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from silicon_sing import pretrain as P
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=P.ASSETS_DIR, help="output directory (default: the package assets)")
+    ap.add_argument("--seed", type=int, default=P.PRETRAIN_SEED,
+                    help="synthesis seed of the pre-training corpus (must differ from the profiles' seeds)")
+    ap.add_argument("--heldout-seed", type=int, default=P.HELDOUT_SEED, help="synthesis seed of the held-out audio")
+    ap.add_argument("--init-seed", type=int, default=0, help="torch seed of initialisation and batch sampling")
+    ap.add_argument("--tracks-per-artist", type=int, default=None, help="pre-training tracks per artist")
+    ap.add_argument("--codec-steps", type=int, default=None, help="compression-model optimizer steps")
+    ap.add_argument("--lm-steps", type=int, default=None, help="language-model optimizer steps")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
+    ap.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16, half the size)")
+    ap.add_argument("--tiny", action="store_true", help="a few steps on a tiny corpus: checks the code path only")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return ap.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> P.PretrainConfig:
+    """The :class:`PretrainConfig` the arguments ask for."""
+    from silicon_sing.params import load_params
+
+    cfg = P.tiny_config() if args.tiny else P.PretrainConfig()
+    profile_seeds = {load_params(p).seed for p in Path(__file__).resolve().parents[1].glob("params/*.yaml")}
+    if args.seed in profile_seeds:
+        raise SystemExit(f"--seed {args.seed} is a profile's seed {sorted(profile_seeds)}: pre-training would hear "
+                         "evaluation tracks; pick another")
+    corpus = dataclasses.replace(cfg.corpus, seed=args.seed)
+    if args.tracks_per_artist is not None:
+        corpus = dataclasses.replace(corpus, tracks_per_artist=args.tracks_per_artist, category_tracks={
+            k: min(v, args.tracks_per_artist) for k, v in corpus.category_tracks.items()})
+    codec = cfg.codec if args.codec_steps is None else dataclasses.replace(cfg.codec, steps=args.codec_steps)
+    lm = cfg.lm if args.lm_steps is None else dataclasses.replace(cfg.lm, steps=args.lm_steps)
+    return dataclasses.replace(cfg, corpus=corpus, codec=codec, lm=lm, heldout_seed=args.heldout_seed,
+                               seed=args.init_seed, threads=args.threads or cfg.threads)
+
+
+def _rounded(losses: dict[str, object]) -> dict[str, object]:
+    """Losses to 3 decimals (nested one level: model → category)."""
+    return {k: ({c: round(x, 3) for c, x in v.items()} if isinstance(v, dict)  # type: ignore[union-attr]
+                else round(float(v), 3)) for k, v in losses.items()}  # type: ignore[arg-type]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the pre-training and print the headline numbers."""
+    args = parse_args(argv)
+    config = config_from_args(args)
+    prov = P.run_pretraining(config, args.out, progress=not args.no_progress, half=not args.fp32)
+    m = prov["metrics_heldout"]
+    summary = {
+        "out": str(args.out),
+        "codec_si_snr_db": {k: round(v["si_snr_db"], 2) for k, v in m["codec"].items()},
+        "codec_mel_distance_db": {k: round(v["mel_distance_db"], 2) for k, v in m["codec"].items()},
+        "lm_heldout_loss": _rounded(m["lm_loss"]),
+        "lm_heldout_loss_sounding_frames": _rounded(m["lm_loss_sounding"]),
+        "timings_s": prov["timings_s"],
+        "bytes": {k: v["bytes"] for k, v in prov["files"].items()},
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The shipped nano MusicGen (``assets/nano``): offline loading, provenance, a trained codec and LM, and the script."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+import torch
+
+from silicon_sing import models as M
+from silicon_sing import pretrain as P
+from silicon_sing.params import load_params
+
+REPO = Path(__file__).resolve().parents[1]
+FRESH_SEED = 4242  # neither pre-training, its held-out set, nor any profile: audio no model has heard
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped checkpoints, loaded offline."""
+    return P.load_shipped()
+
+
+@pytest.fixture(scope="module")
+def random_init():
+    """A random-init model of exactly the shipped architecture."""
+    return P.random_init_like(seed=0)
+
+
+@pytest.fixture(scope="module")
+def fresh_clips() -> list[P.Clip]:
+    """A few seconds per artist and stem, synthesised with a seed no model has heard."""
+    spec = P.CorpusSpec(seed=FRESH_SEED, tracks_per_artist=1, seconds=8.0)
+    return P.synth_corpus(spec, all_stems=True, progress=False)
+
+
+def test_shipped_files_are_small_and_match_their_provenance() -> None:
+    sizes = {f: (P.ASSETS_DIR / f).stat().st_size for f in P.CHECKPOINT_FILES}
+    assert sum(sizes.values()) < 12e6, sizes  # "a few MB": fp16 storage
+    assert all(P.verify_checkpoints().values()), "checkpoint bytes differ from provenance.json: rerun the script"
+    prov = P.read_provenance()
+    assert prov["files"]["state_dict.bin"]["bytes"] == sizes["state_dict.bin"]
+    # pre-training never hears an evaluation track: its synthesis seed is no profile's seed
+    seeds = {load_params(p).seed for p in (REPO / "params").glob("*.yaml")}
+    assert prov["data"]["pretrain_seed"] not in seeds and prov["data"]["heldout_seed"] not in seeds
+    assert prov["versions"]["audiocraft"] and prov["timings_s"]["total_s"] > 0
+    # mostly instrumental, like MusicGen's pre-training
+    mix = prov["data"]["lm_corpus_seconds"]
+    assert mix["instrumental"] > 2 * (mix["acapella"] + mix["full"])
+
+
+def test_shipped_model_loads_offline_as_the_nano_profile_model(shipped, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert shipped.sample_rate == 32000 and shipped.audio_channels == 1 and shipped.frame_rate == 50
+    assert isinstance(shipped.lm.condition_provider.conditioners["description"], M.HashedTextConditioner)
+    loaded = M.load_model(M.NANO, device="cpu")  # the smoke profile's baseline and fine-tuning start point
+    assert M.state_fingerprint(loaded.lm) == M.state_fingerprint(shipped.lm)
+    assert M.state_fingerprint(loaded.compression_model) == M.state_fingerprint(shipped.compression_model)
+    params = load_params(REPO / "params" / "smoke.yaml")
+    assert M.state_fingerprint(M.load_model(params, device="cpu").lm) == M.state_fingerprint(shipped.lm)
+    shipped.set_generation_params(duration=0.5, top_k=50)
+    torch.manual_seed(0)
+    wav = shipped.generate(["instrumental hip-hop beat, 140 BPM"], progress=False)
+    assert wav.shape == (1, 1, 16000) and torch.isfinite(wav).all()
+
+
+def test_codec_reconstructs_unheard_audio_far_better_than_random_init(shipped, random_init, fresh_clips) -> None:
+    ours = P.codec_metrics(shipped.compression_model, fresh_clips, 32000)
+    rand = P.codec_metrics(random_init.compression_model, fresh_clips, 32000)
+    assert ours["si_snr_db"] > rand["si_snr_db"] + 20.0, (ours, rand)
+    assert ours["mel_distance_db"] < 0.6 * rand["mel_distance_db"], (ours, rand)
+    for cat in P.CATEGORIES:  # voices too: the codec is the shared tokenizer of every category
+        assert ours["per_category"][cat]["mel_distance_db"] < 0.7 * rand["per_category"][cat]["mel_distance_db"]
+
+
+def test_pretrained_lm_predicts_unheard_instrumentals_far_better_than_random_init(shipped, random_init,
+                                                                                  fresh_clips) -> None:
+    codec, frames = shipped.compression_model, int(6 * shipped.frame_rate)
+    loss: dict[str, dict[str, float]] = {}
+    for cat in ("instrumental", "acapella"):
+        clips = [c for c in fresh_clips if c.category == cat]
+        codes = P.encode_clips(codec, clips, progress=False)
+        caps = [c.caption for c in clips]
+        # sounding frames only: a voice's rests are digital silence, trivially predictable
+        active = [P.frame_activity(c.audio, int(32000 / shipped.frame_rate)) for c in clips]
+        loss[cat] = {name: P.heldout_lm_loss(model.lm, codes, caps, frames, active)
+                     for name, model in (("pretrained", shipped), ("random", random_init))}
+    assert loss["instrumental"]["pretrained"] < loss["instrumental"]["random"] - 1.0, loss
+    # the paper's premise in miniature: pre-training knows instrumentals better than voices
+    assert loss["instrumental"]["pretrained"] < loss["acapella"]["pretrained"] - 0.3, loss
+
+
+def test_pretrain_script_runs_end_to_end_on_a_tiny_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    script = runpy.run_path(str(REPO / "scripts" / "pretrain_nano.py"), run_name="pretrain_nano")
+    out = tmp_path / "nano"
+    assert script["main"](["--tiny", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["codec_si_snr_db"]) == {"pretrained", "random_init"}
+    assert all(P.verify_checkpoints(out).values())
+    prov = P.read_provenance(out)
+    assert prov["config"]["codec"]["steps"] == P.tiny_config().codec.steps
+    model = M.load_model(str(out), device="cpu")  # an export dir works as train.model too
+    assert model.frame_rate == prov["codec"]["frame_rate"]
+    with pytest.raises(SystemExit, match="profile's seed"):
+        script["main"](["--tiny", "--out", str(out), "--seed", "1234"])
+
+
+def test_pretrain_captions_are_generic_and_never_carry_a_uuid() -> None:
+    clips = P.synth_corpus(P.CorpusSpec(tracks_per_artist=1, seconds=1.0), all_stems=True, progress=False)
+    caps = {c.category: c.caption for c in clips if c.artist == "Kid Basalt"}
+    assert "BPM" in caps["instrumental"] or " in " in caps["instrumental"]
+    assert "a cappella" in caps["acapella"] or "isolated" in caps["acapella"]
+    assert not any(len(w) >= 32 and "-" in w for c in clips for w in c.caption.split())
