@@ -68,7 +68,7 @@ def book_pages(html_dir: Path) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(2400)  # includes building the smoke run and the book (fixture setup)
 def test_every_page_loads_plays_audio_and_shows_glued_numbers(served_book, smoke_run, tmp_path_factory) -> None:
     """Headless Chromium: no console errors, every <audio> has a positive duration, glue present."""
     if not Path(CHROMIUM).exists():

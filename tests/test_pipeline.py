@@ -17,7 +17,7 @@ NOTEBOOKS = source_notebooks(REPO)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)
+@pytest.mark.timeout(2400)  # the first test also runs every notebook (fixture setup)
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes_without_error(smoke_run, nb: Path) -> None:
     """The executed copy exists, has no error output and glues at least one value."""
