@@ -103,6 +103,9 @@ def test_pretrain_script_runs_end_to_end_on_a_tiny_corpus(tmp_path: Path, capsys
     assert prov["config"]["codec"]["steps"] == P.tiny_config().codec.steps
     model = M.load_model(str(out), device="cpu")  # an export dir works as train.model too
     assert model.frame_rate == prov["codec"]["frame_rate"]
+    again = tmp_path / "again"  # same seeds → the same bytes (what provenance.json's hashes rely on)
+    assert script["main"](["--tiny", "--out", str(again), "--no-progress"]) == 0
+    assert P.read_provenance(again)["files"] == {k: v for k, v in prov["files"].items()}
     with pytest.raises(SystemExit, match="profile's seed"):
         script["main"](["--tiny", "--out", str(out), "--seed", "1234"])
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import io
 import json
 import math
 import platform
@@ -48,7 +49,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .fsutil import atomic_path, atomic_write_json, file_sha1, read_json
+from .fsutil import atomic_write_bytes, atomic_write_json, file_sha1, read_json
 
 PRETRAIN_SEED = 20240607  # not the smoke (1234) or paper seed: pre-training never hears an evaluation track
 HELDOUT_SEED = PRETRAIN_SEED + 1  # held-out audio for the reported metrics: neither pre-training nor evaluation
@@ -345,6 +346,7 @@ def train_codec(codec: Any, clips: Sequence[Clip], spec: CodecSpec, sample_rate:
     from tqdm.auto import tqdm
 
     rng = np.random.default_rng([seed, 1])
+    torch.manual_seed(seed)  # k-means init and dead-code replacement draw from torch's global generator
     hop = int(round(sample_rate / codec.frame_rate))
     length = max(1, round(spec.crop_seconds * codec.frame_rate)) * hop  # whole frames: no padded tail
     msspec = MultiScaleMelSpectrogramLoss(sample_rate, range_start=6, range_end=11, n_mels=64, f_min=64,
@@ -445,6 +447,7 @@ def train_lm(lm: Any, codes: Sequence[torch.Tensor], captions: Sequence[str], sp
     from tqdm.auto import tqdm
 
     rng = np.random.default_rng([seed, 2])
+    torch.manual_seed(seed)  # dropout, if a config enables it
     frames = int(round(spec.segment_seconds * frame_rate))
     decay = [p for n, p in lm.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in lm.named_parameters() if p.dim() < 2]
@@ -533,9 +536,9 @@ def write_checkpoints(codec: Any, lm: Any, out_dir: Path, half: bool = True) -> 
     pkgs = {"compression_state_dict.bin": {**base, "best_state": state(codec), "xp.cfg": OmegaConf.to_yaml(codec.cfg)},
             "state_dict.bin": {**base, "best_state": state(lm), "xp.cfg": OmegaConf.to_yaml(lm.cfg)}}
     for name, pkg in pkgs.items():
-        with atomic_path(out_dir / name) as tmp:
-            torch.save(pkg, tmp)
-            tmp.chmod(0o644)  # package data: readable by whoever installs it (mkstemp makes 0600)
+        buf = io.BytesIO()  # not the temporary path: torch.save names its zip records after the file
+        torch.save(pkg, buf)
+        atomic_write_bytes(out_dir / name, buf.getvalue()).chmod(0o644)  # package data (mkstemp makes 0600)
     return {name: file_sha1(out_dir / name) for name in CHECKPOINT_FILES}
 
 
@@ -622,7 +625,7 @@ def run_pretraining(config: PretrainConfig, out_dir: str | Path = ASSETS_DIR, pr
     out_dir = Path(out_dir)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    with _threads(config.threads):
+    with _threads(config.threads), torch.random.fork_rng(devices=[]):  # seeds below stay inside
         t = time.perf_counter()
         corpus = synth_corpus(config.corpus, all_stems=True, progress=progress)
         held_spec = dataclasses.replace(config.corpus, seed=config.heldout_seed,
@@ -697,7 +700,7 @@ def run_pretraining(config: PretrainConfig, out_dir: str | Path = ASSETS_DIR, pr
         "storage": "fp16" if half else "fp32",
         "files": {name: {"sha1": hashes[name], "bytes": (out_dir / name).stat().st_size} for name in CHECKPOINT_FILES},
     }
-    atomic_write_json(out_dir / PROVENANCE, provenance)
+    atomic_write_json(out_dir / PROVENANCE, provenance).chmod(0o644)  # package data (mkstemp makes 0600)
     return provenance
 
 
