@@ -1,5 +1,7 @@
 # Two commands: `make book` (build the whole book on the embedded default) and `make test`.
 # `make paper` runs the paper profile (your stems, musicgen-melody, 8 GPUs: see params/paper.yaml).
+# `make rehearsal` runs the paper profile's code offline on CPU against random-init weights laid out
+# as the real caches (params/rehearsal.yaml), the way CI proves the paper path works.
 
 PARAMS ?= params/smoke.yaml
 VENV ?= .venv
@@ -7,8 +9,12 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 REQS := requirements.txt requirements-nodeps.txt
 STAMP := $(VENV)/.installed-$(shell cat $(REQS) | sha1sum | cut -c1-12)
+# essentia and essentia-tensorflow provide the same module: one or the other is installed, never both
+ESSENTIA_VERSION := $(shell sed -n 's/^essentia==//p' requirements.txt)
+HAS_ESSENTIA_TF = $(PY) -m pip show essentia-tensorflow >/dev/null 2>&1
+REHEARSAL_CACHE ?= runs/rehearsal-cache
 
-.PHONY: install book run html test paper bench strip clean browser-deps
+.PHONY: install book run html test paper rehearsal essentia-tensorflow bench strip clean browser-deps
 
 install: $(STAMP)
 	@$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -16,7 +22,9 @@ install: $(STAMP)
 $(STAMP): $(REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip wheel setuptools
-	$(PY) -m pip install -r requirements.txt
+	@if $(HAS_ESSENTIA_TF); then grep -v '^essentia==' requirements.txt > $(VENV)/requirements-essentia-tf.txt; \
+	  $(PY) -m pip install -r $(VENV)/requirements-essentia-tf.txt; \
+	else $(PY) -m pip install -r requirements.txt; fi
 	$(PY) -m pip install --no-deps -r requirements-nodeps.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
@@ -39,8 +47,19 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
 
-paper:
+# the paper profile captions with Essentia's TensorFlow models (caption.essentia_model_dir)
+essentia-tensorflow: install
+	@$(HAS_ESSENTIA_TF) || { $(PY) -m pip uninstall -y essentia && \
+	  $(PY) -m pip install essentia-tensorflow==$(ESSENTIA_VERSION); }
+
+paper: essentia-tensorflow
 	$(MAKE) book PARAMS=params/paper.yaml
+
+# random-init weights in throwaway HF / torch hub caches, selected by environment variables only
+rehearsal: install
+	$(PY) scripts/make_rehearsal_caches.py --root $(REHEARSAL_CACHE)
+	eval "$$($(PY) scripts/make_rehearsal_caches.py --root $(REHEARSAL_CACHE) --print-env)" && \
+	  $(PY) -m silicon_sing.pipeline run --params params/rehearsal.yaml
 
 bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

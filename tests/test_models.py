@@ -110,18 +110,29 @@ def test_load_model_rejects_a_directory_without_an_export(tmp_path: Path) -> Non
 
 
 def test_missing_paper_weights_fail_fast_with_instructions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def no_socket(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the weights check must not probe the network itself")
+
+    monkeypatch.setattr(socket, "create_connection", no_socket)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(M, "_hf_cached", lambda repo, filename: False)  # whatever this machine has cached
+    monkeypatch.setattr(M, "_hf_cached_path", lambda repo, filename: None)  # whatever this machine has cached
     params = load_params("params/paper.yaml", {"run_dir": str(tmp_path / "run")})
     start = time.perf_counter()
     with pytest.raises(M.ModelWeightsMissing) as err:
         M.load_model(params, device="cpu")
     assert time.perf_counter() - start < 5  # no retries against an unreachable hub
     msg = str(err.value)
-    for needed in ("facebook/musicgen-melody/state_dict.bin", "t5-base", "facebook/encodec_32khz", "htdemucs",
-                   str(tmp_path / "hf"), "huggingface-cli download", "HF_HUB_OFFLINE=1", "nano"):
+    for needed in ("facebook/musicgen-melody/state_dict.bin", "facebook/musicgen-melody/compression_state_dict.bin",
+                   "t5-base/spiece.model", "t5-base/model.safetensors", "htdemucs",
+                   str(tmp_path / "torch" / "hub" / "checkpoints" / M.HTDEMUCS_CHECKPOINT), str(tmp_path / "hf"),
+                   "HF_HUB_OFFLINE=1", "nano", *M.download_commands()):
         assert needed in msg
+    # get_pretrained("facebook/musicgen-melody") reads the melody repo's own compression package
+    assert "encodec_32khz" not in msg
 
 
 def test_download_failure_is_reported_as_missing_weights(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,9 +141,9 @@ def test_download_failure_is_reported_as_missing_weights(monkeypatch: pytest.Mon
     def unreachable(*args: object, **kwargs: object) -> None:
         raise LocalEntryNotFoundError("cannot reach the hub")
 
-    monkeypatch.setattr(M, "_hub_reachable", lambda: True)  # pretend online; the download then fails
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # online: the hub client (with its proxy settings) tries, and fails
     monkeypatch.setattr(MusicGen, "get_pretrained", staticmethod(unreachable))
-    with pytest.raises(M.ModelWeightsMissing, match="pre-fetch"):
+    with pytest.raises(M.ModelWeightsMissing, match="huggingface-cli download facebook/musicgen-melody"):
         M.load_pretrained(M.MELODY)
 
 

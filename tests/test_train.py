@@ -322,3 +322,140 @@ def test_out_of_memory_names_the_parameter_to_lower(tmp_path: Path, monkeypatch:
     params = run_params(run, **{"train.epochs": 1, "train.updates_per_epoch": 2, "train.batch_size": 2})
     with pytest.raises(RuntimeError, match=r"lower train\.batch_size \(now 2"):
         T.train(params, "full")
+
+
+# --------------------------------------------------------------------------- precision, FSDP, several nodes
+
+
+def test_audiocraft_hands_fp16_weights_to_any_non_cpu_device_and_the_trainer_casts_them_up() -> None:
+    """What ``loaders.load_lm_model`` returns for a GPU (here the meta device): fp16 weights, which we cast."""
+    from audiocraft.models import loaders
+
+    from silicon_sing.models import NANO_DIR
+
+    lm = loaders.load_lm_model(str(NANO_DIR / "state_dict.bin"), device="meta")
+    assert torch.float16 in {p.dtype for p in lm.parameters()}
+    assert T.master_weights_fp32(lm) > 0 and {p.dtype for p in lm.parameters()} == {torch.float32}
+    assert T.master_weights_fp32(lm) == 0  # idempotent
+
+
+def test_precision_plans_follow_audiocrafts_solver() -> None:
+    assert T.PrecisionPlan.for_precision("fp16") == T.PrecisionPlan(torch.float16, True)
+    assert T.PrecisionPlan.for_precision("bf16") == T.PrecisionPlan(torch.bfloat16, False)
+    assert T.PrecisionPlan.for_precision("fp32") == T.PrecisionPlan(None, False)
+    with pytest.raises(ValueError, match="train.precision='fp8'"):
+        T.PrecisionPlan.for_precision("fp8")
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_trainer_handed_fp16_weights_trains_fp32_master_weights(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, precision: str) -> None:
+    """Whatever dtype the loader hands over, every LM tensor moves and stays fp32; fp16 steps use a scaler."""
+    from silicon_sing import models as M
+
+    _single_process(monkeypatch)
+    run = make_fake_run(tmp_path / "run", tracks_per_artist=2, segments_per_track=1)
+    load = M.load_model
+
+    def as_a_gpu_load_would(*args: object, **kwargs: object) -> object:
+        model = load(*args, **kwargs)
+        model.lm.half()  # audiocraft's loaders.load_lm_model on any non-CPU device
+        return model
+
+    monkeypatch.setattr(M, "load_model", as_a_gpu_load_would)
+    params = run_params(run, **{"train.epochs": 1, "train.updates_per_epoch": 5, "train.batch_size": 2,
+                                "train.precision": precision, "train.nproc_per_node": 1})
+    trainer = T.Trainer(params, "full", T.Dist(0, 1, 0, torch.device("cpu")))
+    assert trainer.cast_to_fp32 > 0
+    assert all(p.dtype == torch.float32 for p in trainer.lm.parameters() if p.requires_grad)
+    assert (trainer.scaler is not None) == (precision == "fp16")
+    before = {k: v.clone() for k, v in trainer.lm.state_dict().items() if v.is_floating_point()}
+    trainer.stop, trainer.global_step, trainer.skipped, trainer.bad_in_row = T.StopFlag(), 0, 0, 0
+    trainer.prepare_tokens()
+    trainer.build_optim()
+    order = T.epoch_order(len(trainer.train_set), 10, params.seed, 0)
+    rows = [trainer.train_step(0, s, order) for s in range(5)]
+    assert not any(r["skipped"] for r in rows)
+    after = trainer.lm.state_dict()
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    assert moved == list(before), f"{len(before) - len(moved)} of {len(before)} LM tensors never moved"
+    assert trainer.opt.param_groups[0]["d"] > 1e-6  # D-Adaptation grew its step size
+    if trainer.scaler is not None:
+        assert trainer.scaler.get_scale() > 1.0 and trainer.scaler.is_enabled()
+
+
+def test_nccl_without_a_gpu_stops_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    params = load_params("params/paper.yaml", {"run_dir": str(tmp_path / "run")})
+    with pytest.raises(T.NoGPU, match="train.dist_backend: gloo"):
+        T.launch(params, "full", progress=False)
+    assert not (tmp_path / "run" / "checkpoints").exists()  # stopped before any process started
+
+
+def test_fit_check_stops_before_launch_and_names_the_knobs(tmp_path: Path) -> None:
+    from silicon_sing.memory import DoesNotFit
+
+    params = load_params("params/paper.yaml", {"run_dir": str(tmp_path / "run"), "train.dist_backend": "gloo",
+                                               "train.gpu_memory_gib": 24.0})
+    with pytest.raises(DoesNotFit, match=r"(?s)24.0 GiB.*train.activation_checkpointing: true.*train.fsdp: true"):
+        T.launch(params, "full", progress=False)
+    fits = load_params("params/paper.yaml", {"run_dir": str(tmp_path / "run"), "train.dist_backend": "gloo",
+                                             "train.gpu_memory_gib": 24.0, "train.fsdp": True})
+    T.preflight(fits, progress=False)  # FSDP over 8 GPUs brings it under 24 GiB
+
+
+def test_several_nodes_use_a_c10d_rendezvous(tmp_path: Path) -> None:
+    params = run_params(tmp_path, **{"train.nnodes": 2, "train.rdzv_endpoint": "node0:29400", "train.rdzv_id": "j7"})
+    cmd = T.torchrun_command(params, "full", 8, tmp_path / "logs", resume=True)
+    assert "--standalone" not in cmd
+    for arg in ("--nnodes=2", "--rdzv-backend=c10d", "--rdzv-endpoint=node0:29400", "--rdzv-id=j7",
+                "--nproc_per_node=8"):
+        assert arg in cmd
+    with pytest.raises(ValueError, match="train.rdzv_endpoint"):
+        T.torchrun_command(run_params(tmp_path, **{"train.nnodes": 2}), "full", 8, tmp_path, resume=False)
+
+
+@pytest.mark.slow
+def test_fsdp_with_activation_checkpointing_trains_what_ddp_trains(
+        trained: tuple[Params, T.TrainResult], tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Sharded weights/gradients/D-Adaptation state and recomputed layers: the same model, to float precision."""
+    ref_params, ref = trained
+    params = run_params(make_fake_run(tmp_path_factory.mktemp("run-fsdp")),
+                        **{"train.fsdp": True, "train.activation_checkpointing": True})
+    result = T.launch(params, "full", progress=False)
+    done = T.read_done(params, "full")
+    assert done["fsdp"] and result.world_size == 2 and result.steps == ref.steps
+    a, b = export_state(ref_params, "full"), export_state(params, "full")
+    assert sorted(a) == sorted(b)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+    assert result.valid_losses == pytest.approx(ref.valid_losses, rel=1e-5)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_nodes_of_one_process_train_what_one_node_of_two_trains(
+        trained: tuple[Params, T.TrainResult], tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Two torchrun agents (two "nodes", one process each) meet at a c10d rendezvous on localhost."""
+    ref_params, ref = trained
+    params = run_params(make_fake_run(tmp_path_factory.mktemp("run-nodes")),
+                        **{"train.nnodes": 2, "train.nproc_per_node": 1, "train.rdzv_id": "two-nodes",
+                           "train.rdzv_endpoint": f"127.0.0.1:{_free_port()}"})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    procs = [subprocess.Popen(T.torchrun_command(params, "full", 1, T.category_dir(params, "full") / f"node{i}",
+                                                 resume=False), env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    errs = [p.communicate(timeout=800)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(e[-2000:] for e in errs)
+    result = T.load_result(params, "full")
+    assert result.world_size == 2 and result.steps == ref.steps
+    a, b = export_state(ref_params, "full"), export_state(params, "full")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same batches, same reductions: the same bits

@@ -254,10 +254,19 @@ def generate_system(params: Params, system: str, category: str, examples: Sequen
     return results
 
 
+def generation_processes(params: Params) -> int:
+    """How many processes generate: ``evaluate.gen_nproc``, or with 0 one per visible GPU (1 without GPUs)."""
+    if params.evaluate.gen_nproc > 0:
+        return params.evaluate.gen_nproc
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
 def run_generation(params: Params, categories: Sequence[str] = CATEGORIES, systems: Sequence[str] = SYSTEMS,
                    progress: bool = True) -> list[Generation]:
-    """Generate all continuations in this process, or dispatch torchrun when ``evaluate.gen_nproc > 1``."""
-    if params.evaluate.gen_nproc > 1:
+    """Generate all continuations in this process, or over :func:`generation_processes` torchrun ranks."""
+    if generation_processes(params) > 1:
         launch(params, categories, systems)
         return load_generations(params.run_dir)
     out: list[Generation] = []
@@ -282,9 +291,9 @@ def load_generations(run_dir: str | Path, systems: Iterable[str] = SYSTEMS) -> l
 
 
 def launch(params: Params, categories: Sequence[str], systems: Sequence[str]) -> None:
-    """Run ``python -m silicon_sing.generate`` under torchrun with ``evaluate.gen_nproc`` processes."""
+    """Run ``python -m silicon_sing.generate`` under torchrun, one process per :func:`generation_processes`."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={params.evaluate.gen_nproc}", "-m", "silicon_sing.generate",
+           f"--nproc_per_node={generation_processes(params)}", "-m", "silicon_sing.generate",
            "--params", str(params.source), "--overrides", json.dumps(params.overrides),
            "--categories", *categories, "--systems", *systems]
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -31,7 +31,6 @@ import copy
 import hashlib
 import os
 import re
-import socket
 import typing as tp
 from collections.abc import Iterator
 from pathlib import Path
@@ -274,67 +273,118 @@ def nano_musicgen(seed: int = 0, device: str = "cpu") -> MusicGen:
     return build_from_config(nano_config(device=device), seed=seed, name=NANO)
 
 
-def _hf_cached(repo_id: str, filename: str) -> bool:
-    """Whether ``repo_id/filename`` is in the local Hugging Face cache."""
+HTDEMUCS_CHECKPOINT = "955717e8-8726e21a.th"  # what demucs.pretrained.get_model("htdemucs") reads from the torch hub
+
+
+def _hf_cached_path(repo_id: str, filename: str) -> Path | None:
+    """``repo_id/filename`` in the local Hugging Face cache (``$HF_HOME/hub``), or None."""
     from huggingface_hub import try_to_load_from_cache
 
     found = try_to_load_from_cache(repo_id, filename)
-    return isinstance(found, str)
+    return Path(found) if isinstance(found, str) else None
+
+
+def _hf_cached(repo_id: str, filename: str) -> bool:
+    """Whether ``repo_id/filename`` is in the local Hugging Face cache."""
+    return _hf_cached_path(repo_id, filename) is not None
+
+
+def _read_package(path: Path) -> dict[str, tp.Any]:
+    """An audiocraft checkpoint package (``xp.cfg`` YAML, tensors) read without unpickling code, memory-mapped."""
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
+def _hub_checkpoint(filename: str) -> Path:
+    """``<torch hub dir>/checkpoints/<filename>`` (``$TORCH_HOME/hub``), where demucs' weights are cached."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
 def missing_pretrained_files(name: str = MELODY) -> list[str]:
-    """What ``MusicGen.get_pretrained(name)`` would have to download (empty when all is cached)."""
-    missing = [f"{name}/{f}" for f in ("state_dict.bin", "compression_state_dict.bin") if not _hf_cached(name, f)]
-    missing += [f"facebook/encodec_32khz/{f}" for f in ("config.json",) if not _hf_cached("facebook/encodec_32khz", f)]
-    missing += [f"t5-base/{f}" for f in ("config.json", "spiece.model") if not _hf_cached("t5-base", f)]
-    if "melody" in name:
-        hub = Path(torch.hub.get_dir()) / "checkpoints" / "955717e8-8726e21a.th"
-        if not hub.exists() and not _hf_cached("adefossez/HTDemucs", "htdemucs.yaml"):
-            missing.append("demucs htdemucs (adefossez/HTDemucs or torch hub 955717e8-8726e21a.th)")
+    """What ``MusicGen.get_pretrained(name)`` would have to download: exactly the files its loaders read.
+
+    The LM package (``state_dict.bin``) and the compression package of ``name``; then what the LM's
+    own config asks for: the T5 tokenizer and encoder of a ``t5`` conditioner, demucs ``htdemucs``
+    for a ``chroma_stem`` conditioner, and the hub codec a compression package that only names one
+    (``{'pretrained': ...}``) refers to. Empty when everything is cached.
+    """
+    missing: list[str] = []
+    lm_file, comp_file = _hf_cached_path(name, "state_dict.bin"), _hf_cached_path(name, "compression_state_dict.bin")
+    missing += [f"{name}/{f}" for f, p in (("state_dict.bin", lm_file), ("compression_state_dict.bin", comp_file))
+                if p is None]
+    if lm_file is not None:
+        conds = OmegaConf.create(_read_package(lm_file)["xp.cfg"]).get("conditioners") or {}
+        kinds = {str(v.model): v for k, v in conds.items() if k != "args"}
+    else:  # not cached yet: musicgen-melody's (and musicgen's) text conditioner; chroma for melody models
+        kinds = {"t5": OmegaConf.create({"t5": {"name": "t5-base"}})}
+        if "melody" in name:
+            kinds["chroma_stem"] = OmegaConf.create({})
+    if "t5" in kinds:
+        t5 = str(kinds["t5"].t5.name)
+        missing += [f"{t5}/{f}" for f in ("config.json", "spiece.model") if not _hf_cached(t5, f)]
+        if not (_hf_cached(t5, "model.safetensors") or _hf_cached(t5, "pytorch_model.bin")):
+            missing.append(f"{t5}/model.safetensors")
+    if "chroma_stem" in kinds and not _hub_checkpoint(HTDEMUCS_CHECKPOINT).exists():
+        missing.append(f"demucs htdemucs ({_hub_checkpoint(HTDEMUCS_CHECKPOINT)})")
+    if comp_file is not None:
+        codec = _read_package(comp_file).get("pretrained")
+        if codec and not _hf_cached(str(codec), "config.json"):
+            missing.append(f"{codec}/config.json")
     return missing
 
 
-def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
-    """A quick TCP probe, so an offline machine fails in seconds instead of after retries."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def _hub_offline() -> bool:
+    """Whether the Hugging Face hub is switched off for this process (``HF_HUB_OFFLINE``)."""
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+
+
+def download_commands(name: str = MELODY) -> list[str]:
+    """One command per cache that fetches everything the paper profile loads (run where there is internet)."""
+    return [
+        f"huggingface-cli download {name} state_dict.bin compression_state_dict.bin",
+        "huggingface-cli download t5-base config.json spiece.model model.safetensors",
+        "python -c \"import demucs.pretrained; demucs.pretrained.get_model('htdemucs')\"",
+    ]
 
 
 def _missing_message(name: str, missing: list[str]) -> str:
     """The actionable explanation of missing pretrained weights."""
     hf_home = os.environ.get("HF_HOME", "~/.cache/huggingface")
+    torch_home = os.environ.get("TORCH_HOME", "~/.cache/torch")
+    cmds = "\n".join(f"    {c}" for c in download_commands(MELODY if Path(name).is_dir() else name))
     return (
         f"MusicGen weights for {name!r} are not available offline; missing: {', '.join(missing)}.\n"
-        f"On a machine with internet access, pre-fetch them into the Hugging Face cache (HF_HOME={hf_home}) "
-        f"and the torch hub cache (TORCH_HOME, for demucs):\n"
-        f"    python -c \"from audiocraft.models import MusicGen; MusicGen.get_pretrained('{name}', device='cpu')\"\n"
-        f"(or `huggingface-cli download {name}`, `huggingface-cli download facebook/encodec_32khz`, "
-        f"`huggingface-cli download t5-base`), copy the caches to this machine, point HF_HOME/TORCH_HOME at them "
-        f"and set HF_HUB_OFFLINE=1. Alternatively set train.model to a directory holding an exported "
-        f"state_dict.bin + compression_state_dict.bin. The smoke profile (train.model: nano) needs no download."
+        f"On a machine with internet access, fill the Hugging Face cache (HF_HOME={hf_home}) and the torch hub "
+        f"cache (TORCH_HOME={torch_home}, for demucs) with:\n{cmds}\n"
+        f"then copy both caches to this machine, point HF_HOME/TORCH_HOME at them and set HF_HUB_OFFLINE=1. "
+        f"Alternatively set train.model to a directory holding an exported state_dict.bin + "
+        f"compression_state_dict.bin. The smoke profile (train.model: nano) needs no download."
     )
 
 
 def load_pretrained(name: str = MELODY, device: str = "cpu") -> MusicGen:
-    """``MusicGen.get_pretrained(name)`` with a clear :class:`ModelWeightsMissing` when offline."""
+    """``MusicGen.get_pretrained(name)`` with a clear :class:`ModelWeightsMissing` when weights are missing.
+
+    Offline (``HF_HUB_OFFLINE=1``) a missing file fails at once; online, the hub client (which honours
+    ``HTTPS_PROXY``) fetches it. The compression model's audiocraft config is attached, so that a
+    fine-tuned model can be exported in audiocraft's layout.
+    """
     missing = missing_pretrained_files(name)
-    if missing and not _hub_reachable():
+    if missing and _hub_offline():
         raise ModelWeightsMissing(_missing_message(name, missing))
     try:
-        return MusicGen.get_pretrained(name, device=device)
+        model = MusicGen.get_pretrained(name, device=device)
     except (OSError, ValueError, ConnectionError) as e:  # hub errors subclass OSError/ValueError
         missing = missing_pretrained_files(name) or [f"(download failed: {e})"]
         raise ModelWeightsMissing(_missing_message(name, missing)) from e
+    comp = _hf_cached_path(name, "compression_state_dict.bin")
+    if comp is not None:
+        _attach_compression_source(model, comp)
+    return model
 
 
-def _attach_compression_source(model: MusicGen, directory: Path) -> None:
-    """Remember how an exported compression model was stored, so it can be exported again."""
-    pkg = torch.load(directory / "compression_state_dict.bin", map_location="cpu", weights_only=False, mmap=True)
+def _attach_compression_source(model: MusicGen, package: Path) -> None:
+    """Remember how the compression model was stored (its config or hub name), so it can be exported again."""
+    pkg = _read_package(package)
     if "xp.cfg" in pkg:
         model.compression_model.cfg = OmegaConf.create(pkg["xp.cfg"])  # type: ignore[assignment]
     elif "pretrained" in pkg:
@@ -384,9 +434,36 @@ def load_model(params_or_name: tp.Any = NANO, device: str | None = None, seed: i
             # an export of musicgen-melody still needs T5, demucs and EnCodec from the caches
             parts = [m for m in missing_pretrained_files(MELODY) if not m.startswith(MELODY)]
             raise ModelWeightsMissing(_missing_message(str(path), parts or [f"(loading failed: {e})"])) from e
-        _attach_compression_source(model, path)
+        _attach_compression_source(model, path / "compression_state_dict.bin")
         return model
     return load_pretrained(name, device=device)
+
+
+def model_config(name: str) -> DictConfig:
+    """The audiocraft config of a model (LM + compression keys) read from its files, without loading weights.
+
+    ``name`` as :func:`load_model` takes it. A hub model that is not cached yet: its known architecture
+    (:func:`melody_config` for ``facebook/musicgen-melody``).
+    """
+    if name == NANO_RANDOM:
+        return nano_config()
+    path = NANO_DIR if name == NANO else Path(name).expanduser()
+    if path.is_dir():
+        lm_file, comp_file = path / "state_dict.bin", path / "compression_state_dict.bin"
+    else:
+        lm_file, comp_file = _hf_cached_path(name, "state_dict.bin"), _hf_cached_path(name, "compression_state_dict.bin")
+    if lm_file is None or not lm_file.exists():
+        if name == MELODY:
+            return melody_config()
+        raise ModelWeightsMissing(_missing_message(name, missing_pretrained_files(name)))
+    cfg = OmegaConf.create(_read_package(lm_file)["xp.cfg"])
+    if comp_file is not None and comp_file.exists():
+        comp = _read_package(comp_file)
+        if "xp.cfg" in comp:
+            ccfg = OmegaConf.create(comp["xp.cfg"])
+            cfg = OmegaConf.merge(cfg, {k: ccfg[k] for k in ("compression_model", "encodec", "seanet", "rvq")
+                                        if k in ccfg})
+    return cfg
 
 
 # --------------------------------------------------------------------------- export
@@ -401,18 +478,24 @@ def _compression_package(cm: CompressionModel) -> dict[str, tp.Any]:
         return {**base, "pretrained": pretrained}
     cfg = getattr(cm, "cfg", None)
     if cfg is None:
-        raise ValueError("cannot export a compression model without its audiocraft config (cfg attribute)")
+        raise ValueError("cannot export a compression model without its audiocraft config (cfg attribute): "
+                         "load models with silicon_sing.models.load_model, which attaches it")
     return {**base, "best_state": {k: v.detach().cpu() for k, v in cm.state_dict().items()},
             "xp.cfg": OmegaConf.to_yaml(cfg)}
 
 
-def export_model(model: MusicGen, out_dir: str | os.PathLike[str]) -> Path:
-    """Write ``state_dict.bin`` + ``compression_state_dict.bin`` that ``MusicGen.get_pretrained`` loads."""
+def export_model(model: MusicGen, out_dir: str | os.PathLike[str],
+                 lm_state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``state_dict.bin`` + ``compression_state_dict.bin`` that ``MusicGen.get_pretrained`` loads.
+
+    ``lm_state`` replaces ``model.lm.state_dict()`` (FSDP: the full state gathered from the shards).
+    """
     out = Path(out_dir)
     cfg = getattr(model.lm, "cfg", None)
     if cfg is None:
         raise ValueError("cannot export an LM without its audiocraft config (lm.cfg)")
-    lm_pkg = {"best_state": {k: v.detach().cpu() for k, v in model.lm.state_dict().items()},
+    state = lm_state if lm_state is not None else model.lm.state_dict()
+    lm_pkg = {"best_state": {k: v.detach().cpu() for k, v in state.items()},
               "xp.cfg": OmegaConf.to_yaml(cfg), "version": audiocraft.__version__, "exported": True}
     for filename, pkg in (("compression_state_dict.bin", _compression_package(model.compression_model)),
                           ("state_dict.bin", lm_pkg)):
@@ -493,7 +576,7 @@ __all__ = [
     "NANO", "NANO_RANDOM", "NANO_DIR", "MELODY", "SAMPLE_RATE", "ModelWeightsMissing", "HashedTextConditioner",
     "tokenize_caption",
     "register_offline_conditioners", "nano_config", "melody_config", "build_from_config", "nano_musicgen",
-    "missing_pretrained_files", "load_pretrained", "resolve_model_name", "load_model", "export_model",
+    "missing_pretrained_files", "download_commands", "load_pretrained", "model_config", "resolve_model_name", "load_model", "export_model",
     "state_fingerprint",
     "random_init_pretrained_parts", "default_device",
 ]

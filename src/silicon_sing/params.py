@@ -72,6 +72,13 @@ class TrainParams:
     precision: str = "fp32"  # fp32 on CPU; bf16/fp16 autocast on GPU
     token_cache: bool = True  # encode each segment once; False re-encodes audio every step (benchmark baseline)
     max_bad_steps: int = 5  # stop after this many non-finite steps in a row
+    activation_checkpointing: bool = False  # recompute each transformer layer in the backward pass (less memory)
+    fsdp: bool = False  # shard weights, gradients and optimizer state over ranks (PyTorch FSDP, as audiocraft)
+    nnodes: int = 1  # machines in the job; > 1 needs rdzv_endpoint (see README, "several nodes")
+    rdzv_endpoint: str | None = None  # host:port of the c10d rendezvous (node 0), for nnodes > 1
+    rdzv_id: str = "silicon-sing"  # job id shared by the nodes of one run
+    collective_timeout_minutes: float = 60.0  # how long ranks wait for each other (rank 0 writes GB checkpoints)
+    gpu_memory_gib: float | None = None  # per-GPU memory for the fit check; None: what the GPUs report
 
 
 @dataclass
@@ -90,7 +97,7 @@ class EvaluateParams:
     allow_download: bool = False  # let the paper profile fetch missing PaSST/VGGish weights
     metrics_exclude_prompt: bool = True  # score only the continuation (audiocraft scores the whole clip, prompt included)
     gen_batch_size: int = 4  # continuations generated together (per rank)
-    gen_nproc: int = 1  # torchrun processes for generation (one per GPU in the paper profile)
+    gen_nproc: int = 1  # torchrun processes for generation; 0: one per visible GPU (1 without GPUs)
     use_sampling: bool = True
     top_k: int = 250  # audiocraft's MusicGen defaults
     temperature: float = 1.0

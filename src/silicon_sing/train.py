@@ -46,6 +46,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,9 @@ def load_examples(run_dir: str | os.PathLike[str], category: str, split: str) ->
 def inputs_fingerprint(params: Params, category: str) -> str:
     """Hash of everything that determines the fine-tuned model (not how many processes compute it)."""
     t = dataclasses.asdict(params.train)
-    for k in ("nproc_per_node", "dist_backend", "token_cache"):
+    # how the work is spread and how much memory it takes, not what is learnt
+    for k in ("nproc_per_node", "dist_backend", "token_cache", "activation_checkpointing", "fsdp", "nnodes",
+              "rdzv_endpoint", "rdzv_id", "collective_timeout_minutes", "gpu_memory_gib"):
         t.pop(k)
     from .models import resolve_model_name
 
@@ -299,8 +302,26 @@ class Dist:
         return self.rank == 0
 
 
-def init_distributed(backend: str) -> Dist:
-    """Join the torchrun job (or run single-process without torchrun)."""
+class NoGPU(RuntimeError):
+    """The parameters ask for GPUs (``dist_backend: nccl``) on a machine that has none."""
+
+
+def require_gpus_for(backend: str) -> None:
+    """Stop when ``nccl`` is asked for without a visible GPU, instead of silently training on CPU."""
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise NoGPU("train.dist_backend is 'nccl' but this machine has no visible GPU (CUDA_VISIBLE_DEVICES="
+                    f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}). Run the paper profile on a GPU node, or, "
+                    "to run its code path on CPU on purpose, set train.dist_backend: gloo, train.precision: fp32 "
+                    "and train.nproc_per_node to a few processes (params/rehearsal.yaml does this).")
+
+
+def init_distributed(backend: str, timeout_minutes: float = 60.0) -> Dist:
+    """Join the torchrun job (or run single-process without torchrun).
+
+    ``timeout_minutes`` bounds every collective: long enough for rank 0 to write a multi-GB checkpoint
+    while the other ranks wait at the barrier after it.
+    """
+    require_gpus_for(backend)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local = int(os.environ.get("LOCAL_RANK", 0))
     if torch.cuda.is_available():
@@ -310,10 +331,9 @@ def init_distributed(backend: str) -> Dist:
         device = torch.device("cuda")
     else:
         device = torch.device("cpu")
-        if backend == "nccl":
-            backend = "gloo"  # nccl needs GPUs; the same command then still runs on CPU
     if "MASTER_ADDR" in os.environ and not dist.is_initialized():
-        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+        dist.init_process_group(backend=backend, rank=rank, world_size=world,
+                                timeout=timedelta(minutes=timeout_minutes))
     return Dist(rank, world, local, device)
 
 
@@ -353,6 +373,44 @@ class StopFlag:
         if self.signum:
             raise KeyboardInterrupt(f"second signal {signum}")
         self.signum = signum
+
+
+# --------------------------------------------------------------------------- precision and memory
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """How one step computes: the autocast dtype (None: fp32 throughout) and whether gradients are scaled."""
+
+    autocast_dtype: torch.dtype | None
+    scale_gradients: bool
+
+    @classmethod
+    def for_precision(cls, precision: str) -> PrecisionPlan:
+        """audiocraft's solver choice: fp32 master weights; fp16 autocast with a GradScaler, or bf16 without."""
+        plans = {"fp32": cls(None, False), "fp16": cls(torch.float16, True), "bf16": cls(torch.bfloat16, False)}
+        if precision not in plans:
+            raise ValueError(f"train.precision={precision!r}: use one of {sorted(plans)}")
+        return plans[precision]
+
+
+def master_weights_fp32(module: nn.Module) -> int:
+    """Cast every floating-point parameter and buffer of ``module`` to fp32; return how many were not.
+
+    audiocraft's ``loaders.load_lm_model`` builds the LM in fp16 on any non-CPU device. D-Adaptation's
+    first updates (~1e-12) vanish in fp16 weights and GradScaler refuses fp16 gradients, so training
+    keeps fp32 master weights and computes in half precision under autocast only.
+    """
+    cast = sum(1 for t in list(module.parameters()) + list(module.buffers())
+               if t.is_floating_point() and t.dtype != torch.float32)
+    if cast:
+        module.float()
+    return cast
+
+
+def enable_activation_checkpointing(lm: nn.Module) -> None:
+    """Recompute each transformer layer in the backward pass (audiocraft's ``checkpointing='torch'``)."""
+    lm.transformer.checkpointing = "torch"
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -437,9 +495,19 @@ class Trainer:
                 # chroma length and its padding mask
                 cond.match_len_on_eval, cond._use_masking = False, True
         self.codes: dict[str, torch.Tensor] = {}
-        self.autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.t.precision)
-        self.use_autocast = ctx.device.type == "cuda" and self.autocast_dtype is not None
-        self.scaler = torch.amp.GradScaler("cuda") if self.use_autocast and self.t.precision == "fp16" else None
+        self.plan = PrecisionPlan.for_precision(self.t.precision)
+        self.cast_to_fp32 = master_weights_fp32(self.lm)
+        if self.t.activation_checkpointing:
+            enable_activation_checkpointing(self.lm)
+        self.use_fsdp = bool(self.t.fsdp) and dist.is_initialized() and ctx.world_size > 1
+        self.scaler: Any = None
+        if self.plan.scale_gradients:
+            if self.use_fsdp:
+                from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+                self.scaler = ShardedGradScaler(ctx.device.type)
+            else:
+                self.scaler = torch.amp.GradScaler(ctx.device.type)
 
     # ----- token cache
     def prepare_tokens(self) -> None:
@@ -479,28 +547,44 @@ class Trainer:
 
     # ----- optimisation
     def build_optim(self) -> None:
-        """Optimizer, scheduler and the DDP wrapper."""
-        from audiocraft.optim import CosineLRScheduler, DAdaptAdam
+        """The DDP or FSDP wrapper, then the optimizer over what it trains, and the scheduler."""
+        from audiocraft.optim import CosineLRScheduler
 
-        params = [p for p in self.lm.parameters() if p.requires_grad]
+        from .optim import DAdaptAdam
+
+        self.loss_module = LMLoss(self.lm)
+        self.ddp: nn.Module = self.loss_module
+        if self.use_fsdp:
+            from audiocraft.modules.transformer import StreamingTransformerLayer
+            from torch.distributed.fsdp import FullyShardedDataParallel, ShardingStrategy
+            from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+
+            # one FSDP unit per transformer layer, as audiocraft's wrap_with_fsdp; weights, gradients and
+            # optimizer states are sharded over the ranks (FULL_SHARD)
+            self.ddp = FullyShardedDataParallel(
+                self.loss_module, auto_wrap_policy=ModuleWrapPolicy({StreamingTransformerLayer}),
+                sharding_strategy=ShardingStrategy.FULL_SHARD,
+                device_id=torch.cuda.current_device() if self.ctx.device.type == "cuda" else self.ctx.device)
+        elif dist.is_initialized() and self.ctx.world_size > 1:
+            # device_ids=None: the condition attributes stay Python objects, codes are moved by us;
+            # gradient_as_bucket_view: gradients live in DDP's buckets instead of beside them (one copy less)
+            self.ddp = nn.parallel.DistributedDataParallel(self.loss_module, device_ids=None,
+                                                           gradient_as_bucket_view=True)
+        params = [p for p in self.ddp.parameters() if p.requires_grad]
         if self.t.optimizer == "dadam":
-            self.opt: torch.optim.Optimizer = DAdaptAdam(params, lr=self.t.lr, betas=(0.9, 0.95), weight_decay=0.1)
+            self.opt: torch.optim.Optimizer = DAdaptAdam(params, sharded=self.use_fsdp, lr=self.t.lr,
+                                                         betas=(0.9, 0.95), weight_decay=0.1)
         elif self.t.optimizer == "adamw":
             self.opt = torch.optim.AdamW(params, lr=self.t.lr, betas=(0.9, 0.95), weight_decay=0.1)
         else:
             raise ValueError(f"train.optimizer={self.t.optimizer!r}: use 'dadam' or 'adamw'")
         total = self.t.epochs * self.t.updates_per_epoch
         self.sched = CosineLRScheduler(self.opt, total_steps=total, warmup_steps=self.t.warmup_steps)
-        self.loss_module = LMLoss(self.lm)
-        self.ddp: nn.Module = self.loss_module
-        if dist.is_initialized() and self.ctx.world_size > 1:
-            # device_ids=None: the condition attributes stay Python objects, codes are moved by us
-            self.ddp = nn.parallel.DistributedDataParallel(self.loss_module, device_ids=None)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """Mixed precision on GPU only."""
-        if self.use_autocast:
-            return torch.autocast("cuda", dtype=self.autocast_dtype)
+        """Half-precision compute over the fp32 master weights (``train.precision``), on any device."""
+        if self.plan.autocast_dtype is not None:
+            return torch.autocast(self.ctx.device.type, dtype=self.plan.autocast_dtype)
         return contextlib.nullcontext()
 
     def train_step(self, epoch: int, step: int, order: list[int]) -> dict[str, Any]:
@@ -527,9 +611,12 @@ class Trainer:
                 f"train.batch_size (now {B} global over {ctx.world_size} GPUs) or curate.segment_seconds") from e
         if self.scaler:
             self.scaler.unscale_(self.opt)
-        params = [p for p in self.lm.parameters() if p.grad is not None]
         clip = self.t.grad_clip if self.t.grad_clip > 0 else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+        if self.use_fsdp:  # the norm over every shard (a collective)
+            grad_norm = float(self.ddp.clip_grad_norm_(clip))  # type: ignore[operator]
+        else:
+            params = [p for p in self.lm.parameters() if p.grad is not None]
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
         # one all-reduce: per-codebook CE sums and counts, the loss, and the stop request
         stats = torch.cat([sums.float().cpu(), counts.float().cpu(),
                            torch.tensor([float(loss.detach()), float(self.stop.signum > 0)])]).to(ctx.device)
@@ -575,24 +662,60 @@ class Trainer:
         bs = max(1, self.t.batch_size // self.ctx.world_size)
         K = self.lm.num_codebooks
         sums, counts = torch.zeros(K), torch.zeros(K)
-        for i in range(0, len(local), bs):
-            exs = local[i:i + bs]
+        chunks = [local[i:i + bs] for i in range(0, len(local), bs)]
+        # FSDP gathers weights collectively: every rank runs as many forwards as the busiest one
+        n_chunks = int(all_reduce(torch.tensor([len(chunks)], device=self.ctx.device), dist.ReduceOp.MAX)) \
+            if self.use_fsdp else len(chunks)
+        for i in range(n_chunks):
+            exs = chunks[i] if i < len(chunks) else (chunks[-1] if chunks else self.valid_set[:1])
             b = self.batch(exs)
             attrs = make_attributes(self.lm, exs, [e.description for e in exs], b.wavs, self.sample_rate)
             with self.autocast():
-                _, s, c = self.loss_module(b.codes, attrs)
-            sums += s.float().cpu()
-            counts += c.float().cpu()
+                _, s, c = self.ddp(b.codes, attrs) if self.use_fsdp else self.loss_module(b.codes, attrs)
+            if i < len(chunks):  # a padding forward counts nothing
+                sums += s.float().cpu()
+                counts += c.float().cpu()
         stats = all_reduce(torch.cat([sums, counts]).to(self.ctx.device)).cpu()
         ce = stats[:K] / stats[K:].clamp(min=1)
         self.lm.train()
         return {"kind": "valid", "loss": float(ce.mean()), "ce": [float(x) for x in ce]}
 
     # ----- state
+    def _full_state_dict_type(self) -> contextlib.AbstractContextManager[Any]:
+        """FSDP: (un)shard to and from full, unsharded state dicts (on rank 0 only, in CPU memory on GPUs)."""
+        from torch.distributed.fsdp import (FullOptimStateDictConfig, FullStateDictConfig,
+                                            FullyShardedDataParallel, StateDictType)
+
+        offload = self.ctx.device.type == "cuda"  # CPU ranks: already in CPU memory (and offload breaks there)
+        return FullyShardedDataParallel.state_dict_type(
+            self.ddp, StateDictType.FULL_STATE_DICT, FullStateDictConfig(offload_to_cpu=offload, rank0_only=True),
+            FullOptimStateDictConfig(offload_to_cpu=offload, rank0_only=True))
+
+    def full_lm_state(self) -> dict[str, torch.Tensor]:
+        """The LM's whole state dict (collective under FSDP; complete on rank 0, empty elsewhere)."""
+        if not self.use_fsdp:
+            return self.lm.state_dict()
+        with self._full_state_dict_type():
+            state = self.ddp.state_dict()
+        return {k.removeprefix("lm."): v for k, v in state.items()}
+
+    def full_optimizer_state(self) -> dict[str, Any]:
+        """The optimizer's state keyed like an unsharded model's (collective under FSDP)."""
+        if not self.use_fsdp:
+            return self.opt.state_dict()
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        with self._full_state_dict_type():
+            return FullyShardedDataParallel.optim_state_dict(self.ddp, self.opt)
+
     def state(self, epoch: int, step_in_epoch: int) -> dict[str, Any]:
         """Everything needed to continue exactly here (collective: every rank must call it)."""
         rngs = gather_objects(rng_state(), self.ctx.world_size)
-        return {"lm": self.lm.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+        # under FSDP each rank's D-Adaptation running sum covers its own shard: keep every rank's
+        local_groups = gather_objects([{k: v for k, v in g.items() if k != "params"} for g in self.opt.param_groups],
+                                      self.ctx.world_size)
+        return {"lm": self.full_lm_state(), "optimizer": self.full_optimizer_state(),
+                "scheduler": self.sched.state_dict(), "param_groups": local_groups,
                 "scaler": self.scaler.state_dict() if self.scaler else None, "epoch": epoch,
                 "step_in_epoch": step_in_epoch, "global_step": self.global_step, "skipped": self.skipped,
                 "bad_in_row": self.bad_in_row, "rng": rngs, "world_size": self.ctx.world_size,
@@ -608,9 +731,19 @@ class Trainer:
         barrier()
 
     def restore(self, state: dict[str, Any]) -> tuple[int, int]:
-        """Load a checkpoint; return (epoch, step within epoch) to continue from."""
-        self.lm.load_state_dict(state["lm"])
-        self.opt.load_state_dict(state["optimizer"])
+        """Load a checkpoint's optimizer, schedule and counters (weights: :meth:`_run`, before wrapping)."""
+        if self.use_fsdp:
+            from torch.distributed.fsdp import FullyShardedDataParallel
+
+            with self._full_state_dict_type():
+                osd = FullyShardedDataParallel.optim_state_dict_to_load(self.ddp, self.opt, state["optimizer"])
+            self.opt.load_state_dict(osd)
+        else:
+            self.opt.load_state_dict(state["optimizer"])
+        groups = state.get("param_groups")
+        if groups and state["world_size"] == self.ctx.world_size:
+            for group, saved in zip(self.opt.param_groups, groups[self.ctx.rank]):
+                group.update(saved)
         self.sched.load_state_dict(state["scheduler"])
         if self.scaler and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -656,12 +789,14 @@ class Trainer:
         t0 = time.perf_counter()
         self.prepare_tokens()
         self.token_seconds = time.perf_counter() - t0
-        self.build_optim()
         epoch, start = 0, 0
         ckpt = self.dir / CHECKPOINT
         state = load_checkpoint(ckpt) if resume and ckpt.exists() else None
         if state is not None and state.get("fingerprint") != self.fingerprint:
             state = None  # a checkpoint of other inputs: start over
+        if state is not None:
+            self.lm.load_state_dict(state["lm"])  # into the plain module, before FSDP shards it
+        self.build_optim()
         if state is not None:
             epoch, start = self.restore(state)
             self.truncate_log(self.global_step)
@@ -696,11 +831,12 @@ class Trainer:
 
     def finish(self) -> None:
         """Export the model and record what was done (rank 0)."""
+        lm_state = self.full_lm_state()  # collective under FSDP
         if self.ctx.is_main:
             from .models import export_model
 
             out = export_dir(self.params, self.category)
-            export_model(self.model, out)
+            export_model(self.model, out, lm_state=lm_state)
             rows = read_jsonl(self.dir / "log.jsonl")
             train = [r for r in rows if r.get("kind") == "train" and not r.get("skipped")]
             valid = [r["loss"] for r in rows if r.get("kind") == "valid"]
@@ -717,7 +853,9 @@ class Trainer:
                 "samples_per_s": float(np.median([r["samples_per_s"] for r in steady])) if steady else float("nan"),
                 "tokens_per_s": float(np.median([r["tokens_per_s"] for r in steady])) if steady else float("nan"),
                 "seconds": float(sum(self.timings)), "token_cache_seconds": self.token_seconds,
-                "params": dataclasses.asdict(self.t),
+                "params": dataclasses.asdict(self.t), "device": self.ctx.device.type,
+                "weights_cast_to_fp32": self.cast_to_fp32, "fsdp": self.use_fsdp,
+                "conditioners": {k: type(v).__name__ for k, v in self.lm.condition_provider.conditioners.items()},
             }
             atomic_write_json(out / "done.json", done)
             self.log({"kind": "event", "event": "done", "epoch": self.t.epochs, "step": self.global_step})
@@ -735,7 +873,7 @@ def train(params: Params, category: str, resume: bool = False) -> int:
         if int(os.environ.get("RANK", 0)) == 0:
             print(PROGRESS + json.dumps({"kind": "event", "event": "up-to-date"}), flush=True)
         return 0
-    ctx = init_distributed(params.train.dist_backend)
+    ctx = init_distributed(params.train.dist_backend, params.train.collective_timeout_minutes)
     torch.manual_seed(params.seed)
     try:
         return Trainer(params, category, ctx).run(resume)
@@ -780,12 +918,61 @@ def params_overrides(params: Params) -> dict[str, Any]:
     return out
 
 
+def rendezvous_args(params: Params) -> list[str]:
+    """torchrun's job-shape arguments: one standalone node, or ``train.nnodes`` joined by a c10d rendezvous."""
+    t = params.train
+    if t.nnodes <= 1:
+        return ["--standalone"]
+    if not t.rdzv_endpoint:
+        raise ValueError(f"train.nnodes={t.nnodes} needs train.rdzv_endpoint (host:port of the first node, "
+                         f"reachable from every node; on SLURM the first host of $SLURM_JOB_NODELIST)")
+    return [f"--nnodes={t.nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={t.rdzv_endpoint}",
+            f"--rdzv-id={t.rdzv_id}"]
+
+
 def torchrun_command(params: Params, category: str, nproc: int, log_dir: Path, resume: bool) -> list[str]:
-    """The torchrun command line that trains one category."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+    """The torchrun command line that trains one category (the same on every node of a multi-node job)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", *rendezvous_args(params), f"--nproc_per_node={nproc}",
            "--log-dir", str(log_dir), "--tee", "3", "-m", "silicon_sing.train", "--params", str(params.source),
            "--category", category, "--overrides", json.dumps(params_overrides(params))]
     return cmd + (["--resume"] if resume else [])
+
+
+def memory_estimate(params: Params) -> Any:
+    """Per-GPU memory of this run's fine-tuning (:mod:`silicon_sing.memory`), from the model's config only."""
+    from . import memory
+    from .models import model_config, resolve_model_name
+
+    t = params.train
+    world = max(1, t.nproc_per_node * t.nnodes)
+    shape = memory.model_shape(model_config(resolve_model_name(params)))
+    return memory.estimate(shape, world, max(1, t.batch_size // world), params.curate.segment_seconds,
+                           t.precision, t.optimizer, fsdp=t.fsdp, activation_checkpointing=t.activation_checkpointing)
+
+
+def gpu_memory_bytes(params: Params) -> float | None:
+    """Memory per GPU for the fit check: ``train.gpu_memory_gib``, else the smallest visible GPU's, else None."""
+    from .memory import GIB
+
+    if params.train.gpu_memory_gib:
+        return params.train.gpu_memory_gib * GIB
+    if torch.cuda.is_available():
+        return float(min(torch.cuda.get_device_properties(i).total_memory for i in range(torch.cuda.device_count())))
+    return None
+
+
+def preflight(params: Params, progress: bool = True) -> None:
+    """Checks before any process starts: GPUs for nccl, and whether the job fits the GPUs' memory."""
+    from .memory import check_fits
+
+    require_gpus_for(params.train.dist_backend)
+    available = gpu_memory_bytes(params)
+    if available is None:
+        return  # CPU processes: nothing to check against
+    est = memory_estimate(params)
+    if progress:
+        print(est.describe(), flush=True)
+    check_fits(est, available, "train.gpu_memory_gib" if params.train.gpu_memory_gib else "the visible GPUs")
 
 
 def failing_rank_tail(log_dir: Path, n_lines: int = 40) -> tuple[int | None, str]:
@@ -828,6 +1015,7 @@ def launch(params: Params, category: str, resume: bool = True, progress: bool = 
                   flush=True)
         return load_result(params, category, reused=True)
     nproc = nproc or params.train.nproc_per_node
+    preflight(params, progress)
     cdir = category_dir(params, category)
     log_dir = cdir / "torchrun"
     shutil.rmtree(log_dir, ignore_errors=True)  # a previous job's error files must not be blamed
