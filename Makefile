@@ -13,6 +13,8 @@ STAMP := $(VENV)/.installed-$(shell cat $(REQS) | sha1sum | cut -c1-12)
 ESSENTIA_VERSION := $(shell sed -n 's/^essentia==//p' requirements.txt)
 HAS_ESSENTIA_TF = $(PY) -m pip show essentia-tensorflow >/dev/null 2>&1
 REHEARSAL_CACHE ?= runs/rehearsal-cache
+REHEARSAL_LAYERS ?= 4
+RUN_DIR ?=
 
 .PHONY: install book run html test paper rehearsal essentia-tensorflow bench strip clean browser-deps
 
@@ -57,9 +59,10 @@ paper: essentia-tensorflow
 
 # random-init weights in throwaway HF / torch hub caches, selected by environment variables only
 rehearsal: install
-	$(PY) scripts/make_rehearsal_caches.py --root $(REHEARSAL_CACHE)
-	eval "$$($(PY) scripts/make_rehearsal_caches.py --root $(REHEARSAL_CACHE) --print-env)" && \
-	  $(PY) -m silicon_sing.pipeline run --params params/rehearsal.yaml
+	$(PY) scripts/make_rehearsal_caches.py --root $(REHEARSAL_CACHE) --lm-layers $(REHEARSAL_LAYERS)
+	eval "$$($(PY) scripts/make_rehearsal_caches.py --root $(REHEARSAL_CACHE) --lm-layers $(REHEARSAL_LAYERS) --print-env)" && \
+	  $(PY) -m silicon_sing.pipeline run --params params/rehearsal.yaml \
+	  $(if $(RUN_DIR),--overrides '{"run_dir": "$(RUN_DIR)"}')
 
 bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

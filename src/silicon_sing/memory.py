@@ -159,8 +159,11 @@ def model_shape(cfg: Any) -> ModelShape:
             extra += int(cond.chroma_stem.n_chroma) * dim + dim
             frozen += HTDEMUCS_PARAMETERS
             chroma_rate += float(cond.chroma_stem.sample_rate) / (2 ** int(cond.chroma_stem.radix2_exp) // 4)
-        else:  # our hashed_text and audiocraft's others are small: count them from their config
-            extra += dim * int(cond.get(kind, {}).get("dim", dim)) + dim
+        elif kind == "hashed_text":  # ours (smoke): hashed word/n-gram table + projection, trained
+            n_bins, width = int(cond.hashed_text.get("n_bins", 4096)), int(cond.hashed_text.get("dim", 32))
+            extra += n_bins * width + width * dim + dim
+        else:
+            raise ValueError(f"conditioner {name!r} of type {kind!r}: no parameter count for it in memory.py")
     hop = math.prod(int(r) for r in cfg.seanet.ratios) if codec is not None else 640
     return ModelShape(
         lm_parameters=sum(p.numel() for p in lm.parameters()) + extra, num_layers=int(lm_cfg.num_layers), dim=dim,

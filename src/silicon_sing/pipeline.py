@@ -132,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params/smoke.yaml", help="the profile's parameter file")
     ap.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
     ap.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
+    ap.add_argument("--overrides", default="{}", help='JSON dict of dotted overrides, e.g. {"run_dir": "/tmp/r"}')
     args = ap.parse_args(argv)
-    params = load_params(args.params)
+    params = load_params(args.params, json.loads(args.overrides))
     repo = find_repo_root(Path(params.source).parent)
     try:
         if args.command in ("run", "book"):

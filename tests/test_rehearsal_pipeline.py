@@ -1,0 +1,136 @@
+"""The rehearsal: ``make rehearsal`` runs the paper profile's code path offline, and what it must show.
+
+One run of the Makefile target (caches + notebooks 01–06 with ``params/rehearsal.yaml``) into a
+temporary run dir; the tests then read what it left. Loading and generation checks run in fresh
+processes whose environment only adds the rehearsal caches' variables, as a user's shell would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from silicon_sing.params import CATEGORIES, Params, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+MELODY_REPO = "models--facebook--musicgen-melody"
+
+
+@pytest.fixture(scope="module")
+def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> tuple[Params, dict[str, str]]:
+    """``make rehearsal`` into a temporary cache and run dir, with this interpreter's environment."""
+    root = tmp_path_factory.mktemp("rehearsal")
+    cache, run_dir = root / "cache", root / "run"
+    venv = Path(sys.prefix)
+    cmd = ["make", "-C", str(REPO), "rehearsal", f"VENV={venv}", f"PYTHON={sys.executable}",
+           f"REHEARSAL_CACHE={cache}", f"RUN_DIR={run_dir}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    log = root / "make.log"
+    log.write_text(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, f"make rehearsal failed (log: {log}):\n{(proc.stdout + proc.stderr)[-4000:]}"
+    env_lines = subprocess.run([sys.executable, str(REPO / "scripts" / "make_rehearsal_caches.py"), "--root",
+                                str(cache), "--print-env"], capture_output=True, text=True, check=True).stdout
+    env = dict(line.removeprefix("export ").split("=", 1) for line in env_lines.splitlines() if "=" in line)
+    env = {k: v.strip("'\"") for k, v in env.items()}
+    return load_params(REPO / "params" / "rehearsal.yaml", {"run_dir": str(run_dir)}), env
+
+
+def _in_fresh_process(code: str, env: dict[str, str]) -> str:
+    """Run ``code`` in a new interpreter with the rehearsal's variables; return its stdout."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env, "PYTHONWARNINGS": "ignore"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_make_rehearsal_runs_every_notebook(rehearsal: tuple[Params, dict[str, str]]) -> None:
+    params, env = rehearsal
+    assert set(env) >= {"HF_HOME", "TORCH_HOME", "HF_HUB_OFFLINE"} and env["HF_HUB_OFFLINE"] == "1"
+    timings = json.loads((params.run.notebooks / "timings.json").read_text())
+    names = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(timings) == names and all(t["ok"] for t in timings.values())
+    for name in names:
+        doc = nbformat.read(params.run.notebooks / name, as_version=4)
+        assert not [o for c in doc.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+@pytest.mark.slow
+def test_training_moved_every_lm_weight_and_kept_fp32(rehearsal: tuple[Params, dict[str, str]]) -> None:
+    """No silent no-op: each fine-tune differs from the hub weights in every tensor; nothing is fp16."""
+    params, env = rehearsal
+    snapshots = Path(env["HF_HOME"]) / "hub" / MELODY_REPO / "snapshots"
+    start = torch.load(next(snapshots.glob("*/state_dict.bin")), map_location="cpu", weights_only=True,
+                       mmap=True)["best_state"]
+    for category in CATEGORIES:
+        export = params.run.checkpoints / category / "export"
+        state = torch.load(export / "state_dict.bin", map_location="cpu", weights_only=True, mmap=True)["best_state"]
+        assert sorted(state) == sorted(start)
+        assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
+        same = [k for k, v in state.items() if v.is_floating_point() and torch.equal(v, start[k].float())]
+        assert not same, f"{category}: {len(same)} of {len(state)} LM tensors never moved, e.g. {same[:3]}"
+        done = json.loads((export / "done.json").read_text())
+        assert done["steps"] == params.train.epochs * params.train.updates_per_epoch and done["skipped_steps"] == 0
+        assert done["world_size"] == params.train.nproc_per_node
+
+
+@pytest.mark.slow
+def test_t5_and_chroma_conditioners_really_ran(rehearsal: tuple[Params, dict[str, str]]) -> None:
+    params, _ = rehearsal
+    for category in CATEGORIES:
+        done = json.loads((params.run.checkpoints / category / "export" / "done.json").read_text())
+        assert done["conditioners"] == {"description": "T5Conditioner", "self_wav": "ChromaStemConditioner"}
+        chroma = list((params.run.tokens / category).glob("*/chroma-*/*"))
+        n_segments = sum(1 for split in ("train", "valid") for _ in
+                         open(params.run.curated / "manifests" / category / split / "data.jsonl"))
+        assert len(chroma) == n_segments  # demucs → chroma computed once per training/validation segment
+        codes = list((params.run.tokens / category).glob("*/??/*.pt"))
+        assert len(codes) == n_segments
+
+
+@pytest.mark.slow
+def test_export_loads_with_audiocraft_alone_and_generates(rehearsal: tuple[Params, dict[str, str]]) -> None:
+    params, env = rehearsal
+    export = params.run.checkpoints / "full" / "export"
+    out = _in_fresh_process(
+        "import sys, torch\n"
+        "from audiocraft.models import MusicGen\n"
+        f"m = MusicGen.get_pretrained({str(export)!r}, device='cpu')\n"
+        "m.set_generation_params(duration=0.5)\n"
+        "wav = m.generate_with_chroma(['a calm song'], torch.zeros(1, 1, 32000), 32000)\n"
+        "assert not any(name.startswith('silicon_sing') for name in sys.modules)\n"
+        "print(tuple(wav.shape), type(m.lm.condition_provider.conditioners['description']).__name__)\n", env)
+    assert out.split()[-1] == "T5Conditioner" and "(1, 1, 16000)" in out
+
+
+@pytest.mark.slow
+def test_continuations_come_from_the_hub_model_and_the_exports(rehearsal: tuple[Params, dict[str, str]]) -> None:
+    from silicon_sing.generate import load_generations
+
+    params, _ = rehearsal
+    gens = load_generations(params.run_dir)
+    assert {g.system for g in gens} == {"baseline", "fine-tuned"}
+    assert {g.model for g in gens if g.system == "baseline"} == {"facebook/musicgen-melody"}
+    assert {g.model for g in gens if g.system == "fine-tuned"} == {
+        str(params.run.checkpoints / c / "export") for c in CATEGORIES}
+    assert all(g.settings["melody_condition"] == "none" for g in gens)
+
+
+@pytest.mark.slow
+def test_kl_and_fad_come_from_passt_and_vggish(rehearsal: tuple[Params, dict[str, str]]) -> None:
+    params, env = rehearsal
+    report = json.loads((params.run.metrics / "metrics.json").read_text())
+    text = json.dumps(report["meta"])
+    assert "passt" in text and "vggish" in text
+    assert "passt-s-f128-p16-s10-ap.476-swa.pt" in text and "vggish-10086976.pth" in text  # the cached weights
+    assert "random-init" not in text
+    cells = report["cells"]
+    assert cells and {c["kl_backend"] for c in cells} == {"passt"} and {c["fad_backend"] for c in cells} == {"vggish"}
