@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-$(shell cat $(REQS) | sha1sum | cut -c1-12)
 ESSENTIA_VERSION := $(shell sed -n 's/^essentia==//p' requirements.txt)
 HAS_ESSENTIA_TF = $(PY) -m pip show essentia-tensorflow >/dev/null 2>&1
 REHEARSAL_CACHE ?= runs/rehearsal-cache
-REHEARSAL_LAYERS ?= 4
+REHEARSAL_LAYERS ?= 2
 RUN_DIR ?=
 
 .PHONY: install book run html test paper rehearsal essentia-tensorflow bench strip clean browser-deps

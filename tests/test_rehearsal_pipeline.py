@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from silicon_sing.params import CATEGORIES, Params, load_params
+from silicon_sing.rehearsal import rehearsal_env
 
 REPO = Path(__file__).resolve().parents[1]
 MELODY_REPO = "models--facebook--musicgen-melody"
@@ -35,11 +36,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> tuple[Params, dict[st
     log = root / "make.log"
     log.write_text(proc.stdout + proc.stderr)
     assert proc.returncode == 0, f"make rehearsal failed (log: {log}):\n{(proc.stdout + proc.stderr)[-4000:]}"
-    env_lines = subprocess.run([sys.executable, str(REPO / "scripts" / "make_rehearsal_caches.py"), "--root",
-                                str(cache), "--print-env"], capture_output=True, text=True, check=True).stdout
-    env = dict(line.removeprefix("export ").split("=", 1) for line in env_lines.splitlines() if "=" in line)
-    env = {k: v.strip("'\"") for k, v in env.items()}
-    return load_params(REPO / "params" / "rehearsal.yaml", {"run_dir": str(run_dir)}), env
+    return load_params(REPO / "params" / "rehearsal.yaml", {"run_dir": str(run_dir)}), rehearsal_env(cache)
 
 
 def _in_fresh_process(code: str, env: dict[str, str]) -> str:

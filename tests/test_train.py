@@ -144,10 +144,12 @@ def test_rerun_with_unchanged_inputs_does_no_work(trained: tuple[Params, T.Train
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
 def test_resume_after_kill_mid_epoch_matches_the_uninterrupted_run(
-        trained: tuple[Params, T.TrainResult], tmp_path: Path) -> None:
+        trained: tuple[Params, T.TrainResult], tmp_path: Path, fsdp: bool) -> None:
+    """Also under FSDP: full (unsharded) checkpoints, each rank's D-Adaptation sums restored."""
     reference, _ = trained
-    params = run_params(make_fake_run(tmp_path / "run-b"))  # same content, another run dir
+    params = run_params(make_fake_run(tmp_path / "run-b"), **{"train.fsdp": fsdp})  # same content, another run dir
     log = T.log_path(params, "full")
     cmd = T.torchrun_command(params, "full", 2, tmp_path / "torchrun", resume=False)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -38,6 +38,7 @@ import json
 import math
 import os
 import random
+import shlex
 import shutil
 import signal
 import subprocess
@@ -1025,6 +1026,10 @@ def launch(params: Params, category: str, resume: bool = True, progress: bool = 
         # one compute thread per core per process: oversubscribed cores make every rank slower
         run_env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     cmd = torchrun_command(params, category, nproc, log_dir, resume)
+    if params.train.nnodes > 1 and progress:
+        print(f"{category}: this node joins a {params.train.nnodes}-node job at {params.train.rdzv_endpoint}; "
+              f"start the same command on every other node (README, 'several nodes'):\n  "
+              + " ".join(shlex.quote(c) for c in cmd), flush=True)
     stderr_path = cdir / "torchrun.stderr"
     with open(stderr_path, "w", encoding="utf-8") as err_f:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err_f, text=True, env=run_env)
