@@ -1,0 +1,100 @@
+"""Hardening (issue 11): untrusted files, HTML escaping, parameter validation, interoperability, inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+NANO = REPO / "src" / "silicon_sing" / "assets" / "nano"
+
+
+# ----------------------------------------------------------------------------- 1. untrusted pickles
+
+
+class _Evil:
+    """A pickle payload that creates a marker file when unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _malicious(path: Path, marker: Path, extra: dict | None = None) -> Path:
+    torch.save({"weight": torch.zeros(2), "evil": _Evil(marker), **(extra or {})}, path)
+    return path
+
+
+def test_a_malicious_weights_file_is_never_unpickled(tmp_path: Path) -> None:
+    from silicon_sing.metrics.backends import UntrustedCheckpointError, VggishBackend, _load_state_dict
+
+    marker = tmp_path / "pwned"
+    bad = _malicious(tmp_path / "vggish-evil.pth", marker)
+    with pytest.raises(UntrustedCheckpointError) as e:
+        _load_state_dict(bad)
+    msg = str(e.value)
+    assert str(bad) in msg and "safetensors" in msg and "weights_only" in msg
+    with pytest.raises(UntrustedCheckpointError, match="vggish-evil.pth"):
+        VggishBackend(pretrained=True, weights=bad, device="cpu")
+    assert not marker.exists()
+
+
+def test_describe_export_refuses_a_malicious_export_and_reads_the_shipped_one(tmp_path: Path) -> None:
+    import shutil
+
+    from silicon_sing.train import describe_export
+
+    arch = describe_export(NANO)
+    assert arch["num_layers"] > 0 and arch["lm_parameters"] > 0
+    export = tmp_path / "export"
+    shutil.copytree(NANO, export)
+    marker = tmp_path / "pwned"
+    pkg = torch.load(export / "state_dict.bin", map_location="cpu", weights_only=True)
+    _malicious(export / "state_dict.bin", marker, pkg)
+    with pytest.raises(Exception, match="state_dict.bin"):
+        describe_export(export)
+    assert not marker.exists()
+
+
+def test_weight_hashes_follow_the_torch_hub_file_name_convention() -> None:
+    from silicon_sing.metrics.backends import PASST_WEIGHTS, VGGISH_WEIGHTS
+
+    for spec in (PASST_WEIGHTS, VGGISH_WEIGHTS):
+        assert spec.sha256 is None or len(spec.sha256) == 64
+    assert VGGISH_WEIGHTS.sha256 and VGGISH_WEIGHTS.sha256.startswith("10086976")
+
+
+def _fake_download(payload: bytes):
+    def download(url: str, dst: str, hash_prefix=None, progress=True) -> None:
+        Path(dst).write_bytes(payload)
+    return download
+
+
+def test_a_download_with_the_wrong_hash_is_deleted_and_refused(tmp_path: Path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from silicon_sing.metrics.backends import VGGISH_WEIGHTS, MissingWeightsError, WeightsSpec, resolve_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv(VGGISH_WEIGHTS.env_var, raising=False)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _fake_download(b"not the weights"))
+    with pytest.raises(ValueError, match="sha256") as e:
+        resolve_weights(VGGISH_WEIGHTS, None, allow_download=True)
+    assert not isinstance(e.value, MissingWeightsError)
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / VGGISH_WEIGHTS.filename
+    assert not cached.exists() and VGGISH_WEIGHTS.url in str(e.value)
+
+    good = b"the real weights"
+    spec = replace(VGGISH_WEIGHTS, sha256=hashlib.sha256(good).hexdigest(), filename="w.pth")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _fake_download(good))
+    assert resolve_weights(spec, None, allow_download=True).read_bytes() == good
+
+    unknown = WeightsSpec(model="M", url="https://example.invalid/m.pt", filename="m.pt", env_var="X_W", sha256=None)
+    with pytest.warns(UserWarning, match="unverified"):
+        assert resolve_weights(unknown, None, allow_download=True).read_bytes() == good
