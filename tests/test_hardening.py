@@ -98,3 +98,65 @@ def test_a_download_with_the_wrong_hash_is_deleted_and_refused(tmp_path: Path, m
     unknown = WeightsSpec(model="M", url="https://example.invalid/m.pt", filename="m.pt", env_var="X_W", sha256=None)
     with pytest.warns(UserWarning, match="unverified"):
         assert resolve_weights(unknown, None, allow_download=True).read_bytes() == good
+
+
+# ----------------------------------------------------------------------------- 2. HTML escaping
+
+EVIL_ARTIST = "<img src=x onerror=alert(1)>"
+EVIL_TRACK = "<script>alert(2)"
+RAW = ("<img src=x", "<script>alert")
+ESCAPED = ("&lt;img src=x", "&lt;script&gt;alert")
+
+
+def _html_outputs(nb_path: Path) -> list[str]:
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    out = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            data = o.get("data", {})
+            for mime in ("text/html", "text/markdown"):
+                if mime in data:
+                    out.append("".join(data[mime]) if isinstance(data[mime], list) else data[mime])
+    return out
+
+
+def _smoke(run_dir: Path, **overrides):
+    from silicon_sing.params import load_params
+
+    return load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(run_dir), "workers": 1, **overrides})
+
+
+def test_user_names_are_escaped_in_every_html_output_of_notebooks_01_02(tmp_path: Path) -> None:
+    from silicon_sing.pipeline import run_notebooks
+    from stems import tone_stems, write_track
+
+    root = tmp_path / "stems"
+    for a, (artist, f0) in enumerate([(EVIL_ARTIST, 330.0), ("Basso", 110.0)]):
+        for t in range(3):
+            track = EVIL_TRACK if t == 0 else f"song {t}"
+            write_track(root, artist, track, tone_stems(6.0, 44100, f0 * (1 + 0.1 * t), seed=10 * a + t), 44100)
+    params = _smoke(tmp_path / "run", **{"curate.data_root": str(root), "curate.segment_seconds": 2.0})
+    run_notebooks(params, only=["01", "02"])
+    seen_escaped = set()
+    for name in ("01_curate.ipynb", "02_caption.ipynb"):
+        for doc in _html_outputs(params.run.notebooks / name):
+            for raw in RAW:
+                assert raw not in doc, f"{name}: unescaped user name in an HTML output:\n{doc[:2000]}"
+            seen_escaped |= {e for e in ESCAPED if e in doc}
+    assert seen_escaped == set(ESCAPED), "the names should appear, escaped"
+
+
+def test_listening_room_html_escapes_user_names() -> None:
+    import numpy as np
+
+    from silicon_sing.listen import COLUMNS, ListeningExample, cell_table_html, listening_room_html
+
+    clip = np.zeros(3200, dtype=np.float32)
+    ex = ListeningExample(example_id=f"{EVIL_ARTIST}/{EVIL_TRACK}/0", artist=EVIL_ARTIST, category="full",
+                          caption=f"{EVIL_TRACK} and \"quotes\" ' <b>", sr=32000, clips={c: clip for c in COLUMNS})
+    for doc in (listening_room_html([ex]), listening_room_html([ex], "full"), cell_table_html([ex])):
+        for raw in (*RAW, "<b>"):
+            assert raw not in doc
+        assert ESCAPED[0] in doc and ESCAPED[1] in doc
