@@ -160,3 +160,96 @@ def test_listening_room_html_escapes_user_names() -> None:
         for raw in (*RAW, "<b>"):
             assert raw not in doc
         assert ESCAPED[0] in doc and ESCAPED[1] in doc
+
+
+# ----------------------------------------------------------------------------- 3. parameter validation
+
+BAD_VALUES = [
+    # (dotted key, value, words the message must contain)
+    ("curate.segment_seconds", "abc", ["number", "float"]),
+    ("curate.segment_seconds", -6.0, ["> 0"]),
+    ("curate.segment_seconds", 0, ["> 0"]),
+    ("curate.segment_seconds", float("nan"), ["finite"]),
+    ("curate.segment_seconds", True, ["float"]),
+    ("train.token_cache", "false", ["bool"]),
+    ("train.token_cache", 1, ["bool"]),
+    ("train.epochs", "3", ["int"]),
+    ("train.epochs", 3.0, ["int"]),
+    ("train.epochs", True, ["int"]),
+    ("train.epochs", 0, [">= 1"]),
+    ("curate", 5, ["mapping"]),
+    ("caption", None, ["mapping"]),
+    ("curate.data_root", 7, ["str", "None"]),
+    ("curate.split_fractions", {"train": 0.5, "valid": 0.25}, ["train", "valid", "test"]),
+    ("curate.split_fractions", {"train": 0.5, "valid": 0.25, "test": 0.3}, ["sum"]),
+    ("curate.split_fractions", {"train": 1.5, "valid": -0.25, "test": -0.25}, ["[0, 1]"]),
+    ("curate.split_fractions", {"train": 0.5, "valid": 0.25, "tests": 0.25}, ["tests"]),
+    ("curate.split_fractions", {"train": "0.5", "valid": 0.25, "test": 0.25}, ["float"]),
+    ("curate.split_fractions", [0.5, 0.25, 0.25], ["dict"]),
+    ("caption.key_profile", "edmx", ["edma", "krumhansl"]),
+    ("caption.min_key_strength", 1.5, ["<= 1"]),
+    ("train.nproc_per_node", 0, [">= 1"]),
+    ("train.dist_backend", "mpi2", ["gloo", "nccl"]),
+    ("train.optimizer", "sgd", ["dadam", "adamw"]),
+    ("train.precision", "fp8", ["fp32", "bf16", "fp16"]),
+    ("train.cfg_dropout", 1.2, ["<= 1"]),
+    ("train.lr", 0.0, ["> 0"]),
+    ("train.batch_size", -1, [">= 1"]),
+    ("evaluate.kl_backend", "clap", ["passt", "spectral-classes"]),
+    ("evaluate.fad_backend", "clap", ["vggish", "mel-stats"]),
+    ("evaluate.ci_level", 1.0, ["< 1"]),
+    ("evaluate.melody_condition", "chroma", ["none", "target"]),
+    ("evaluate.allow_download", "yes", ["bool"]),
+    ("evaluate.temperature", 0, ["> 0"]),
+    ("workers", -2, [">= 0"]),
+    ("seed", "1234", ["int"]),
+    ("run_dir", None, ["str"]),
+]
+
+
+@pytest.mark.parametrize("dotted,value,words", BAD_VALUES, ids=[f"{k}={v!r}" for k, v, _ in BAD_VALUES])
+def test_bad_parameter_values_are_refused_naming_file_key_value_and_rule(dotted, value, words) -> None:
+    from silicon_sing.params import ParamsError, load_params
+
+    with pytest.raises(ParamsError) as e:
+        load_params(REPO / "params" / "smoke.yaml", {dotted: value})
+    msg = str(e.value)
+    assert "smoke.yaml" in msg and dotted in msg, msg
+    if not isinstance(value, dict | list | type(None)):
+        assert repr(value) in msg, msg
+    for w in words:
+        assert w in msg, f"{w!r} not in {msg!r}"
+
+
+def test_bad_values_in_the_file_itself_are_refused(tmp_path: Path) -> None:
+    from silicon_sing.params import ParamsError, load_params
+
+    text = (REPO / "params" / "smoke.yaml").read_text().replace("segment_seconds: 6.0", "segment_seconds: abc")
+    (tmp_path / "params").mkdir()
+    bad = tmp_path / "params" / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ParamsError, match=r"bad\.yaml.*curate\.segment_seconds.*'abc'"):
+        load_params(bad)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "paper"])
+def test_shipped_profiles_pass_validation_with_their_types(profile: str) -> None:
+    import dataclasses
+
+    from silicon_sing.params import load_params
+
+    p = load_params(REPO / "params" / f"{profile}.yaml")
+    assert isinstance(p.curate.segment_seconds, float) and isinstance(p.train.epochs, int)
+    assert isinstance(p.train.token_cache, bool) and abs(sum(p.curate.split_fractions.values()) - 1) < 1e-6
+    # ints given for float fields are accepted and stored as floats
+    q = load_params(REPO / "params" / f"{profile}.yaml", {"curate.segment_seconds": 2, "train.lr": 1})
+    assert q.curate.segment_seconds == 2.0 and isinstance(q.curate.segment_seconds, float)
+    assert dataclasses.asdict(q)["train"]["lr"] == 1.0
+
+
+def test_backend_choices_match_the_registries() -> None:
+    from silicon_sing.metrics.backends import EMBEDDING_BACKENDS, PROBABILITY_BACKENDS
+    from silicon_sing.params import RULES
+
+    assert set(RULES["evaluate.kl_backend"]["choices"]) == set(PROBABILITY_BACKENDS)
+    assert set(RULES["evaluate.fad_backend"]["choices"]) == set(EMBEDDING_BACKENDS)
