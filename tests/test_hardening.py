@@ -253,3 +253,82 @@ def test_backend_choices_match_the_registries() -> None:
 
     assert set(RULES["evaluate.kl_backend"]["choices"]) == set(PROBABILITY_BACKENDS)
     assert set(RULES["evaluate.fad_backend"]["choices"]) == set(EMBEDDING_BACKENDS)
+
+
+# ----------------------------------------------------------------------------- 4. interoperability
+
+
+@pytest.mark.parametrize("text", ['{"train.epochs": 1, "curate.segment_seconds": 2.5e0}',
+                                  "{train.epochs: 1, curate.segment_seconds: 2.5}", "train.epochs: 1\ncurate.segment_seconds: 2.5"])
+def test_overrides_may_be_a_json_or_yaml_string(text: str) -> None:
+    from silicon_sing.params import load_params
+
+    p = load_params(REPO / "params" / "smoke.yaml", text)
+    assert p.train.epochs == 1 and p.curate.segment_seconds == 2.5
+    assert p.overrides == {"train.epochs": 1, "curate.segment_seconds": 2.5}
+    assert load_params(REPO / "params" / "smoke.yaml", "").overrides == {}
+    assert load_params(REPO / "params" / "smoke.yaml", "{}").overrides == {}
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "just words", "{unclosed: ", "3"])
+def test_overrides_strings_that_are_not_mappings_are_refused(text: str) -> None:
+    from silicon_sing.params import ParamsError, load_params
+
+    with pytest.raises(ParamsError, match="overrides"):
+        load_params(REPO / "params" / "smoke.yaml", text)
+
+
+def _readme_block(after: str) -> str:
+    """The first ```bash block of README.md after the line containing ``after``, continuations joined."""
+    text = (REPO / "README.md").read_text()
+    start = text.index(after)
+    block = text[text.index("```bash", start) + len("```bash"):]
+    return block[:block.index("```")].replace("\\\n", " ").strip()
+
+
+def _fresh_clone(dest: Path) -> Path:
+    """What a fresh clone holds that a notebook run needs (no runs/, no executed notebooks)."""
+    import shutil
+
+    for name in ("notebooks", "params"):
+        shutil.copytree(REPO / name, dest / name)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
+def _readme_commands(after: str) -> list[list[str]]:
+    import shlex
+    import sys
+
+    cmds = []
+    for line in _readme_block(after).splitlines():
+        line = line.split(" #")[0].strip()
+        if not line:
+            continue
+        argv = shlex.split(line)
+        if argv[0].startswith(".venv/bin/"):
+            argv[0] = str(Path(sys.executable).parent / argv[0].removeprefix(".venv/bin/"))
+        cmds.append(argv)
+    return cmds
+
+
+def test_readmes_single_notebook_commands_work_on_a_fresh_clone(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    import nbformat
+
+    cmds = _readme_commands("Re-executing one notebook by hand")
+    assert any(Path(c[0]).name == "papermill" for c in cmds) and any("silicon_sing.pipeline" in c for c in cmds)
+    clone = _fresh_clone(tmp_path / "clone")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "SILICON_SING_ROOT": str(clone)}
+    for argv in cmds:
+        r = subprocess.run(argv, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, f"{argv} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    executed = clone / "runs" / "smoke" / "notebooks" / "01_curate.ipynb"
+    nb = nbformat.read(executed, as_version=4)
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    params_cell = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert "overrides" in params_cell.source
+    assert json.loads((clone / "runs" / "smoke" / "curated" / "split.json").read_text())

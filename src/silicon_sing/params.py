@@ -13,6 +13,7 @@ key, the value and what is accepted.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import types
@@ -389,9 +390,34 @@ def _prefixes(dotted: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
-def load_params(params_file: str | os.PathLike[str] = "params/smoke.yaml", overrides: dict[str, Any] | None = None,
+def parse_overrides(overrides: dict[str, Any] | str | None) -> dict[str, Any]:
+    """Dotted overrides as a dict; a string (``papermill -p overrides '{...}'``, a CLI flag) is parsed as JSON or YAML."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, str):
+        text = overrides.strip()
+        try:
+            parsed = json.loads(text) if text else None  # JSON first: PyYAML reads 1e-3 as a string
+        except json.JSONDecodeError:
+            try:
+                parsed = yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                raise ParamsError(f"overrides {overrides!r}: neither JSON nor YAML ({e})") from e
+        overrides = {} if parsed is None else parsed
+    if not isinstance(overrides, dict) or not all(isinstance(k, str) for k in overrides):
+        raise ParamsError(f"overrides = {overrides!r}: expected a mapping of dotted keys to values, "
+                          f"e.g. {{\"train.epochs\": 1}} (a dict, or that mapping as a JSON/YAML string)")
+    return dict(overrides)
+
+
+def load_params(params_file: str | os.PathLike[str] = "params/smoke.yaml",
+                overrides: dict[str, Any] | str | None = None,
                 root: str | os.PathLike[str] | None = None) -> Params:
-    """Load a profile's parameter file, apply dotted ``overrides``, resolve paths against the repo root."""
+    """Load a profile's parameter file, apply dotted ``overrides``, resolve paths against the repo root.
+
+    ``overrides`` is a dict or the same mapping as a JSON/YAML string (what ``papermill -p`` passes).
+    """
+    overrides = parse_overrides(overrides)
     path = Path(params_file)
     if not path.is_absolute():
         base = Path(root) if root else find_repo_root()
