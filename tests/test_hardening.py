@@ -128,17 +128,39 @@ def _smoke(run_dir: Path, **overrides):
     return load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(run_dir), "workers": 1, **overrides})
 
 
-def test_user_names_are_escaped_in_every_html_output_of_notebooks_01_02(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def odd_names_run(tmp_path_factory: pytest.TempPathFactory):
+    """Notebooks 01–02 run on user stems whose artist and track folders carry HTML."""
     from silicon_sing.pipeline import run_notebooks
     from stems import tone_stems, write_track
 
-    root = tmp_path / "stems"
+    tmp = tmp_path_factory.mktemp("odd-names")
+    root = tmp / "stems"
     for a, (artist, f0) in enumerate([(EVIL_ARTIST, 330.0), ("Basso", 110.0)]):
         for t in range(3):
             track = EVIL_TRACK if t == 0 else f"song {t}"
-            write_track(root, artist, track, tone_stems(6.0, 44100, f0 * (1 + 0.1 * t), seed=10 * a + t), 44100)
-    params = _smoke(tmp_path / "run", **{"curate.data_root": str(root), "curate.segment_seconds": 2.0})
+            write_track(root, artist, track, _with_pulse(tone_stems(8.0, 44100, f0 * (1 + 0.1 * t), seed=10 * a + t)),
+                        44100)
+    params = _smoke(tmp / "run", **{"curate.data_root": str(root), "curate.segment_seconds": 2.0,
+                                    "caption.min_bpm_confidence": 0.0})
     run_notebooks(params, only=["01", "02"])
+    return params
+
+
+def _with_pulse(stems: dict, sr: int = 44100, bpm: float = 120.0) -> dict:
+    """Add a decaying noise hit on every beat to the instrumental (and the full mix), so a tempo is found."""
+    import numpy as np
+
+    n = stems["instrumental"].shape[-1]
+    t = np.arange(n) / sr
+    phase = (t * bpm / 60.0) % 1.0
+    noise = np.random.default_rng(0).standard_normal(n)
+    kick = (0.6 * np.exp(-phase * 40) * noise).astype(np.float32)  # a broadband hit decaying within the beat
+    return {**stems, "instrumental": stems["instrumental"] + kick, "full": stems["full"] + kick}
+
+
+def test_user_names_are_escaped_in_every_html_output_of_notebooks_01_02(odd_names_run) -> None:
+    params = odd_names_run
     seen_escaped = set()
     for name in ("01_curate.ipynb", "02_caption.ipynb"):
         for doc in _html_outputs(params.run.notebooks / name):
@@ -332,3 +354,47 @@ def test_readmes_single_notebook_commands_work_on_a_fresh_clone(tmp_path: Path) 
     params_cell = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert "overrides" in params_cell.source
     assert json.loads((clone / "runs" / "smoke" / "curated" / "split.json").read_text())
+
+
+def test_audiocrafts_own_music_dataset_reads_our_manifests_and_sidecars(odd_names_run, monkeypatch) -> None:
+    import json
+
+    from audiocraft.data.music_dataset import MusicDataset
+    from audiocraft.environment import AudioCraftEnvironment
+
+    from silicon_sing.caption import load_run_uuid
+    from silicon_sing.interop import AUDIOCRAFT_CONFIG_FILE, ensure_audiocraft_config
+
+    params = odd_names_run
+    monkeypatch.delenv("AUDIOCRAFT_CONFIG", raising=False)
+    AudioCraftEnvironment.reset()
+    assert ensure_audiocraft_config() == AUDIOCRAFT_CONFIG_FILE and AUDIOCRAFT_CONFIG_FILE.is_file()
+    assert os.environ["AUDIOCRAFT_CONFIG"] == str(AUDIOCRAFT_CONFIG_FILE)
+    monkeypatch.setenv("AUDIOCRAFT_CONFIG", "/somewhere/else.yaml")
+    assert ensure_audiocraft_config() == Path("/somewhere/else.yaml")  # a user's own setting wins
+    monkeypatch.setenv("AUDIOCRAFT_CONFIG", str(AUDIOCRAFT_CONFIG_FILE))
+    AudioCraftEnvironment.reset()
+
+    uuid = load_run_uuid(params.run_dir)
+    seen = {"bpm": 0, "key": 0, "moods": 0}
+    for category in ("acapella", "instrumental", "full"):
+        manifest = params.run.curated / "manifests" / category / "train"
+        ds = MusicDataset.from_meta(str(manifest), segment_duration=None, sample_rate=32000, channels=1,
+                                    info_fields_required=False)
+        assert len(ds) > 0
+        for i in range(len(ds)):
+            wav, info = ds[i]
+            assert wav.shape[0] == 1 and wav.shape[-1] > 0
+            assert info.description.startswith(uuid) and info.artist in (EVIL_ARTIST, "Basso")
+            sidecar = json.loads(Path(info.meta.path).with_suffix(".json").read_text())
+            assert info.description == sidecar["description"] and info.bpm == sidecar["bpm"]
+            assert info.moods == sidecar["moods"]
+            assert info.key == (sidecar["key"].strip().lower() if sidecar["key"] else None)  # audiocraft lowercases
+            seen["bpm"] += info.bpm is not None
+            seen["key"] += info.key is not None
+            seen["moods"] += bool(info.moods)
+    assert all(seen.values()), seen
+    from silicon_sing.interop import music_dataset
+
+    ds = music_dataset(params.run_dir, "full", "test")
+    assert len(ds) > 0 and ds[0][1].description.startswith(uuid)
