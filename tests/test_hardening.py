@@ -398,3 +398,20 @@ def test_audiocrafts_own_music_dataset_reads_our_manifests_and_sidecars(odd_name
 
     ds = music_dataset(params.run_dir, "full", "test")
     assert len(ds) > 0 and ds[0][1].description.startswith(uuid)
+
+
+def test_load_export_registers_our_conditioner_first(tmp_path: Path) -> None:
+    """A smoke export (hashed_text conditioner) loads through silicon_sing.load_export in a fresh process."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    plain = subprocess.run([sys.executable, "-c", f"from audiocraft.models import MusicGen; MusicGen.get_pretrained({str(NANO)!r}, device='cpu')"],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert plain.returncode != 0  # why load_export exists: audiocraft alone does not know hashed_text
+    ours = subprocess.run([sys.executable, "-c", "import silicon_sing; "
+                           f"m = silicon_sing.load_export({str(NANO)!r}, device='cpu'); print(type(m).__name__, m.sample_rate)"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert ours.returncode == 0, ours.stderr[-3000:]
+    assert ours.stdout.split()[-2:] == ["MusicGen", "32000"]
+    assert "import silicon_sing" in (REPO / "README.md").read_text() and "load_export" in (REPO / "README.md").read_text()
