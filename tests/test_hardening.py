@@ -415,3 +415,137 @@ def test_load_export_registers_our_conditioner_first(tmp_path: Path) -> None:
     assert ours.returncode == 0, ours.stderr[-3000:]
     assert ours.stdout.split()[-2:] == ["MusicGen", "32000"]
     assert "import silicon_sing" in (REPO / "README.md").read_text() and "load_export" in (REPO / "README.md").read_text()
+
+
+# ----------------------------------------------------------------------------- 5. inputs
+
+SR_IN = 44100
+
+
+def _curate(tmp_path: Path, root: Path, **curate):
+    from silicon_sing.curate import run_curation
+
+    params = _smoke(tmp_path / "run", **{"curate.data_root": str(root), "curate.segment_seconds": 2.0,
+                                         **{f"curate.{k}": v for k, v in curate.items()}})
+    return params, run_curation(params, progress=False)
+
+
+def _rows(result, status: str | None = None) -> list:
+    return [r for r in result.report if status is None or r.status == status]
+
+
+def _good(root: Path, artist: str = "Alto", n: int = 3, seconds: float = 5.0, f0: float = 330.0) -> None:
+    from stems import tone_stems, write_track
+
+    for t in range(n):
+        write_track(root, artist, f"song {t}", tone_stems(seconds, SR_IN, f0 * (1 + 0.1 * t), seed=1000 * len(artist) + int(f0) + t),
+                    SR_IN)
+
+
+@pytest.mark.parametrize("ext", ["wav", "mp3"])
+def test_truncated_audio_is_rejected_naming_declared_and_decoded_lengths(tmp_path: Path, ext: str) -> None:
+    from stems import tone_stems, write_track
+
+    root = tmp_path / "stems"
+    _good(root)
+    d = write_track(root, "Alto", "cut", tone_stems(5.0, SR_IN, 200.0, seed=9), SR_IN, ext=ext)
+    f = d / f"full.{ext}"
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) * 2 // 3])  # a download or copy that stopped early
+    _, res = _curate(tmp_path, root, duration_tolerance_s=5.0)  # only the truncation check can catch it
+    rows = [r for r in res.report if r.path == str(f)]
+    assert rows and rows[0].status == "rejected" and "truncated" in rows[0].reason, rows
+    assert "header" in rows[0].reason and "decoded" in rows[0].reason
+    assert {t.track for t in res.tracks} == {"song 0", "song 1", "song 2"}
+
+
+def test_unreadable_folders_and_broken_links_are_reported_per_file(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "stems"
+    _good(root)
+    _good(root, "Locked", n=1)
+    _good(root, "Basso", n=2, f0=110.0)
+    (root / "Alto" / "song 1" / "acapella.wav").unlink()
+    (root / "Alto" / "song 1" / "acapella.wav").symlink_to(tmp_path / "nowhere.wav")
+    locked = {root / "Locked", root / "Basso" / "song 1"}
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):
+        if self in locked:  # we run as root, so chmod cannot make a folder unreadable here
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    _, res = _curate(tmp_path, root)
+    by_path = {r.path: r for r in res.report}
+    for p in locked:
+        assert by_path[str(p)].status == "rejected" and "unreadable" in by_path[str(p)].reason
+        assert "Permission denied" in by_path[str(p)].reason
+    link = by_path[str(root / "Alto" / "song 1" / "acapella.wav")]
+    assert link.status == "rejected" and "broken symbolic link" in link.reason
+    assert {(t.artist, t.track) for t in res.tracks} == {("Alto", "song 0"), ("Alto", "song 2"), ("Basso", "song 0")}
+
+
+def test_empty_folders_and_hidden_names_are_reported(tmp_path: Path) -> None:
+    root = tmp_path / "stems"
+    _good(root)
+    (root / "Nobody").mkdir()
+    (root / "Alto" / "empty song").mkdir()
+    (root / "Alto" / "song 0" / ".DS_Store").write_bytes(b"\0")
+    (root / ".cache").mkdir()
+    _, res = _curate(tmp_path, root)
+    by_path = {r.path: r for r in res.report}
+    assert by_path[str(root / "Nobody")].status == "empty" and "no track folders" in by_path[str(root / "Nobody")].reason
+    assert by_path[str(root / "Alto" / "empty song")].status == "empty"
+    for hidden in (root / "Alto" / "song 0" / ".DS_Store", root / ".cache"):
+        assert by_path[str(hidden)].status == "ignored" and "hidden" in by_path[str(hidden)].reason
+    assert len(res.tracks) == 3
+    summary = json_load(res.curated_dir / "report.json")["summary"]
+    assert summary["folders_empty"] == 2 and summary["names_ignored"] == 2
+
+
+def json_load(path: Path):
+    import json
+
+    return json.loads(path.read_text())
+
+
+def test_identical_tracks_under_two_names_share_a_split_and_are_reported(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "stems"
+    _good(root, n=6)
+    _good(root, "Basso", n=6, f0=110.0)
+    for i in range(1, 6):  # five copies of one track: without grouping they land in different splits
+        shutil.copytree(root / "Alto" / "song 0", root / "Alto" / f"song 0 (copy {i})")
+    shutil.copytree(root / "Alto" / "song 0", root / "Basso" / "not alto's song")
+    _, res = _curate(tmp_path, root)
+    dup = {("Alto", "song 0"), *(("Alto", f"song 0 (copy {i})") for i in range(1, 6)), ("Basso", "not alto's song")}
+    splits = {t.split for t in res.tracks if (t.artist, t.track) in dup}
+    assert len([t for t in res.tracks if (t.artist, t.track) in dup]) == 7 and len(splits) == 1, splits
+    dups = _rows(res, "duplicate")
+    assert {(r.artist, r.track) for r in dups} == dup
+    assert all("same content" in r.reason and "same split" in r.reason for r in dups)
+    summary = json_load(res.curated_dir / "report.json")["summary"]
+    assert summary["duplicate_groups"] == 1
+
+
+def test_clipping_and_dc_offset_are_flagged_as_warnings(tmp_path: Path) -> None:
+    import numpy as np
+
+    from stems import tone_stems, write_track
+
+    root = tmp_path / "stems"
+    _good(root)
+    stems = tone_stems(5.0, SR_IN, 250.0, seed=5)
+    stems["full"] = np.clip(stems["full"] * 8, -1, 1)
+    stems["acapella"] = stems["acapella"] + 0.2
+    write_track(root, "Alto", "hot", stems, SR_IN)
+    _, res = _curate(tmp_path, root)
+    by_path = {r.path: r for r in res.report}
+    full, voc = by_path[str(root / "Alto" / "hot" / "full.wav")], by_path[str(root / "Alto" / "hot" / "acapella.wav")]
+    assert full.status == "ok" and "clipping" in full.warning
+    assert voc.status == "ok" and "DC offset" in voc.warning
+    assert not by_path[str(root / "Alto" / "song 0" / "full.wav")].warning
+    assert "hot" in {t.track for t in res.tracks}
+    summary = json_load(res.curated_dir / "report.json")["summary"]
+    assert summary["files_with_warnings"] == 2
