@@ -549,3 +549,19 @@ def test_clipping_and_dc_offset_are_flagged_as_warnings(tmp_path: Path) -> None:
     assert "hot" in {t.track for t in res.tracks}
     summary = json_load(res.curated_dir / "report.json")["summary"]
     assert summary["files_with_warnings"] == 2
+
+
+def test_load_export_never_unpickles_a_malicious_export(tmp_path: Path) -> None:
+    import shutil
+
+    import silicon_sing
+    from silicon_sing.fsutil import UntrustedCheckpointError
+
+    export = tmp_path / "export"
+    shutil.copytree(NANO, export)
+    marker = tmp_path / "pwned"
+    pkg = torch.load(export / "compression_state_dict.bin", map_location="cpu", weights_only=True)
+    _malicious(export / "compression_state_dict.bin", marker, pkg)
+    with pytest.raises(UntrustedCheckpointError, match="compression_state_dict.bin"):
+        silicon_sing.load_export(export, device="cpu")
+    assert not marker.exists()

@@ -29,7 +29,14 @@ def load_export(directory: str | os.PathLike[str], device: str | None = None) ->
     from audiocraft.models import MusicGen
 
     from . import models  # noqa: F401  (importing it registers hashed_text with audiocraft's builders)
+    from .fsutil import load_tensors_only
 
+    for name in ("state_dict.bin", "compression_state_dict.bin"):
+        path = os.path.join(os.fspath(directory), name)
+        if os.path.isfile(path):
+            # memory-mapped, tensors only: a file that needs more is refused here with its name
+            # (audiocraft's own torch.load would refuse it too, without saying which file or why)
+            load_tensors_only(path, mmap=True)
     return MusicGen.get_pretrained(os.fspath(directory), device=device or ("cuda" if _cuda() else "cpu"))
 
 
