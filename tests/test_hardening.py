@@ -549,6 +549,10 @@ def test_clipping_and_dc_offset_are_flagged_as_warnings(tmp_path: Path) -> None:
     assert "hot" in {t.track for t in res.tracks}
     summary = json_load(res.curated_dir / "report.json")["summary"]
     assert summary["files_with_warnings"] == 2
+    from silicon_sing.curate import tables
+
+    shown = tables(res)["problems"]  # the dataset chapter's table
+    assert set(shown["path"]) >= {full.path, voc.path} and "warning" in shown.columns
 
 
 def test_load_export_never_unpickles_a_malicious_export(tmp_path: Path) -> None:
