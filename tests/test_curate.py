@@ -152,7 +152,8 @@ def test_bad_inputs_are_reported_and_good_tracks_still_processed(tmp_path: Path)
         f = by[(track, name)]
         return f"{f.status}: {f.reason}"
 
-    assert reason("truncated", "instrumental.wav").startswith(("rejected: truncated", "rejected: undecodable", "skipped: track rejected: stem durations differ"))
+    assert reason("truncated", "instrumental.wav").startswith(
+        ("rejected: truncated", "rejected: undecodable", "skipped: track rejected: stem durations differ"))
     assert "durations differ" in reason("truncated", "acapella.wav") or "bad instrumental" in reason("truncated", "acapella.wav")
     assert reason("text", "acapella.wav").startswith("rejected: undecodable")
     assert reason("text", "full.wav").startswith("skipped: track rejected: bad acapella")

@@ -106,7 +106,8 @@ def test_missing_fine_tuned_model_names_the_notebook(curated_run, tmp_path: Path
 def test_melody_condition_is_validated(curated_run) -> None:
     """Only 'none' and 'target' are accepted, so the book can say which was used."""
     with pytest.raises(ValueError, match="melody_condition"):  # refused on load (ParamsError) already
-        G.GenerationSettings.from_params(load_params(REPO / "params" / "smoke.yaml", {"evaluate.melody_condition": "chroma"}))
+        bad = load_params(REPO / "params" / "smoke.yaml", {"evaluate.melody_condition": "chroma"})
+        G.GenerationSettings.from_params(bad)
 
 
 @pytest.mark.slow

@@ -692,6 +692,7 @@ def example_segments(segments: list[SegmentRecord], split: str = "test") -> dict
 __all__ = [
     "tables", "example_segments",
     "FileReport", "TrackFiles", "TrackRecord", "SegmentRecord", "CurationResult", "slugify", "discover",
-    "track_fingerprint", "process_track", "signal_warnings", "keep_duplicates_together", "shared_gain_db", "assign_splits", "write_manifests", "raw_root",
+    "track_fingerprint", "process_track", "signal_warnings", "keep_duplicates_together", "shared_gain_db",
+    "assign_splits", "write_manifests", "raw_root",
     "run_curation", "load_tracks", "load_segments", "load_report",
 ]
