@@ -159,6 +159,7 @@ def _with_pulse(stems: dict, sr: int = 44100, bpm: float = 120.0) -> dict:
     return {**stems, "instrumental": stems["instrumental"] + kick, "full": stems["full"] + kick}
 
 
+@pytest.mark.slow
 def test_user_names_are_escaped_in_every_html_output_of_notebooks_01_02(odd_names_run) -> None:
     params = odd_names_run
     seen_escaped = set()
@@ -335,6 +336,7 @@ def _readme_commands(after: str) -> list[list[str]]:
     return cmds
 
 
+@pytest.mark.slow
 def test_readmes_single_notebook_commands_work_on_a_fresh_clone(tmp_path: Path) -> None:
     import json
     import subprocess
@@ -356,6 +358,7 @@ def test_readmes_single_notebook_commands_work_on_a_fresh_clone(tmp_path: Path) 
     assert json.loads((clone / "runs" / "smoke" / "curated" / "split.json").read_text())
 
 
+@pytest.mark.slow
 def test_audiocrafts_own_music_dataset_reads_our_manifests_and_sidecars(odd_names_run, monkeypatch) -> None:
     import json
 
