@@ -572,3 +572,17 @@ def test_load_export_never_unpickles_a_malicious_export(tmp_path: Path) -> None:
     with pytest.raises(UntrustedCheckpointError, match="compression_state_dict.bin"):
         silicon_sing.load_export(export, device="cpu")
     assert not marker.exists()
+
+
+def test_type_check_covers_the_annotations_new_fields_may_use() -> None:
+    from typing import Literal
+
+    from silicon_sing.params import ParamsError, _check_type
+
+    assert _check_type("full", Literal["full", "grad"], "k") == "full"
+    assert _check_type(None, int | None, "k") is None and _check_type(3, float | None, "k") == 3.0
+    assert _check_type({"a": 1}, dict[str, float], "k") == {"a": 1.0}
+    for value, tp in (("x", Literal["full"]), (True, Literal[1]), ("3", int | None), ([1], dict[str, float]),
+                      ({"a": "1"}, dict[str, float]), (float("inf"), float), (1, str)):
+        with pytest.raises(ParamsError, match="k"):
+            _check_type(value, tp, "k")

@@ -262,6 +262,10 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
 
     if tp is Any:
         return value
+    if origin is typing.Literal:
+        if value not in args or isinstance(value, bool) != any(isinstance(a, bool) for a in args if a == value):
+            raise bad(f"one of {list(args)}")
+        return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
