@@ -586,3 +586,14 @@ def test_type_check_covers_the_annotations_new_fields_may_use() -> None:
                       ({"a": "1"}, dict[str, float]), (float("inf"), float), (1, str)):
         with pytest.raises(ParamsError, match="k"):
             _check_type(value, tp, "k")
+
+
+def test_weights_given_as_safetensors_load_without_pickle(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from silicon_sing.metrics.backends import _load_state_dict
+
+    sd = {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3), "b": torch.ones(3)}
+    save_file(sd, str(tmp_path / "vggish.safetensors"))
+    got = _load_state_dict(tmp_path / "vggish.safetensors")
+    assert set(got) == set(sd) and all(torch.equal(got[k], sd[k]) for k in sd)

@@ -96,20 +96,31 @@ class UntrustedCheckpointError(ValueError):
 
 
 def load_tensors_only(path: str | os.PathLike[str], **kwargs: Any) -> Any:
-    """``torch.load(path, weights_only=True)`` on CPU; a file that needs full unpickling is refused, not run."""
+    """``torch.load(path, weights_only=True)`` on CPU (``.safetensors``: safetensors); never unpickles code.
+
+    A file that would need full unpickling raises :class:`UntrustedCheckpointError` naming it and the
+    one-liner that re-saves a trusted legacy file as plain tensors.
+    """
     import pickle
 
     import torch
 
+    if Path(path).suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
     try:
         return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
     except pickle.UnpicklingError as e:
+        # torch's message is long; keep its line naming the offending global, e.g. "GLOBAL posix.system"
+        what = next((ln.strip().rstrip(".") for ln in str(e).splitlines() if "GLOBAL" in ln),
+                    "objects other than tensors")
         raise UntrustedCheckpointError(
-            f"{path} holds more than tensors (pickled Python objects: {str(e).splitlines()[0]}); "
-            f"loading it with weights_only=False could run arbitrary code, so it is refused.\n"
+            f"{path} holds more than tensors ({what}); loading it with weights_only=False could run "
+            f"arbitrary code, so it is refused.\n"
             f"If you trust the file (e.g. a legacy checkpoint you made), re-save its tensors once:\n"
             f"  python -c \"import torch; sd = torch.load('{path}', weights_only=False); "
             f"sd = sd.get('state_dict', sd); torch.save({{k: v for k, v in sd.items() if torch.is_tensor(v)}}, "
             f"'{path}.tensors.pt')\"\n"
-            f"or convert it to safetensors (safetensors.torch.save_file(sd, 'weights.safetensors')), "
-            f"and point the weights parameter at the new file.") from e
+            f"or, from that sd, safetensors.torch.save_file(sd, '{Path(path).stem}.safetensors') "
+            f"(also accepted), and point the weights parameter at the new file.") from e
