@@ -117,7 +117,7 @@ def test_bad_inputs_are_reported_and_good_tracks_still_processed(tmp_path: Path)
     write_track(root, "Artist", "good", good(1), SR_IN)
     write_track(root, "Artist", "good mono 16k", {k: v[:1, ::1] for k, v in tone_stems(6.0, 16000, 200.0, 3).items()},
                 16000, ext="flac")
-    # truncated: keep the header, cut the data in half (libsndfile reads fewer frames → length mismatch)
+    # truncated: keep the header, cut the data (the header declares more frames than decode → rejected as truncated)
     d = write_track(root, "Artist", "truncated", good(2), SR_IN)
     raw = (d / "instrumental.wav").read_bytes()
     (d / "instrumental.wav").write_bytes(raw[: len(raw) // 3])
@@ -152,7 +152,8 @@ def test_bad_inputs_are_reported_and_good_tracks_still_processed(tmp_path: Path)
         f = by[(track, name)]
         return f"{f.status}: {f.reason}"
 
-    assert reason("truncated", "instrumental.wav").startswith(("rejected: undecodable", "skipped: track rejected: stem durations differ"))
+    assert reason("truncated", "instrumental.wav").startswith(
+        ("rejected: truncated", "rejected: undecodable", "skipped: track rejected: stem durations differ"))
     assert "durations differ" in reason("truncated", "acapella.wav") or "bad instrumental" in reason("truncated", "acapella.wav")
     assert reason("text", "acapella.wav").startswith("rejected: undecodable")
     assert reason("text", "full.wav").startswith("skipped: track rejected: bad acapella")

@@ -59,6 +59,46 @@ def audio_info(path: str | os.PathLike[str]) -> tuple[float, int, int]:
     return info.frames / info.samplerate, int(info.samplerate), int(info.channels)
 
 
+def declared_frames(path: str | os.PathLike[str]) -> int | None:
+    """Frames the file's header promises, or None when it does not say.
+
+    For WAV we read the RIFF ``data`` chunk size ourselves: libsndfile silently shortens ``frames``
+    to what is on disk, which hides a truncated file. Other formats: ``soundfile.info(path).frames``
+    (MP3's Xing/LAME header, FLAC's STREAMINFO).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".wav":
+        return _wav_declared_frames(path)
+    try:
+        frames = int(sf.info(str(path)).frames)
+    except Exception:  # a format only PyAV reads: no header count to compare with
+        return None
+    return frames if frames > 0 else None
+
+
+def _wav_declared_frames(path: Path) -> int | None:
+    """``data`` chunk bytes / block align of a little-endian RIFF WAVE file (None if unknown or streamed)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = 0
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], int.from_bytes(chunk[4:8], "little")
+            if cid == b"fmt ":
+                fmt = f.read(size)
+                block_align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
+                f.seek(size & 1, 1)
+            elif cid == b"data":
+                # 0 and 0xFFFFFFFF: a streamed/unfinished header that never promised a length
+                return size // block_align if block_align and size not in (0, 0xFFFFFFFF) else None
+            else:
+                f.seek(size + (size & 1), 1)
+
+
 def to_mono(x: np.ndarray) -> np.ndarray:
     """Average channels of ``[C, N]`` (or pass ``[N]``) into ``[N]``."""
     return x.mean(axis=0) if x.ndim == 2 else x

@@ -4,8 +4,11 @@ Input layout (the same for a user's stems and the embedded synthetic corpus)::
 
     <root>/<artist>/<track>/{acapella,instrumental,full}.{wav,flac,mp3,ogg}
 
-Every file is validated and reported (undecodable, empty, silent, mismatched durations, unexpected
-names); a bad file rejects only its own track, every good track is still processed. When
+Every file is validated and reported (undecodable, truncated — fewer frames decoded than its header
+declares —, empty, silent, mismatched durations, unexpected names, unreadable folders, broken links;
+empty folders and hidden ``.names`` are listed too; clipping and DC offset are warnings that do not
+reject); a bad file rejects only its own track, every good track is still processed. Tracks whose
+stem files are byte-identical under different names (a content hash) are put in one split and reported. When
 ``full`` is missing but both stems are good, the full mix is made by summing them after resampling
 (recorded as ``full_was_mixed``). Each track is resampled to the model's rate (32 kHz mono),
 loudness-normalised with *one* gain for all three stems (computed on the full mix, so
@@ -38,11 +41,14 @@ from typing import Any
 import numpy as np
 
 from . import audio as au
-from .fsutil import atomic_write_json, read_json, read_jsonl, text_sha1, write_if_changed
+from .fsutil import atomic_write_json, file_sha1, read_json, read_jsonl, text_sha1, write_if_changed
 from .params import CATEGORIES, SPLITS, Params
 
-CURATE_VERSION = 1  # bump when the processing changes, so cached tracks are redone
+CURATE_VERSION = 2  # bump when the processing changes, so cached tracks are redone (2: content hashes, checks)
 PEAK_CEILING = 0.891  # −1 dBFS: the shared gain is lowered if any stem would exceed it
+CLIP_LEVEL = 0.999  # |sample| at or above this is at full scale
+CLIP_FRACTION = 1e-3  # warn when more than this fraction of a file's samples is at full scale
+DC_OFFSET = 0.01  # warn when a channel's mean exceeds this (−40 dBFS)
 INSTRUMENT_TAG = {"acapella": "vocals", "instrumental": "instrumental", "full": "vocals and instrumental"}
 
 
@@ -54,11 +60,12 @@ class FileReport:
     track: str
     path: str
     stem: str | None
-    status: str  # ok | rejected | skipped | unexpected | mixed
+    status: str  # ok | rejected | skipped | unexpected | mixed | empty | ignored | duplicate
     reason: str = ""
     duration_s: float | None = None
     sample_rate: int | None = None
     channels: int | None = None
+    warning: str = ""  # accepted, but worth a look (clipping, DC offset)
 
 
 @dataclass
@@ -140,8 +147,21 @@ def slugify(name: str) -> str:
     return slug
 
 
+def _entries(d: Path, artist: str, track: str, report: list[FileReport]) -> list[Path] | None:
+    """The visible entries of folder ``d``; hidden ones and an unreadable folder are reported."""
+    try:
+        entries = sorted(d.iterdir())
+    except OSError as e:
+        report.append(FileReport(artist, track, str(d), None, "rejected", f"unreadable folder: {e.strerror or e}"))
+        return None
+    for p in entries:
+        if p.name.startswith("."):
+            report.append(FileReport(artist, track, str(p), None, "ignored", "hidden name (starts with '.'): ignored"))
+    return [p for p in entries if not p.name.startswith(".")]
+
+
 def discover(root: Path) -> tuple[list[TrackFiles], list[FileReport]]:
-    """Find ``<root>/<artist>/<track>/<stem>.<ext>``; return tracks and reports of stray files."""
+    """Find ``<root>/<artist>/<track>/<stem>.<ext>``; return tracks and reports of everything else found."""
     if not root.is_dir():
         raise FileNotFoundError(
             f"data root {root} does not exist; expected <root>/<artist>/<track>/{{acapella,instrumental,full}}.wav"
@@ -149,42 +169,59 @@ def discover(root: Path) -> tuple[list[TrackFiles], list[FileReport]]:
         )
     tracks: list[TrackFiles] = []
     strays: list[FileReport] = []
-    for artist_dir in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
+    for artist_dir in _entries(root, "", "", strays) or []:
         if not artist_dir.is_dir():
             if artist_dir.name not in ("corpus.json",):
                 strays.append(FileReport("", "", str(artist_dir), None, "unexpected", "file at the root; expected artist folders"))
             continue
-        for track_dir in sorted(p for p in artist_dir.iterdir() if not p.name.startswith(".")):
+        entries = _entries(artist_dir, artist_dir.name, "", strays)
+        if entries is None:
+            continue
+        if not any(p.is_dir() for p in entries):
+            strays.append(FileReport(artist_dir.name, "", str(artist_dir), None, "empty",
+                                     "no track folders (expected <artist>/<track>/<stem>.<ext>)"))
+        for track_dir in entries:
             if not track_dir.is_dir():
                 if track_dir.suffix != ".json":  # artist-level metadata is allowed
                     strays.append(FileReport(artist_dir.name, "", str(track_dir), None, "unexpected",
                                              "file in an artist folder; expected track folders"))
                 continue
-            tracks.append(_scan_track(artist_dir.name, track_dir))
+            files = _entries(track_dir, artist_dir.name, track_dir.name, strays)
+            if files is None:
+                continue
+            tf = _scan_track(artist_dir.name, track_dir, files)
+            if not tf.stems and not tf.problems:
+                strays.append(FileReport(artist_dir.name, track_dir.name, str(track_dir), None, "empty",
+                                         f"no stem files (expected {', '.join(CATEGORIES)})"))
+                continue
+            tracks.append(tf)
     return tracks, strays
 
 
-def _scan_track(artist: str, track_dir: Path) -> TrackFiles:
-    """Classify the files of one track folder into stems and problems."""
+def _scan_track(artist: str, track_dir: Path, files: list[Path] | None = None) -> TrackFiles:
+    """Classify the (visible) files of one track folder into stems and problems."""
     tf = TrackFiles(artist, track_dir.name, track_dir)
     found: dict[str, list[Path]] = defaultdict(list)
-    for f in sorted(track_dir.iterdir()):
+    for f in files if files is not None else sorted(track_dir.iterdir()):
         if f.name.startswith("."):
             continue
         stem, ext = f.stem.lower(), f.suffix.lower()
-        if f.is_file() and stem in CATEGORIES and ext in au.AUDIO_EXTENSIONS:
+        if f.is_symlink() and not f.exists():
+            tf.problems.append(FileReport(artist, tf.track, str(f), stem if stem in CATEGORIES else None, "rejected",
+                                          f"broken symbolic link (to {f.readlink()})"))
+        elif f.is_file() and stem in CATEGORIES and ext in au.AUDIO_EXTENSIONS:
             found[stem].append(f)
         elif f.suffix.lower() != ".json":
             tf.problems.append(FileReport(artist, tf.track, str(f), None, "unexpected",
                                           f"unexpected name; expected one of {', '.join(CATEGORIES)} "
                                           f"with extension {', '.join(au.AUDIO_EXTENSIONS)}"))
-    for stem, files in found.items():
-        if len(files) > 1:
-            for f in files:
+    for stem, files_ in found.items():
+        if len(files_) > 1:
+            for f in files_:
                 tf.problems.append(FileReport(artist, tf.track, str(f), stem, "rejected",
-                                              f"ambiguous: {len(files)} files for stem '{stem}' — keep one"))
+                                              f"ambiguous: {len(files_)} files for stem '{stem}' — keep one"))
         else:
-            tf.stems[stem] = files[0]
+            tf.stems[stem] = files_[0]
     return tf
 
 
@@ -196,8 +233,11 @@ def track_fingerprint(tf: TrackFiles, params: Params) -> str:
     for stem in CATEGORIES:
         p = tf.stems.get(stem)
         if p is not None:
-            st = p.stat()
-            parts.append(f"{stem}:{p.name}:{st.st_size}:{st.st_mtime_ns}")
+            try:
+                st = p.stat()
+                parts.append(f"{stem}:{p.name}:{st.st_size}:{st.st_mtime_ns}")
+            except OSError as e:  # reported when the file is read; never a reason to stop the run
+                parts.append(f"{stem}:{p.name}:unreadable:{e.errno}")
     parts.extend(f"problem:{r.path}:{r.reason}" for r in tf.problems)
     return text_sha1("|".join(parts))
 
@@ -208,8 +248,13 @@ def track_fingerprint(tf: TrackFiles, params: Params) -> str:
 def _validate_file(tf: TrackFiles, stem: str, path: Path, silence_db: float) -> tuple[np.ndarray | None, int, FileReport]:
     """Decode one stem; return (audio or None, sample rate, report)."""
     rep = FileReport(tf.artist, tf.track, str(path), stem, "ok")
-    if path.stat().st_size == 0:
-        rep.status, rep.reason = "rejected", "empty file (0 bytes)"
+    try:
+        if path.stat().st_size == 0:
+            rep.status, rep.reason = "rejected", "empty file (0 bytes)"
+            return None, 0, rep
+        declared = au.declared_frames(path)
+    except OSError as e:
+        rep.status, rep.reason = "rejected", f"unreadable: {e.strerror or e}"
         return None, 0, rep
     try:
         x, sr = au.load_audio(path)
@@ -220,6 +265,12 @@ def _validate_file(tf: TrackFiles, stem: str, path: Path, silence_db: float) -> 
     if x.shape[1] == 0:
         rep.status, rep.reason = "rejected", "zero length (no samples)"
         return None, sr, rep
+    # decoders stop quietly at the end of a cut file; the header still says how long it should be
+    if declared is not None and x.shape[1] < declared - max(4096, declared // 1000):
+        rep.status, rep.reason = "rejected", (f"truncated: the header declares {declared} frames "
+                                              f"({declared / sr:.2f} s), only {x.shape[1]} decoded "
+                                              f"({x.shape[1] / sr:.2f} s)")
+        return None, sr, rep
     if not np.all(np.isfinite(x)):
         rep.status, rep.reason = "rejected", "contains NaN or infinite samples"
         return None, sr, rep
@@ -227,7 +278,21 @@ def _validate_file(tf: TrackFiles, stem: str, path: Path, silence_db: float) -> 
     if level < silence_db:
         rep.status, rep.reason = "rejected", f"silent (RMS {level:.1f} dBFS < {silence_db:.0f} dBFS)"
         return None, sr, rep
+    rep.warning = signal_warnings(x)
     return x, sr, rep
+
+
+def signal_warnings(x: np.ndarray) -> str:
+    """Clipping and DC offset of ``[C, N]`` audio, as a warning text ('' when clean)."""
+    out = []
+    clipped = float(np.mean(np.abs(x) >= CLIP_LEVEL))
+    if clipped > CLIP_FRACTION:
+        out.append(f"clipping: {100 * clipped:.2f} % of samples at full scale")
+    dc = x.mean(axis=1)
+    worst = int(np.argmax(np.abs(dc)))
+    if abs(dc[worst]) > DC_OFFSET:
+        out.append(f"DC offset {dc[worst]:+.3f} (channel {worst + 1}; over ±{DC_OFFSET})")
+    return "; ".join(out)
 
 
 def _reject_track(tf: TrackFiles, reports: list[FileReport], why: str) -> list[FileReport]:
@@ -301,11 +366,18 @@ def process_track(tf: TrackFiles, params: Params, curated: Path) -> dict[str, An
     """Validate, normalise and segment one track; write its files; return its outcome record."""
     c = params.curate
     sr = c.sample_rate
-    stems, mixed, reports, seconds = _load_track(tf, params)
+    try:
+        stems, mixed, reports, seconds = _load_track(tf, params)
+    except OSError as e:  # a file vanished or became unreadable mid-run: report it, keep going
+        reports = [*tf.problems, *(FileReport(tf.artist, tf.track, str(f), st, "rejected", f"unreadable: {e}")
+                                   for st, f in tf.stems.items())]
+        stems, mixed, seconds = None, False, 0.0
     outcome: dict[str, Any] = {"reports": [dataclasses.asdict(r) for r in reports], "seconds": seconds,
-                               "track": None, "segments": []}
+                               "track": None, "segments": [], "content": {}}
     if stems is None:
         return outcome
+    # byte-level identity of the inputs: the same song under two names must not straddle splits
+    outcome["content"] = {st: file_sha1(f) for st, f in sorted(tf.stems.items())}
     a_slug, t_slug = slugify(tf.artist), slugify(tf.track)
     track_id = f"{a_slug}/{t_slug}"
     gain_db, loud = shared_gain_db(stems, sr, c.target_lufs)
@@ -466,15 +538,60 @@ def run_curation(params: Params, progress: bool = True) -> CurationResult:
     accepted = [o for o, _ in outcomes if o["track"]]
     split = assign_splits(((o["track"]["artist"], o["track"]["track_id"]) for o in accepted),
                           params.curate.split_fractions, params.seed)
+    duplicates, n_groups = keep_duplicates_together(accepted, split)
+    report += duplicates
     tracks = [TrackRecord(**{**o["track"], "split": split[o["track"]["track_id"]]}) for o in accepted]
     segments = [SegmentRecord(**{**s, "split": split[s["track_id"]]}) for o in accepted for s in o["segments"]]
     counts = write_manifests(curated, segments, params.curate.sample_rate)
-    _write_tables(curated, params, tracks, segments, report, split, counts)
+    _write_tables(curated, params, tracks, segments, report, split, counts, n_groups)
     return CurationResult(curated, tracks, segments, report,
                           processed_tracks=sum(not reused for _, reused in outcomes),
                           reused_tracks=sum(reused for _, reused in outcomes),
                           audio_seconds_processed=sum(o["seconds"] for o, reused in outcomes if not reused),
                           wall_seconds=time.perf_counter() - start)
+
+
+def keep_duplicates_together(accepted: list[dict[str, Any]], split: dict[str, str]) -> tuple[list[FileReport], int]:
+    """Tracks sharing a byte-identical stem file go to the split of the first of them (``split`` is updated).
+
+    Returns one report row per such track and the number of groups.
+    """
+    parent = {o["track"]["track_id"]: o["track"]["track_id"] for o in accepted}
+
+    def find(t: str) -> str:
+        while parent[t] != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    by_hash: dict[str, list[str]] = defaultdict(list)
+    for o in accepted:
+        for digest in set(o.get("content", {}).values()):
+            by_hash[digest].append(o["track"]["track_id"])
+    for tids in by_hash.values():
+        for t in tids[1:]:
+            a, b = sorted((find(tids[0]), find(t)))
+            parent[b] = a
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for o in accepted:
+        groups[find(o["track"]["track_id"])].append(o)
+    rows, n_groups = [], 0
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        n_groups += 1
+        members.sort(key=lambda o: o["track"]["track_id"])
+        chosen = split[members[0]["track"]["track_id"]]
+        for o in members:
+            t = o["track"]
+            split[t["track_id"]] = chosen
+            others = [f"{m['track']['artist']}/{m['track']['track']}" for m in members if m is not o]
+            shared = sorted(st for st, h in o["content"].items()
+                            if any(h in m["content"].values() for m in members if m is not o))
+            rows.append(FileReport(t["artist"], t["track"], str(Path(next(iter(t["source_files"].values()))).parent),
+                                   None, "duplicate", f"same content ({', '.join(shared)}) as {', '.join(others)}: "
+                                   f"kept in the same split ({chosen})"))
+    return rows, n_groups
 
 
 def _remove_stale(curated: Path, found: list[TrackFiles]) -> None:
@@ -493,7 +610,8 @@ def _remove_stale(curated: Path, found: list[TrackFiles]) -> None:
 
 
 def _write_tables(curated: Path, params: Params, tracks: list[TrackRecord], segments: list[SegmentRecord],
-                  report: list[FileReport], split: dict[str, str], counts: dict[str, dict[str, int]]) -> None:
+                  report: list[FileReport], split: dict[str, str], counts: dict[str, dict[str, int]],
+                  duplicate_groups: int = 0) -> None:
     """Write the tables later stages and the book read (only when their content changed)."""
     import json
 
@@ -509,6 +627,10 @@ def _write_tables(curated: Path, params: Params, tracks: list[TrackRecord], segm
         "files_skipped": sum(r.status == "skipped" for r in report),
         "files_unexpected": sum(r.status == "unexpected" for r in report),
         "full_mixes_made": sum(r.status == "mixed" for r in report),
+        "folders_empty": sum(r.status == "empty" for r in report),
+        "names_ignored": sum(r.status == "ignored" for r in report),
+        "files_with_warnings": sum(bool(r.warning) for r in report),
+        "duplicate_groups": duplicate_groups,
         "segments": counts,
     }
     write_if_changed(curated / "report.json", json.dumps(
@@ -548,7 +670,7 @@ def tables(result: CurationResult) -> dict[str, Any]:
     segs = pd.DataFrame([dataclasses.asdict(s) for s in result.segments])
     counts = (segs.groupby(["artist", "category", "split"]).size().unstack("split", fill_value=0)
               .reindex(columns=list(SPLITS), fill_value=0) if len(segs) else pd.DataFrame())
-    problems = pd.DataFrame([dataclasses.asdict(r) for r in result.report if r.status != "ok"],
+    problems = pd.DataFrame([dataclasses.asdict(r) for r in result.report if r.status != "ok" or r.warning],
                             columns=[f.name for f in dataclasses.fields(FileReport)])
     return {"tracks": tracks, "segments": segs, "counts": counts, "problems": problems}
 
@@ -570,6 +692,7 @@ def example_segments(segments: list[SegmentRecord], split: str = "test") -> dict
 __all__ = [
     "tables", "example_segments",
     "FileReport", "TrackFiles", "TrackRecord", "SegmentRecord", "CurationResult", "slugify", "discover",
-    "track_fingerprint", "process_track", "shared_gain_db", "assign_splits", "write_manifests", "raw_root",
+    "track_fingerprint", "process_track", "signal_warnings", "keep_duplicates_together", "shared_gain_db",
+    "assign_splits", "write_manifests", "raw_root",
     "run_curation", "load_tracks", "load_segments", "load_report",
 ]

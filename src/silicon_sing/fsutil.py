@@ -1,4 +1,4 @@
-"""Atomic file writes and content hashing shared by every stage."""
+"""Atomic file writes, content hashing and tensors-only loading shared by every stage."""
 
 from __future__ import annotations
 
@@ -89,3 +89,38 @@ def file_sha1(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 def text_sha1(text: str) -> str:
     """Hex SHA-1 of a string."""
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+class UntrustedCheckpointError(ValueError):
+    """A weights file holds more than tensors (arbitrary pickled objects); we refuse to unpickle it."""
+
+
+def load_tensors_only(path: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU (``.safetensors``: safetensors); never unpickles code.
+
+    A file that would need full unpickling raises :class:`UntrustedCheckpointError` naming it and the
+    one-liner that re-saves a trusted legacy file as plain tensors.
+    """
+    import pickle
+
+    import torch
+
+    if Path(path).suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
+    except pickle.UnpicklingError as e:
+        # torch's message is long; keep its line naming the offending global, e.g. "GLOBAL posix.system"
+        what = next((ln.strip().rstrip(".") for ln in str(e).splitlines() if "GLOBAL" in ln),
+                    "objects other than tensors")
+        raise UntrustedCheckpointError(
+            f"{path} holds more than tensors ({what}); loading it with weights_only=False could run "
+            f"arbitrary code, so it is refused.\n"
+            f"If you trust the file (e.g. a legacy checkpoint you made), re-save its tensors once:\n"
+            f"  python -c \"import torch; sd = torch.load('{path}', weights_only=False); "
+            f"sd = sd.get('state_dict', sd); torch.save({{k: v for k, v in sd.items() if torch.is_tensor(v)}}, "
+            f"'{path}.tensors.pt')\"\n"
+            f"or, from that sd, safetensors.torch.save_file(sd, '{Path(path).stem}.safetensors') "
+            f"(also accepted), and point the weights parameter at the new file.") from e

@@ -1,4 +1,4 @@
-"""Notebook hygiene: strip outputs from source notebooks and check their parameters cell.
+"""Notebook hygiene: strip outputs from source notebooks and check their parameters cell; safe HTML.
 
 ``python -m silicon_sing.nbtools strip notebooks/*.ipynb`` (``make strip``) removes outputs and
 execution counts; ``check`` fails if a source notebook has outputs or no ``parameters`` cell.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
@@ -48,6 +49,17 @@ def check_notebook(path: Path) -> list[str]:
     elif "params_file" not in tagged[0].source or "overrides" not in tagged[0].source:
         problems.append(f"{path}: the parameters cell must define params_file and overrides")
     return problems
+
+
+def escaped_style(df: Any) -> Any:
+    """``df.style`` with every cell, index and column label HTML-escaped (user names and captions reach the book).
+
+    pandas escapes a plain DataFrame's HTML, but a Styler does not unless told to.
+    """
+    styler = df.style.format(escape="html")
+    for axis in (0, 1):
+        styler = styler.format_index(escape="html", axis=axis, level=list(range(df.axes[axis].nlevels)))
+    return styler
 
 
 def main(argv: list[str] | None = None) -> int:

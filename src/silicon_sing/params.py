@@ -3,13 +3,21 @@
 Notebooks take two papermill parameters, ``params_file`` and ``overrides`` (a dict with dotted
 keys such as ``{"train.epochs": 1}``), and call :func:`load_params`. Each pipeline stage owns one
 section dataclass; unknown keys are rejected with the file and key named, so a typo in a
-parameter file never silently falls back to a default.
+parameter file never silently falls back to a default. Every value is checked on load: its type
+against the dataclass annotation (``bool`` must be a real YAML boolean, ``int`` refuses ``3.0``,
+``"3"`` and ``true``; ``float`` accepts ints and stores a float; no NaN/inf), then its range or
+choices from :data:`RULES`; a bad value raises :class:`ParamsError` naming the file, the dotted
+key, the value and what is accepted.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +144,59 @@ class Params:
         return dataclasses.asdict(self)
 
 
+# Range and choices per field, checked after the type (which comes from the annotations).
+# One line per field: ge/gt/le/lt bound the value, choices lists the accepted values.
+RULES: dict[str, dict[str, Any]] = {
+    "seed": {"ge": 0},
+    "workers": {"ge": 0},
+    "curate.synth_tracks_per_artist": {"ge": 1},
+    "curate.synth_track_seconds": {"gt": 0},
+    "curate.synth_sample_rate": {"ge": 8000, "le": 384000},
+    "curate.sample_rate": {"ge": 8000, "le": 384000},
+    "curate.segment_seconds": {"gt": 0},
+    "curate.target_lufs": {"ge": -70, "le": 0},
+    "curate.duration_tolerance_s": {"ge": 0},
+    "curate.silence_db": {"ge": -200, "le": 0},
+    "caption.key_profile": {"choices": ("diatonic", "krumhansl", "temperley", "weichai", "tonictriad", "temperley2005",
+                                        "thpcp", "shaath", "gomez", "noland", "faraldo", "pentatonic", "edmm", "edma",
+                                        "bgate", "braw")},  # Essentia KeyExtractor profileType
+    "caption.min_bpm_confidence": {"ge": 0},
+    "caption.min_key_strength": {"ge": 0, "le": 1},
+    "train.nproc_per_node": {"ge": 1},
+    "train.dist_backend": {"choices": ("gloo", "nccl", "mpi")},
+    "train.epochs": {"ge": 1},
+    "train.updates_per_epoch": {"ge": 1},
+    "train.batch_size": {"ge": 1},
+    "train.lr": {"gt": 0},
+    "train.optimizer": {"choices": ("dadam", "adamw")},
+    "train.warmup_steps": {"ge": 0},
+    "train.cfg_dropout": {"ge": 0, "le": 1},
+    "train.word_dropout": {"ge": 0, "le": 1},
+    "train.grad_clip": {"ge": 0},
+    "train.precision": {"choices": ("fp32", "bf16", "fp16")},
+    "train.max_bad_steps": {"ge": 1},
+    "train.nnodes": {"ge": 1},
+    "train.collective_timeout_minutes": {"gt": 0},
+    "train.gpu_memory_gib": {"gt": 0},
+    "evaluate.prompt_seconds": {"gt": 0},
+    "evaluate.kl_backend": {"choices": ("spectral-classes", "passt")},  # metrics.backends.PROBABILITY_BACKENDS
+    "evaluate.fad_backend": {"choices": ("mel-stats", "vggish")},  # metrics.backends.EMBEDDING_BACKENDS
+    "evaluate.bootstrap": {"ge": 1},
+    "evaluate.ci_level": {"gt": 0, "lt": 1},
+    "evaluate.fad_inf_steps": {"ge": 2},
+    "evaluate.fad_inf_min_n": {"ge": 1},
+    "evaluate.gen_batch_size": {"ge": 1},
+    "evaluate.gen_nproc": {"ge": 0},
+    "evaluate.top_k": {"ge": 0},
+    "evaluate.temperature": {"gt": 0},
+    "evaluate.cfg_coef": {"ge": 0},
+    "evaluate.listen_per_cell": {"ge": 0},
+    "evaluate.melody_condition": {"choices": ("none", "target")},
+}
+_BOUNDS = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
+           "le": ("<=", lambda v, b: v <= b), "lt": ("<", lambda v, b: v < b)}
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """Where each stage of one run keeps its files (two profiles never share a run dir)."""
@@ -195,17 +256,133 @@ def find_repo_root(start: str | os.PathLike[str] | None = None) -> Path:
     raise ParamsError(f"cannot find the repository root above {here} (looked for _config.yml and params/)")
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    """Instantiate dataclass ``cls`` from ``data``, rejecting unknown keys."""
+def _type_name(tp: Any) -> str:
+    """``int``, ``str | None``, ``dict[str, float]``: an annotation as a reader writes it."""
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _check_type(value: Any, tp: Any, where: str) -> Any:
+    """``value`` if it is of annotation ``tp`` (an int for a float becomes a float); else raise ParamsError."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+
+    def bad(expected: str) -> ParamsError:
+        return ParamsError(f"{where} = {value!r} ({type(value).__name__}): expected {expected}")
+
+    if tp is Any:
+        return value
+    if origin is typing.Literal:
+        if value not in args or isinstance(value, bool) != any(isinstance(a, bool) for a in args if a == value):
+            raise bad(f"one of {list(args)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _check_type(value, arg, where)
+            except ParamsError:
+                pass
+        raise bad(_type_name(tp))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad(f"a mapping ({_type_name(tp)})")
+        kt, vt = args or (Any, Any)
+        return {_check_type(k, kt, f"{where} key"): _check_type(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise bad(f"a list ({_type_name(tp)})")
+        return [_check_type(v, args[0] if args else Any, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad("a bool (true or false, unquoted)")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an int (a whole number, unquoted)")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a number (float)")
+        if not math.isfinite(value):
+            raise bad("a finite number (float)")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad("a str")
+        return value
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise bad(_type_name(tp))
+    return value
+
+
+def _describe_rule(dotted: str) -> str:
+    """What :data:`RULES` accepts for ``dotted``: ``"> 0"``, ``">= 0 and <= 1"``, ``"one of [...]"`` or ``""``."""
+    rule = RULES.get(dotted, {})
+    if "choices" in rule:
+        return f"one of {list(rule['choices'])}"
+    return " and ".join(f"{op} {rule[k]}" for k, (op, _) in _BOUNDS.items() if k in rule)
+
+
+def _check_rule(value: Any, dotted: str, where: str) -> None:
+    """Range and choices of one field from :data:`RULES`."""
+    rule = RULES.get(dotted, {})
+    if value is None:
+        return
+    if "choices" in rule and value not in rule["choices"]:
+        raise ParamsError(f"{where} = {value!r}: expected one of {list(rule['choices'])}")
+    if any(k in rule and not ok(value, rule[k]) for k, (_, ok) in _BOUNDS.items()):
+        raise ParamsError(f"{where} = {value!r}: expected a value {_describe_rule(dotted)}")
+
+
+def _check_split_fractions(fractions: dict[str, float], where: str) -> None:
+    """Keys exactly train/valid/test, each fraction in [0, 1], summing to 1 (± 1e-6)."""
+    if set(fractions) != set(SPLITS):
+        raise ParamsError(f"{where} = {fractions!r}: expected exactly the keys {list(SPLITS)}")
+    for k, v in fractions.items():
+        if not 0.0 <= v <= 1.0:
+            raise ParamsError(f"{where}.{k} = {v!r}: expected a fraction in [0, 1]")
+    total = sum(fractions.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ParamsError(f"{where} = {fractions!r}: the fractions sum to {total:g}; expected a sum of 1")
+
+
+def _build(cls: type, data: Any, file: str, prefix: str = "", overridden: frozenset[str] = frozenset()) -> Any:
+    """Instantiate dataclass ``cls`` from ``data``, rejecting unknown keys and checking every value."""
+    def where(dotted: str) -> str:
+        return f"{file}: {dotted}"
+
+    def note(dotted: str) -> str:
+        return " (set by overrides)" if dotted in overridden else ""
+
+    if not isinstance(data, dict):
+        section = prefix.rstrip(".")
+        raise ParamsError(f"{where(section)} = {data!r}: expected a mapping of parameters{note(section)}")
     names = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("source", "overrides")}
     unknown = sorted(set(data) - set(names))
     if unknown:
-        raise ParamsError(f"{where}: unknown parameter(s) {unknown}; known: {sorted(names)}")
+        raise ParamsError(f"{file}{'.' + prefix.rstrip('.') if prefix else ''}: unknown parameter(s) {unknown}; "
+                          f"known: {sorted(names)}")
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for k, v in data.items():
-        default = names[k].default_factory() if names[k].default_factory is not dataclasses.MISSING else names[k].default
-        if dataclasses.is_dataclass(default) and isinstance(v, dict):
-            v = _build(type(default), v, f"{where}.{k}")
+        dotted = prefix + k
+        tp = hints[k]
+        if dataclasses.is_dataclass(tp):
+            v = _build(tp, v, file, dotted + ".", overridden)
+        else:
+            try:
+                try:
+                    v = _check_type(v, tp, where(dotted))
+                except ParamsError as e:
+                    rule = _describe_rule(dotted)
+                    raise ParamsError(f"{e}{', ' + rule if rule else ''}") from None
+                _check_rule(v, dotted, where(dotted))
+                if dotted == "curate.split_fractions":
+                    _check_split_fractions(v, where(dotted))
+            except ParamsError as e:
+                raise ParamsError(f"{e}{note(dotted)}") from None
         kwargs[k] = v
     return cls(**kwargs)
 
@@ -216,12 +393,45 @@ def _apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
     node = data
     for p in parents:
         node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ParamsError(f"override {dotted!r}: {p!r} is {node!r}, not a section of parameters")
     node[last] = value
 
 
-def load_params(params_file: str | os.PathLike[str] = "params/smoke.yaml", overrides: dict[str, Any] | None = None,
+def _prefixes(dotted: str) -> list[str]:
+    """``a.b.c`` → ``a``, ``a.b``, ``a.b.c`` (an override of a section touches its keys' parents)."""
+    parts = dotted.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def parse_overrides(overrides: dict[str, Any] | str | None) -> dict[str, Any]:
+    """Dotted overrides as a dict; a string (``papermill -p overrides '{...}'``, a CLI flag) is parsed as JSON or YAML."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, str):
+        text = overrides.strip()
+        try:
+            parsed = json.loads(text) if text else None  # JSON first: PyYAML reads 1e-3 as a string
+        except json.JSONDecodeError:
+            try:
+                parsed = yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                raise ParamsError(f"overrides {overrides!r}: neither JSON nor YAML ({e})") from e
+        overrides = {} if parsed is None else parsed
+    if not isinstance(overrides, dict) or not all(isinstance(k, str) for k in overrides):
+        raise ParamsError(f"overrides = {overrides!r}: expected a mapping of dotted keys to values, "
+                          f"e.g. {{\"train.epochs\": 1}} (a dict, or that mapping as a JSON/YAML string)")
+    return dict(overrides)
+
+
+def load_params(params_file: str | os.PathLike[str] = "params/smoke.yaml",
+                overrides: dict[str, Any] | str | None = None,
                 root: str | os.PathLike[str] | None = None) -> Params:
-    """Load a profile's parameter file, apply dotted ``overrides``, resolve paths against the repo root."""
+    """Load a profile's parameter file, apply dotted ``overrides``, resolve paths against the repo root.
+
+    ``overrides`` is a dict or the same mapping as a JSON/YAML string (what ``papermill -p`` passes).
+    """
+    overrides = parse_overrides(overrides)
     path = Path(params_file)
     if not path.is_absolute():
         base = Path(root) if root else find_repo_root()
@@ -236,7 +446,8 @@ def load_params(params_file: str | os.PathLike[str] = "params/smoke.yaml", overr
         raise ParamsError(f"{path}: expected a mapping of parameters at the top level")
     for k, v in (overrides or {}).items():
         _apply_override(data, k, v)
-    params = _build(Params, data, str(path))
+    overridden = frozenset(k for key in (overrides or {}) for k in _prefixes(key))
+    params = _build(Params, data, str(path), overridden=overridden)
     params.source = str(path)
     params.overrides = dict(overrides or {})
     repo = path.parent.parent

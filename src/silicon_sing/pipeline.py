@@ -2,6 +2,7 @@
 
 ``python -m silicon_sing.pipeline run  --params params/smoke.yaml``   executes every notebook
 ``python -m silicon_sing.pipeline book --params params/smoke.yaml``   executes, then builds _build/html
+``python -m silicon_sing.pipeline run --only 01 --overrides '{"workers": 1}'``   one notebook, with overrides
 
 Executed notebooks go to ``<run_dir>/notebooks/`` (the run's record) and are copied to
 ``book/executed/`` for the build, which reuses them (``execute_notebooks: 'off'``) instead of
@@ -131,10 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("command", choices=["run", "publish", "build", "book"])
     ap.add_argument("--params", default="params/smoke.yaml", help="the profile's parameter file")
     ap.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
+    ap.add_argument("--overrides", default=None,
+                    help='dotted parameter overrides as JSON or YAML, e.g. \'{"train.epochs": 1}\'')
     ap.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
-    ap.add_argument("--overrides", default="{}", help='JSON dict of dotted overrides, e.g. {"run_dir": "/tmp/r"}')
     args = ap.parse_args(argv)
-    params = load_params(args.params, json.loads(args.overrides))
+    params = load_params(args.params, args.overrides)
     repo = find_repo_root(Path(params.source).parent)
     try:
         if args.command in ("run", "book"):

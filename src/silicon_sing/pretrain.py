@@ -557,8 +557,9 @@ def random_init_like(directory: str | Path = ASSETS_DIR, seed: int = 0) -> Any:
     """A random-init MusicGen with exactly the shipped architecture (the comparison in tests and metrics)."""
     from . import models as M
 
-    cfg = OmegaConf.create(torch.load(Path(directory) / "state_dict.bin", map_location="cpu",
-                                      weights_only=False)["xp.cfg"])
+    from .fsutil import load_tensors_only
+
+    cfg = OmegaConf.create(load_tensors_only(Path(directory) / "state_dict.bin", mmap=True)["xp.cfg"])
     return M.build_from_config(cfg, seed=seed, name="nano-random")
 
 

@@ -1126,10 +1126,13 @@ def describe_export(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """Architecture of an exported model read from its files (memory-mapped: no weights are loaded)."""
     from omegaconf import OmegaConf
 
+    from .fsutil import load_tensors_only
+
     directory = Path(directory)
-    lm_pkg = torch.load(directory / "state_dict.bin", map_location="cpu", mmap=True, weights_only=False)
+    # an export is a YAML string and tensors: nothing else is unpickled (a file holding more is refused)
+    lm_pkg = load_tensors_only(directory / "state_dict.bin", mmap=True)
     cfg = OmegaConf.create(lm_pkg["xp.cfg"])
-    comp = torch.load(directory / "compression_state_dict.bin", map_location="cpu", mmap=True, weights_only=False)
+    comp = load_tensors_only(directory / "compression_state_dict.bin", mmap=True)
     lm = cfg.transformer_lm
     out = {
         "lm_parameters": int(sum(t.numel() for t in lm_pkg["best_state"].values())),

@@ -23,13 +23,17 @@ Smoke profile (no model, no download; stand-ins with the same interfaces, *not* 
   random projection to 128 dims.
 
 Weights are never downloaded unless ``allow_download=True``; a missing file raises
-:class:`MissingWeightsError` naming the URL, the file name, where to put it and the env var.
+:class:`MissingWeightsError` naming the URL, the file name, where to put it and the env var. A
+download is checked against the SHA-256 recorded in its :class:`WeightsSpec` (deleted if it differs).
+Weights files are read with ``torch.load(weights_only=True)`` only: a file that needs more than
+tensors to unpickle raises :class:`UntrustedCheckpointError` and is never executed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.metadata
 import logging
 import os
@@ -43,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from ..audio import resample
+from ..fsutil import UntrustedCheckpointError, load_tensors_only  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,10 @@ class MissingWeightsError(FileNotFoundError):
     """Pre-trained weights for a paper-profile backend are not on this machine."""
 
 
+class WeightsHashError(ValueError):
+    """A downloaded weights file does not have the SHA-256 recorded for it."""
+
+
 @dataclass(frozen=True)
 class WeightsSpec:
     """Where a backend's pre-trained weights come from and where we look for them."""
@@ -65,6 +74,8 @@ class WeightsSpec:
     url: str
     filename: str
     env_var: str
+    # SHA-256 of the released file; None = unknown, a download is then used unverified (with a warning)
+    sha256: str | None = None
 
     def missing_message(self, looked: list[Path]) -> str:
         """A message naming exactly what to fetch and where to put it."""
@@ -83,12 +94,16 @@ PASST_WEIGHTS = WeightsSpec(
     url="https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt",
     filename="passt-s-f128-p16-s10-ap.476-swa.pt",
     env_var="SILICON_SING_PASST_WEIGHTS",
+    # published by several independent projects that pin this release asset (344,665,734 bytes)
+    sha256="302903fa8c4aee817b11dc982da0b29aaf8d11a3e722420476d0a12c9db70c2c",
 )
 VGGISH_WEIGHTS = WeightsSpec(
     model="VGGish (torchvggish port of the AudioSet VGGish)",
     url="https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth",
     filename="vggish-10086976.pth",
     env_var="SILICON_SING_VGGISH_WEIGHTS",
+    # torch hub convention: the 8 hex digits in the file name are this hash's prefix
+    sha256="10086976245803799d9194e9a73d9b6c1549c71d1b80106f5cade5608a561f4b",
 )
 
 
@@ -310,21 +325,37 @@ def resolve_weights(spec: WeightsSpec, weights: str | os.PathLike[str] | None, a
         log.warning("downloading %s weights from %s to %s", spec.model, spec.url, cached)
         cached.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(spec.url, str(cached), progress=True)  # writes a temp file, then renames
+        verify_download(spec, cached)
         return cached
     raise MissingWeightsError(spec.missing_message(looked))
 
 
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_download(spec: WeightsSpec, path: Path) -> None:
+    """Check a freshly downloaded file against ``spec.sha256``; delete it and raise if it differs."""
+    if spec.sha256 is None:
+        warnings.warn(f"{spec.model}: no SHA-256 is recorded for {spec.filename}; the download from {spec.url} "
+                      f"to {path} is unverified", UserWarning, stacklevel=3)
+        return
+    got = sha256_file(path)
+    if got != spec.sha256:
+        path.unlink(missing_ok=True)
+        raise WeightsHashError(
+            f"{spec.model}: the file downloaded from {spec.url} has sha256 {got}, expected {spec.sha256}; "
+            f"it was deleted. Retry, or fetch {spec.filename} by hand and check its hash (sha256sum).")
+
+
 def _load_state_dict(path: Path) -> dict[str, Any]:
-    """Load a checkpoint's state dict on CPU (tensors only when possible)."""
-    import pickle
-
-    import torch
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # older checkpoints may pickle more than tensors; the user fetched this file on purpose
-        return torch.load(path, map_location="cpu", weights_only=False)
+    """Load a checkpoint's state dict on CPU, tensors only: nothing in the file is ever executed."""
+    return load_tensors_only(path)
 
 
 def _device(device: str | None) -> str:
