@@ -682,15 +682,18 @@ class Trainer:
         return {"kind": "valid", "loss": float(ce.mean()), "ce": [float(x) for x in ce]}
 
     # ----- state
-    def _full_state_dict_type(self) -> contextlib.AbstractContextManager[Any]:
-        """FSDP: (un)shard to and from full, unsharded state dicts (on rank 0 only, in CPU memory on GPUs)."""
+    def _full_state_dict_type(self, rank0_only: bool = True) -> contextlib.AbstractContextManager[Any]:
+        """FSDP: (un)shard to and from full, unsharded state dicts (saved on rank 0 only, in CPU memory on GPUs).
+
+        Loading reads the full dict on every rank (each has the checkpoint file): ``rank0_only=False``.
+        """
         from torch.distributed.fsdp import (FullOptimStateDictConfig, FullStateDictConfig,
                                             FullyShardedDataParallel, StateDictType)
 
         offload = self.ctx.device.type == "cuda"  # CPU ranks: already in CPU memory (and offload breaks there)
         return FullyShardedDataParallel.state_dict_type(
-            self.ddp, StateDictType.FULL_STATE_DICT, FullStateDictConfig(offload_to_cpu=offload, rank0_only=True),
-            FullOptimStateDictConfig(offload_to_cpu=offload, rank0_only=True))
+            self.ddp, StateDictType.FULL_STATE_DICT, FullStateDictConfig(offload_to_cpu=offload, rank0_only=rank0_only),
+            FullOptimStateDictConfig(offload_to_cpu=offload, rank0_only=rank0_only))
 
     def full_lm_state(self) -> dict[str, torch.Tensor]:
         """The LM's whole state dict (collective under FSDP; complete on rank 0, empty elsewhere)."""
@@ -736,7 +739,7 @@ class Trainer:
         if self.use_fsdp:
             from torch.distributed.fsdp import FullyShardedDataParallel
 
-            with self._full_state_dict_type():
+            with self._full_state_dict_type(rank0_only=False):
                 osd = FullyShardedDataParallel.optim_state_dict_to_load(self.ddp, self.opt, state["optimizer"])
             self.opt.load_state_dict(osd)
         else:
