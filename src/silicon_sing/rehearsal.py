@@ -17,9 +17,18 @@ as those caches lay out the real ones:
     sentences. Files are blobs named by their etag, linked from ``snapshots/<revision>/``, with
     ``refs/main`` naming the revision, as ``huggingface_hub`` stores downloads.
 ``<root>/torch/hub/checkpoints/`` (``TORCH_HOME=<root>/torch``)
-    ``955717e8-8726e21a.th`` (demucs' ``htdemucs``: an HTDemucs package with the released
-    constructor arguments and a random-init half-precision state), ``passt-s-f128-p16-s10-ap.476-swa.pt``
-    (PaSST-S state dict) and ``vggish-10086976.pth`` (VGGish state dict), all full size.
+    ``955717e8-8726e21a.th`` (demucs' ``htdemucs``: an HTDemucs package — ``klass``, ``args``,
+    ``kwargs``, half-precision ``state`` — as demucs' remote repository serves it),
+    ``passt-s-f128-p16-s10-ap.476-swa.pt`` (PaSST-S state dict) and ``vggish-10086976.pth`` (VGGish
+    state dict), both full size.
+
+The one architectural difference: by default the HTDemucs is *narrower* than the release
+(:data:`HTDEMUCS_NARROW`: 24 channels instead of 48, a 256-channel 2-layer cross-transformer
+instead of 512 channels and 5 layers; same class, 4 sources, 44.1 kHz, STFT and 7.8 s segment, so
+demucs pads and splits audio as with the release). Measured on one CPU core of the development
+machine, ``ChromaStemConditioner`` on a 3 s clip takes 3.5-5.8 s at the released width (demucs
+always runs whole 7.8 s chunks) and ~1.9 s narrow; on a 30 s clip ~27 s and ~10 s.
+``full_demucs=True`` writes the released architecture.
 
 With the returned environment (``HF_HOME``, ``TORCH_HOME``, ``HF_HUB_OFFLINE=1``,
 ``TRANSFORMERS_OFFLINE=1``) the paper's loaders run unchanged: ``MusicGen.get_pretrained(
@@ -78,6 +87,11 @@ HTDEMUCS_KWARGS: dict[str, tp.Any] = {
     "t_weight_pos_embed": 1.0, "t_sparse_self_attn": False, "t_sparse_cross_attn": False,
     "t_cross_first": False, "rescale": 0.1,
 }
+# The rehearsal's default htdemucs: same class, sources, sample rate, STFT and 7.8 s segment (so
+# demucs pads and splits audio exactly as with the release), narrower. The released width costs
+# ~4.6 s of one CPU core per 7.8 s chunk (demucs' part of the chroma of a 3 s clip) on the
+# development machine, this one ~1.6 s; ``full_demucs=True`` writes the released architecture.
+HTDEMUCS_NARROW = {"channels": 24, "bottom_channels": 256, "t_layers": 2}
 # Distributions whose versions decide the bytes written (recorded in the stamp).
 VERSIONED = ("audiocraft", "torch", "transformers", "safetensors", "sentencepiece", "demucs", "hear21passt",
              "timm", "torchvggish", "omegaconf")
@@ -100,10 +114,11 @@ def _version(dist: str) -> str:
         return "absent"
 
 
-def rehearsal_spec(lm_layers: int = 4, t5_layers: int = 2, seed: int = 0) -> dict[str, tp.Any]:
+def rehearsal_spec(lm_layers: int = 4, t5_layers: int = 2, seed: int = 0, full_demucs: bool = False
+                   ) -> dict[str, tp.Any]:
     """Everything that decides the caches' bytes: sizes, seed, format and library versions."""
     return {"format": FORMAT_VERSION, "lm_layers": int(lm_layers), "t5_layers": int(t5_layers), "seed": int(seed),
-            "versions": {d: _version(d) for d in VERSIONED}}
+            "full_demucs": bool(full_demucs), "versions": {d: _version(d) for d in VERSIONED}}
 
 
 def _hub_dir(root: Path) -> Path:
@@ -285,16 +300,22 @@ def t5_files(t5_layers: int, seed: int) -> dict[str, bytes]:
 
 # --------------------------------------------------------------------------- demucs htdemucs
 
-def htdemucs_package(seed: int) -> dict[str, tp.Any]:
-    """demucs' model package for ``htdemucs``: ``klass``/``args``/``kwargs`` as released, random half-precision state."""
+def htdemucs_kwargs(full: bool = False) -> dict[str, tp.Any]:
+    """HTDemucs constructor arguments: the release's (``full``) or the rehearsal's narrower ones."""
+    return dict(HTDEMUCS_KWARGS) if full else {**HTDEMUCS_KWARGS, **HTDEMUCS_NARROW}
+
+
+def htdemucs_package(seed: int, full: bool = False) -> dict[str, tp.Any]:
+    """demucs' model package for ``htdemucs`` (``klass``/``args``/``kwargs``/``state``), random half-precision state."""
     import torch
     from demucs.htdemucs import HTDemucs
 
+    kwargs = htdemucs_kwargs(full)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_seed_for(seed, "htdemucs"))
-        model = HTDemucs(**HTDEMUCS_KWARGS)
+        model = HTDemucs(**kwargs)
     state = {k: v.detach().to(dtype=torch.half) for k, v in model.state_dict().items()}  # serialize_model(half=True)
-    return {"klass": HTDemucs, "args": (), "kwargs": dict(HTDEMUCS_KWARGS), "state": state,
+    return {"klass": HTDemucs, "args": (), "kwargs": kwargs, "state": state,
             "training_args": {"rehearsal": "random-init stand-in for htdemucs, not trained"}}
 
 
@@ -427,7 +448,7 @@ def _sizes(root: Path) -> dict[str, int]:
 
 
 def build_rehearsal_caches(root: str | os.PathLike[str], lm_layers: int = 4, t5_layers: int = 2, seed: int = 0,
-                           progress: bool = True) -> dict[str, str]:
+                           progress: bool = True, full_demucs: bool = False) -> dict[str, str]:
     """Write the rehearsal caches under ``root`` (see the module docstring) and return the env vars that select them.
 
     Idempotent: when ``<root>/rehearsal.json`` records the same spec (sizes, seed, library
@@ -435,7 +456,7 @@ def build_rehearsal_caches(root: str | os.PathLike[str], lm_layers: int = 4, t5_
     removed and everything is rebuilt; the stamp is written last, so an interrupted build reruns.
     """
     root = Path(root).resolve()
-    spec = rehearsal_spec(lm_layers, t5_layers, seed)
+    spec = rehearsal_spec(lm_layers, t5_layers, seed, full_demucs)
     env = rehearsal_env(root)
     if is_built(root, spec):
         if progress:
@@ -450,8 +471,8 @@ def build_rehearsal_caches(root: str | os.PathLike[str], lm_layers: int = 4, t5_
     with torch.no_grad():
         with bar.step("t5-base", f"t5-base ({t5_layers} layers, SentencePiece trained here)"):
             t5_snapshot = write_hf_snapshot(hub, T5_REPO, t5_files(t5_layers, seed))
-        with bar.step("htdemucs", f"demucs htdemucs ({DEMUCS_CHECKPOINT})"):
-            demucs_file = write_checkpoint(ckpt, DEMUCS_CHECKPOINT, torch_bytes(htdemucs_package(seed)))
+        with bar.step("htdemucs", f"demucs htdemucs ({DEMUCS_CHECKPOINT}, {'released' if full_demucs else 'narrow'} width)"):
+            demucs_file = write_checkpoint(ckpt, DEMUCS_CHECKPOINT, torch_bytes(htdemucs_package(seed, full_demucs)))
         with bar.step("musicgen-melody", f"{MELODY_REPO} (LM: {lm_layers} layers at dim 1536; EnCodec 32 kHz)"):
             write_hf_snapshot(hub, MELODY_REPO, musicgen_files(lm_layers, seed, t5_snapshot, demucs_file))
         with bar.step("passt", f"PaSST ({PASST_CHECKPOINT})"):
@@ -478,7 +499,7 @@ def export_lines(env: dict[str, str]) -> str:
 
 __all__ = [
     "FORMAT_VERSION", "STAMP_FILE", "MELODY_REPO", "T5_REPO", "DEMUCS_CHECKPOINT", "PASST_CHECKPOINT",
-    "VGGISH_CHECKPOINT", "HTDEMUCS_KWARGS", "rehearsal_env", "rehearsal_spec", "hf_repo_dir", "expected_files",
+    "VGGISH_CHECKPOINT", "HTDEMUCS_KWARGS", "HTDEMUCS_NARROW", "htdemucs_kwargs", "rehearsal_env", "rehearsal_spec", "hf_repo_dir", "expected_files",
     "is_built", "write_hf_snapshot", "write_checkpoint", "caption_sentences", "train_spiece_model", "t5_files",
     "htdemucs_package", "musicgen_files", "passt_state", "vggish_state", "build_rehearsal_caches", "export_lines",
     "torch_bytes",
