@@ -187,7 +187,7 @@ def test_generation_from_caption_and_melody(probe: dict) -> None:
     text, melody = probe["facts"]["generate_text"], probe["facts"]["generate_with_chroma"]
     assert text["shape"] == [1, 1, 16000] and text["finite"]
     assert melody["shape"] == [1, 1, 16000] and melody["finite"]
-    assert melody["demucs_calls"] > text["demucs_calls"]  # demucs separated the melody's stems
+    assert text["demucs_calls"] == 0 and melody["demucs_calls"] >= 1  # demucs separated the melody's stems
 
 
 def test_metric_backends_load_the_cached_weights(probe: dict, built: tuple[Path, dict[str, str], float]) -> None:

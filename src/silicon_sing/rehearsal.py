@@ -22,10 +22,10 @@ as those caches lay out the real ones:
     ``passt-s-f128-p16-s10-ap.476-swa.pt`` (PaSST-S state dict) and ``vggish-10086976.pth`` (VGGish
     state dict), both full size.
 
-The one architectural difference: by default the HTDemucs is *narrower* than the release
-(:data:`HTDEMUCS_NARROW`: 24 channels instead of 48, a 256-channel 2-layer cross-transformer
-instead of 512 channels and 5 layers; same class, 4 sources, 44.1 kHz, STFT and 7.8 s segment, so
-demucs pads and splits audio as with the release). Measured on one CPU core of the development
+Besides depth (``lm_layers``, ``t5_layers``), one architectural difference: by default the
+HTDemucs is *narrower* than the release (:data:`HTDEMUCS_NARROW`: 24 channels instead of 48, a
+256-channel 2-layer cross-transformer instead of 512 channels and 5 layers; same class, 4 sources,
+44.1 kHz, STFT and 7.8 s segment, so demucs pads and splits audio as with the release). Measured on one CPU core of the development
 machine, ``ChromaStemConditioner`` on a 3 s clip takes 3.5-5.8 s at the released width (demucs
 always runs whole 7.8 s chunks) and ~1.9 s narrow; on a 30 s clip ~27 s and ~10 s.
 ``full_demucs=True`` writes the released architecture.
@@ -51,7 +51,6 @@ import copy
 import hashlib
 import importlib.metadata
 import io
-import json
 import os
 import random
 import shutil
@@ -63,7 +62,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
-from .fsutil import atomic_path, atomic_write_bytes, atomic_write_json, read_json
+from .fsutil import atomic_write_bytes, atomic_write_json, read_json
 
 FORMAT_VERSION = 1
 STAMP_FILE = "rehearsal.json"
@@ -471,7 +470,8 @@ def build_rehearsal_caches(root: str | os.PathLike[str], lm_layers: int = 4, t5_
     with torch.no_grad():
         with bar.step("t5-base", f"t5-base ({t5_layers} layers, SentencePiece trained here)"):
             t5_snapshot = write_hf_snapshot(hub, T5_REPO, t5_files(t5_layers, seed))
-        with bar.step("htdemucs", f"demucs htdemucs ({DEMUCS_CHECKPOINT}, {'released' if full_demucs else 'narrow'} width)"):
+        width = "released" if full_demucs else "narrow"
+        with bar.step("htdemucs", f"demucs htdemucs ({DEMUCS_CHECKPOINT}, {width} width)"):
             demucs_file = write_checkpoint(ckpt, DEMUCS_CHECKPOINT, torch_bytes(htdemucs_package(seed, full_demucs)))
         with bar.step("musicgen-melody", f"{MELODY_REPO} (LM: {lm_layers} layers at dim 1536; EnCodec 32 kHz)"):
             write_hf_snapshot(hub, MELODY_REPO, musicgen_files(lm_layers, seed, t5_snapshot, demucs_file))
@@ -499,8 +499,8 @@ def export_lines(env: dict[str, str]) -> str:
 
 __all__ = [
     "FORMAT_VERSION", "STAMP_FILE", "MELODY_REPO", "T5_REPO", "DEMUCS_CHECKPOINT", "PASST_CHECKPOINT",
-    "VGGISH_CHECKPOINT", "HTDEMUCS_KWARGS", "HTDEMUCS_NARROW", "htdemucs_kwargs", "rehearsal_env", "rehearsal_spec", "hf_repo_dir", "expected_files",
-    "is_built", "write_hf_snapshot", "write_checkpoint", "caption_sentences", "train_spiece_model", "t5_files",
+    "VGGISH_CHECKPOINT", "HTDEMUCS_KWARGS", "HTDEMUCS_NARROW", "htdemucs_kwargs", "rehearsal_env",
+    "rehearsal_spec", "hf_repo_dir", "expected_files", "is_built", "write_hf_snapshot", "write_checkpoint", "caption_sentences", "train_spiece_model", "t5_files",
     "htdemucs_package", "musicgen_files", "passt_state", "vggish_state", "build_rehearsal_caches", "export_lines",
     "torch_bytes",
 ]
