@@ -249,3 +249,12 @@ def test_output_is_deterministic_and_a_new_spec_rebuilds(built: tuple[Path, dict
                                                           R.PASST_CHECKPOINT, R.VGGISH_CHECKPOINT}
     for repo in (R.MELODY_REPO, R.T5_REPO):  # the previous revision is gone
         assert len(_snapshots(tmp_path, repo)) == 1 and _snapshots(tmp_path, repo) != _snapshots(root, repo)
+
+
+def test_a_root_not_made_by_the_builder_is_never_overwritten(tmp_path: Path) -> None:
+    real_ref = R.hf_repo_dir(tmp_path / "huggingface" / "hub", R.T5_REPO) / "refs" / "main"
+    real_ref.parent.mkdir(parents=True)
+    real_ref.write_text("a real download's revision")
+    with pytest.raises(FileExistsError, match="not a rehearsal cache root"):
+        R.build_rehearsal_caches(tmp_path, progress=False)
+    assert real_ref.read_text() == "a real download's revision" and not (tmp_path / R.STAMP_FILE).exists()

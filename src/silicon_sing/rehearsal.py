@@ -163,7 +163,8 @@ def is_built(root: str | os.PathLike[str], spec: dict[str, tp.Any]) -> bool:
         recorded = read_json(stamp)
     except (OSError, ValueError):
         return False
-    return recorded.get("spec") == spec and all(p.is_file() for p in expected_files(root))
+    return (recorded.get("status") == "complete" and recorded.get("spec") == spec
+            and all(p.is_file() for p in expected_files(root)))
 
 
 # --------------------------------------------------------------------------- writing
@@ -432,9 +433,16 @@ class _Progress:
 
 
 def _remove_managed(root: Path) -> None:
-    """Delete a previous build's files (only those this module writes) and its stamp."""
-    (root / STAMP_FILE).unlink(missing_ok=True)
-    for p in _managed_paths(root):
+    """Delete a previous rehearsal build's files (only those this module writes).
+
+    Refuses when ``root`` has no stamp but holds such files: ``root`` may then be a real cache
+    (``--root ~/.cache`` would otherwise delete the user's t5-base), which is never touched.
+    """
+    managed = [p for p in _managed_paths(root) if p.exists() or p.is_symlink()]
+    if managed and not (root / STAMP_FILE).is_file():
+        raise FileExistsError(f"{root} holds {managed[0]} but no {STAMP_FILE}: not a rehearsal cache root, "
+                              "refusing to overwrite it; pick an empty or rehearsal-only directory")
+    for p in managed:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
         elif p.exists() or p.is_symlink():
@@ -450,9 +458,11 @@ def build_rehearsal_caches(root: str | os.PathLike[str], lm_layers: int = 4, t5_
                            progress: bool = True, full_demucs: bool = False) -> dict[str, str]:
     """Write the rehearsal caches under ``root`` (see the module docstring) and return the env vars that select them.
 
-    Idempotent: when ``<root>/rehearsal.json`` records the same spec (sizes, seed, library
-    versions) and every file is present, nothing is done. Otherwise previous rehearsal files are
-    removed and everything is rebuilt; the stamp is written last, so an interrupted build reruns.
+    Idempotent: when ``<root>/rehearsal.json`` records a complete build of the same spec (sizes,
+    seed, library versions) and every file is present, nothing is done. Otherwise previous
+    rehearsal files are removed and everything is rebuilt; the stamp says "complete" only at the
+    end, so an interrupted build reruns. Raises :class:`FileExistsError` rather than overwrite
+    hub-cache entries of a ``root`` that was not made by this function.
     """
     root = Path(root).resolve()
     spec = rehearsal_spec(lm_layers, t5_layers, seed, full_demucs)
@@ -464,6 +474,8 @@ def build_rehearsal_caches(root: str | os.PathLike[str], lm_layers: int = 4, t5_
     import torch
 
     _remove_managed(root)
+    # claims the root (see _remove_managed) and marks the build unfinished until the end
+    atomic_write_json(root / STAMP_FILE, {"spec": spec, "status": "building"})
     hub, ckpt = _hub_dir(root), _checkpoint_dir(root)
     bar = _Progress(progress, 5)
     t_all = time.perf_counter()
@@ -481,7 +493,7 @@ def build_rehearsal_caches(root: str | os.PathLike[str], lm_layers: int = 4, t5_
             write_checkpoint(ckpt, VGGISH_CHECKPOINT, torch_bytes(vggish_state(seed)))
     sizes = _sizes(root)
     atomic_write_json(root / STAMP_FILE, {
-        "spec": spec, "env": env, "bytes": sizes, "total_bytes": sum(sizes.values()),
+        "spec": spec, "status": "complete", "env": env, "bytes": sizes, "total_bytes": sum(sizes.values()),
         "build_seconds": {k: round(v, 2) for k, v in bar.seconds.items()},
         "note": "random-init stand-ins for the paper profile's pretrained weights (silicon_sing.rehearsal)"})
     if progress:
