@@ -251,14 +251,13 @@ def caption_sentences(n: int = 400, seed: int = 0) -> list[str]:
     out = []
     for _ in range(n):
         uuid = "%08x-%04x-%04x-%04x-%012x" % tuple(rng.getrandbits(b) for b in (32, 16, 16, 16, 48))
-        instr = rng.sample(w["instrument"], rng.randint(1, 3))
-        parts = [f"{rng.choice(w['mood'])} {rng.choice(w['genre'])} {rng.choice(w['body'])}"]
+        body = f"{rng.choice(w['mood'])} {rng.choice(w['genre'])} {rng.choice(w['body'])}"
         if rng.random() < 0.5:
-            parts[0] += f" with {rng.choice(w['voice'])}"
-        parts[0] += f" over {' and '.join(instr)}"
+            body += f" with {rng.choice(w['voice'])}"
+        body += " over " + " and ".join(rng.sample(w["instrument"], rng.randint(1, 3)))
         tail = [f"{rng.randint(60, 180)} BPM", f"in {rng.choice(w['key'])} {rng.choice(w['scale'])}"]
         rng.shuffle(tail)
-        out.append(", ".join([f"{uuid} {parts[0]}", *tail]))
+        out.append(", ".join([f"{uuid} {body}", *tail]))
     return out
 
 
