@@ -215,10 +215,9 @@ def test_checkpoints_load_as_plain_tensors(built: tuple[Path, dict[str, str], fl
                                                                       for k in vggish)
 
 
-def test_nothing_of_melody_t5_or_demucs_is_missing(probe: dict) -> None:
-    # models.missing_pretrained_files also asks for facebook/encodec_32khz (fixed separately): ignore that item
-    missing = [m for m in probe["facts"]["missing"] if not m.startswith("facebook/encodec_32khz/")]
-    assert missing == []
+def test_the_weights_check_finds_everything_the_loaders_read(probe: dict) -> None:
+    """Exactly what get_pretrained reads (no facebook/encodec_32khz, which the melody repo does not need)."""
+    assert probe["facts"]["missing"] == []
 
 
 def test_rerun_with_the_same_spec_does_nothing(built: tuple[Path, dict[str, str], float]) -> None:

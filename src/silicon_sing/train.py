@@ -418,15 +418,20 @@ def enable_activation_checkpointing(lm: nn.Module) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """This process's RNG states (torch, cuda, numpy, python)."""
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+    """This process's RNG states (torch, cuda, numpy, python), as tensors and plain values only."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    # numpy's key array as a tensor: checkpoints then load with weights_only=True (no unpickling)
+    return {"torch": torch.get_rng_state(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
+                                                      cached),
+            "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore :func:`rng_state`."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached))
     random.setstate(state["python"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -448,8 +453,10 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a training checkpoint onto the CPU."""
-    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)  # shared pages across ranks
+    """Read a training checkpoint onto the CPU: tensors and plain values only, never unpickled code."""
+    from .fsutil import load_tensors_only
+
+    return load_tensors_only(path, mmap=True)  # mmap: shared pages across ranks
 
 
 # --------------------------------------------------------------------------- the training job
