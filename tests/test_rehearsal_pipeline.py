@@ -64,6 +64,11 @@ def test_make_rehearsal_runs_every_notebook(rehearsal: tuple[Params, dict[str, s
 def test_training_moved_every_lm_weight_and_kept_fp32(rehearsal: tuple[Params, dict[str, str]]) -> None:
     """No silent no-op: each fine-tune differs from the hub weights in every tensor; nothing is fp16."""
     params, env = rehearsal
+    trainable = set(json.loads(_in_fresh_process(  # the LM's parameters (not buffers such as the chroma window)
+        "import json\nfrom audiocraft.models import loaders\n"
+        f"lm = loaders.load_lm_model({str(params.run.checkpoints / 'full' / 'export' / 'state_dict.bin')!r})\n"
+        "print(json.dumps([n for n, p in lm.named_parameters() if p.requires_grad]))\n", env).splitlines()[-1]))
+    assert len(trainable) > 20
     snapshots = Path(env["HF_HOME"]) / "hub" / MELODY_REPO / "snapshots"
     start = torch.load(next(snapshots.glob("*/state_dict.bin")), map_location="cpu", weights_only=True,
                        mmap=True)["best_state"]
@@ -72,7 +77,7 @@ def test_training_moved_every_lm_weight_and_kept_fp32(rehearsal: tuple[Params, d
         state = torch.load(export / "state_dict.bin", map_location="cpu", weights_only=True, mmap=True)["best_state"]
         assert sorted(state) == sorted(start)
         assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
-        same = [k for k, v in state.items() if v.is_floating_point() and torch.equal(v, start[k].float())]
+        same = [k for k in trainable if torch.equal(state[k], start[k].float())]
         assert not same, f"{category}: {len(same)} of {len(state)} LM tensors never moved, e.g. {same[:3]}"
         done = json.loads((export / "done.json").read_text())
         assert done["steps"] == params.train.epochs * params.train.updates_per_epoch and done["skipped_steps"] == 0
@@ -131,3 +136,29 @@ def test_kl_and_fad_come_from_passt_and_vggish(rehearsal: tuple[Params, dict[str
     assert "random-init" not in text
     cells = report["cells"]
     assert cells and {c["kl_backend"] for c in cells} == {"passt"} and {c["fad_backend"] for c in cells} == {"vggish"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_fsdp_and_activation_checkpointing_at_real_width(rehearsal: tuple[Params, dict[str, str]],
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory knobs on the rehearsal model (gloo, 2 processes): the same model as the DDP run."""
+    from silicon_sing import train as T
+
+    params, env = rehearsal
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for part in ("curated", "captions", "tokens"):  # the rehearsal's data and caches, read-only
+        (run_dir / part).symlink_to(Path(params.run_dir) / part)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)  # for the torchrun workers
+    knobs = load_params(REPO / "params" / "rehearsal.yaml", {
+        "run_dir": str(run_dir), "train.fsdp": True, "train.activation_checkpointing": True})
+    result = T.launch(knobs, "full", progress=False)
+    done = T.read_done(knobs, "full")
+    assert done["fsdp"] and result.world_size == 2 and result.fingerprint == T.read_done(params, "full")["fingerprint"]
+    ddp = torch.load(params.run.checkpoints / "full" / "export" / "state_dict.bin", weights_only=True)["best_state"]
+    ours = torch.load(knobs.run.checkpoints / "full" / "export" / "state_dict.bin", weights_only=True)["best_state"]
+    assert sorted(ddp) == sorted(ours)
+    for k in ddp:
+        torch.testing.assert_close(ours[k], ddp[k], rtol=1e-3, atol=1e-5)
