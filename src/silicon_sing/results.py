@@ -88,7 +88,8 @@ def direction_sentence(summary: dict[str, Any], metric: str) -> str:
     if summary["sig_higher"]:
         extra.append(f"for {summary['sig_higher']} it rose, the whole interval above zero")
     tail = f" ({'; '.join(extra)})" if extra else " (no interval excludes zero)"
-    return f"{metric} fell for {lower} of {n} artists{tail}"
+    fell = f"for none of the {n} artists" if lower == 0 else f"for {lower} of {n} artists"
+    return f"{metric} fell {fell}{tail}"
 
 
 def count_phrase(counts: Iterable[int], unit: str, plural: str | None = None) -> str:
