@@ -53,7 +53,8 @@ def test_listening_room_pairs_systems_and_cuts_the_prompt(generations) -> None:
         assert list(e.clips) == list(COLUMNS)
         assert len(e.clips["prompt"]) == SR and all(len(e.clips[c]) == 2 * SR for c in COLUMNS[1:])
     html = listening_room_html(exs)
-    assert html.count("<audio") == 16 and html.count("data:image/png;base64,") == 4
+    assert html.count("<audio") == 16 and html.count("data:image/png;base64,") == 16  # a spectrogram per clip
+    assert html.count('<div class="listen-grid">') == 4 and "<table" not in html  # a grid, not a fixed-width table
     assert "uuid a caption" in html and "<details" in html
     assert listening_room_html(exs, "full").startswith("<p><em>No continuations")
     panel = listening_panel(exs)
