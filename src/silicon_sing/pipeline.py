@@ -67,8 +67,18 @@ def execute_notebook(src: Path, out: Path, params: Params, repo: Path) -> float:
     return time.perf_counter() - start
 
 
+# Kernels share the cores with their own worker processes (torchrun, the caption pool) and with whatever
+# else runs on the machine. OpenMP threads that spin while waiting make an oversubscribed CPU many times
+# slower (measured on 2 busy cores: a nano batch of 4 continuations took 57–80 s spinning, 5–6 s passive).
+KERNEL_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def run_notebooks(params: Params, only: list[str] | None = None) -> list[StageTiming]:
     """Execute the notebooks in order for ``params``' profile; record timings in the run dir."""
+    import os
+
+    for key, value in KERNEL_ENV.items():  # kernels and their children inherit it; a user's own setting wins
+        os.environ.setdefault(key, value)
     repo = find_repo_root(Path(params.source).parent)
     timings: list[StageTiming] = []
     out_dir = params.run.notebooks
