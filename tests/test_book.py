@@ -47,12 +47,18 @@ WARNING_TEXT = re.compile(r"\b(?:\w+Warning\b[:(]|warnings\.warn|WeightNorm\.app
 # every element of the main content must fit the content column at this width (px of slack)
 OVERFLOW_JS = """() => {
     const col = document.querySelector('article.bd-article');
-    const right = col.getBoundingClientRect().right + 1;
+    const cs = getComputedStyle(col);
+    const right = col.getBoundingClientRect().right - parseFloat(cs.paddingRight) + 1;
     const bad = [];
     for (const el of col.querySelectorAll('*')) {
         const r = el.getBoundingClientRect();
-        if (r.width > 0 && r.height > 0 && r.right > right)
-            bad.push(`${el.tagName.toLowerCase()}.${el.className || ''} right ${Math.round(r.right)} > ${Math.round(right)}`);
+        if (r.width === 0 || r.height === 0) continue;
+        const name = `${el.tagName.toLowerCase()}.${el.className || ''}`;
+        if (r.right > right) bad.push(`${name} right ${Math.round(r.right)} > ${Math.round(right)}`);
+        // content cut off or hidden behind a scroll bar inside a box that itself fits
+        const ov = getComputedStyle(el).overflowX;
+        if (ov !== 'visible' && el.scrollWidth > el.clientWidth + 1 && el.tagName !== 'AUDIO')
+            bad.push(`${name} scrolls: ${el.scrollWidth} > ${el.clientWidth}`);
     }
     return bad.slice(0, 5);
 }"""

@@ -17,11 +17,12 @@ from typing import Any
 
 import pandas as pd
 
+from .metrics.evaluation import CATEGORY_ORDER
 from .metrics.stats import CellResult, DeltaResult, bootstrap_mean_ci, detectable_change
 from .params import CATEGORIES
 
 METRIC_LABELS = {"kl": "KL", "fad": "FAD"}
-DIGITS = {"kl": 3, "fad": 2}
+DIGITS = {"kl": 3, "fad": 1}
 PUBLISHED_DIGITS = {"kl": 2, "fad": 2}
 REAL_BACKENDS = {"kl": "passt", "fad": "vggish"}  # the paper's classifiers: only then are our units its units
 MINUS = "\u2212"
@@ -141,9 +142,32 @@ def glue_values(cells: list[CellResult], deltas: list[DeltaResult]) -> dict[str,
 
 def _html_table(df: pd.DataFrame, caption: str, cls: str) -> str:
     """A DataFrame (cells already formatted, HTML allowed) as a captioned table of class ``cls``."""
-    body = df.to_html(escape=False, border=0, classes=["silicon-table", cls], na_rep="—")
+    body = df.to_html(escape=False, border=0, classes=["silicon-table", cls], na_rep="—", index_names=False)
     body = body.replace("<table ", f"<table aria-label=\"{html.escape(caption)}\" ", 1)
     return (f'<div class="silicon-table-wrap"><p class="silicon-table-caption">{caption}</p>{body}</div>')
+
+
+def _stem_artist_key(k: tuple[str, str]) -> tuple[int, str]:
+    """The paper's order: instrumental, acapella, full; then artist."""
+    return (CATEGORY_ORDER.index(k[0]) if k[0] in CATEGORY_ORDER else 99, k[1].lower())
+
+
+def _grouped_html(df: pd.DataFrame, caption: str, cls: str) -> str:
+    """A (stem, artist)-indexed frame with two header rows as HTML, stems as full-width group rows
+    (a stem column would cost the width the numbers need)."""
+    cols = list(df.columns)
+    top = list(dict.fromkeys(c[0] for c in cols))
+    head1 = "<th></th>" + "".join(
+        f'<th colspan="{sum(c[0] == t for c in cols)}">{html.escape(t)}</th>' for t in top)
+    head2 = "<th>artist</th>" + "".join(f"<th>{html.escape(c[1])}</th>" for c in cols)
+    body = []
+    for stem in dict.fromkeys(df.index.get_level_values(0)):
+        body.append(f'<tr class="group"><th colspan="{len(cols) + 1}">{html.escape(str(stem))}</th></tr>')
+        for (_, artist), row in df.loc[[stem]].iterrows():
+            body.append(f"<tr><th>{html.escape(str(artist))}</th>" + "".join(f"<td>{row[c]}</td>" for c in cols) + "</tr>")
+    return (f'<div class="silicon-table-wrap"><p class="silicon-table-caption">{caption}</p>'
+            f'<table class="silicon-table {cls}" aria-label="{html.escape(caption)}"><thead><tr>{head1}</tr>'
+            f"<tr>{head2}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
 def _delta_cell(d: DeltaResult | None, digits: int) -> str:
@@ -159,8 +183,7 @@ def table1_ours(cells: Iterable[CellResult], deltas: Iterable[DeltaResult]) -> p
     Cells are display strings (HTML for the change)."""
     by_cell = {(c.category, c.artist, c.system): c for c in cells}
     by_delta = {(d.category, d.artist, d.metric): d for d in deltas}
-    keys = sorted({(c, a) for c, a, _ in by_cell},
-                  key=lambda k: (CATEGORIES.index(k[0]) if k[0] in CATEGORIES else 99, k[1].lower()))
+    keys = sorted({(c, a) for c, a, _ in by_cell}, key=_stem_artist_key)
     rows = []
     for cat, artist in keys:
         row: dict[tuple[str, str], str] = {}
@@ -181,14 +204,14 @@ def table1_ours(cells: Iterable[CellResult], deltas: Iterable[DeltaResult]) -> p
 
 def table1_ours_html(cells: Iterable[CellResult], deltas: Iterable[DeltaResult], caption: str) -> str:
     """:func:`table1_ours` as an HTML table that fits the book's content column."""
-    return _html_table(table1_ours(cells, deltas), caption, "silicon-table1")
+    return _grouped_html(table1_ours(cells, deltas), caption, "silicon-table1")
 
 
 def published_table(published: pd.DataFrame) -> pd.DataFrame:
     """The published Table 1 in the same layout as ours: KL and FAD per system and their change."""
     rows, keys = [], []
     pivot = published.pivot_table(index=["category", "artist"], columns="model", values=["kl", "fad"])
-    order = sorted(pivot.index, key=lambda k: (CATEGORIES.index(k[0]) if k[0] in CATEGORIES else 99, k[1].lower()))
+    order = sorted(pivot.index, key=_stem_artist_key)
     for key in order:
         row = {}
         for m, label in METRIC_LABELS.items():
@@ -205,7 +228,7 @@ def published_table(published: pd.DataFrame) -> pd.DataFrame:
 
 def published_table_html(published: pd.DataFrame, caption: str) -> str:
     """:func:`published_table` as HTML (a labelled reference, its own table)."""
-    return _html_table(published_table(published), caption, "silicon-table1-published")
+    return _grouped_html(published_table(published), caption, "silicon-table1-published")
 
 
 def _direction(deltas: Sequence[float]) -> str:
@@ -248,7 +271,7 @@ def direction_comparison(deltas: Iterable[DeltaResult], published: pd.DataFrame)
     ds = list(deltas)
     pub = published_changes(published)
     rows = []
-    for cat in CATEGORIES:
+    for cat in CATEGORY_ORDER:
         row: dict[tuple[str, str], str] = {}
         for m, label in METRIC_LABELS.items():
             ours = [d.delta for d in ds if d.category == cat and d.metric == m]
@@ -259,7 +282,7 @@ def direction_comparison(deltas: Iterable[DeltaResult], published: pd.DataFrame)
             row[(label, "same way?")] = "—" if "—" in (o, t) else ("yes" if o == t and o != "mixed" else
                                                                     "no" if {o, t} == {"fell", "rose"} else "unclear")
         rows.append(row)
-    df = pd.DataFrame(rows, index=pd.Index(list(CATEGORIES), name="stem"))
+    df = pd.DataFrame(rows, index=pd.Index(list(CATEGORY_ORDER), name="stem"))
     df.columns = pd.MultiIndex.from_tuples(df.columns)
     return df
 
@@ -286,7 +309,7 @@ def detectable_changes(deltas: Iterable[DeltaResult], published: pd.DataFrame,
     pub = published_changes(published)
     backends = backends or {}
     rows = []
-    for cat in CATEGORIES:
+    for cat in CATEGORY_ORDER:
         for m in METRIC_LABELS:
             cell = [d for d in ds if d.category == cat and d.metric == m]
             hws = [detectable_change(d.ci) for d in cell]
