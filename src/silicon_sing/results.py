@@ -26,6 +26,7 @@ DIGITS = {"kl": 3, "fad": 1}
 PUBLISHED_DIGITS = {"kl": 2, "fad": 2}
 REAL_BACKENDS = {"kl": "passt", "fad": "vggish"}  # the paper's classifiers: only then are our units its units
 MINUS = "\u2212"
+PCT = "\u00a0%"  # a number and its per-cent sign never part at a line break
 
 
 def _fmt(x: Any, digits: int) -> str:
@@ -333,7 +334,7 @@ def detectable_changes(deltas: Iterable[DeltaResult], published: pd.DataFrame,
 
 def _percent(x: float) -> str:
     """'31 %' (no sign); a dash when missing."""
-    return "—" if x is None or not math.isfinite(x) else f"{100 * x:.0f} %"
+    return "—" if x is None or not math.isfinite(x) else f"{100 * x:.0f}{PCT}"
 
 
 def detectable_table(det: pd.DataFrame) -> pd.DataFrame:
@@ -341,8 +342,8 @@ def detectable_table(det: pd.DataFrame) -> pd.DataFrame:
     rows, keys = [], []
     for r in det.itertuples(index=False):
         d = DIGITS[r.metric]
-        changes = ", ".join(f"{a} {signed(f - b, PUBLISHED_DIGITS[r.metric])} ({signed(100 * rel, 0)} %)"
-                            for a, b, f, rel in r.published)
+        changes = "<br>".join(f"{html.escape(a)} {signed(f - b, PUBLISHED_DIGITS[r.metric])} ({signed(100 * rel, 0)}{PCT})"
+                              for a, b, f, rel in r.published)
         keys.append((r.category, METRIC_LABELS[r.metric]))
         rows.append({"tracks": str(r.n_tracks), "smallest detectable change": f"±{_fmt(r.detectable, d)}",
                      "relative to baseline": f"±{_percent(r.detectable_relative)}",
@@ -369,7 +370,7 @@ def detectable_glue(det: pd.DataFrame) -> dict[str, str]:
                                         f"({_percent(r.detectable_relative)} of the baseline) cannot be told from zero "
                                         f"with {count_phrase([r.n_tracks], 'test track')} per artist")
         pub = "; ".join(f"{a} {_fmt(b, PUBLISHED_DIGITS[r.metric])} → {_fmt(f, PUBLISHED_DIGITS[r.metric])} "
-                        f"({signed(100 * rel, 0)} %)" for a, b, f, rel in r.published)
+                        f"({signed(100 * rel, 0)}{PCT})" for a, b, f, rel in r.published)
         out[f"{key}_published_changes"] = pub or "none published"
         scale = "in absolute terms" if r.same_scale else \
             f"relative to the baseline, since our {label} is a stand-in with its own units"
