@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import http.server
 import re
@@ -88,7 +89,12 @@ def referenced_glue(page: str, params) -> dict[str, str]:
         nb_name = Path(nb_ref).name if nb_ref else f"{stem}.ipynb"
         values = glued(params.run.notebooks / nb_name)
         if key in values:
-            out[f"{nb_name}::{key}"] = values[key].strip().strip("'\"")
+            raw = values[key].strip()
+            try:  # a glued str is stored as its repr: read it back (escapes such as \xa0 included)
+                shown = str(ast.literal_eval(raw)) if raw[:1] in "'\"" else raw
+            except (ValueError, SyntaxError):
+                shown = raw.strip("'\"")
+            out[f"{nb_name}::{key}"] = shown.replace("\u00a0", " ")
     return out
 
 
@@ -142,7 +148,7 @@ def test_every_page_loads_plays_audio_and_shows_glued_numbers(served_book, smoke
             assert all(d > 0 for d in durations), f"{rel}: audio durations {durations}"
             audio_total += len(durations)
             # Sphinx's smartquotes turn ' into ’ in prose
-            text = page.inner_text("article.bd-article").replace("\u2019", "'")
+            text = page.inner_text("article.bd-article").replace("\u2019", "'").replace("\u00a0", " ")
             for name, shown in referenced_glue(rel, params).items():
                 assert shown in text, f"glued value {name}={shown!r} missing from {rel}"
                 glue_checked += 1

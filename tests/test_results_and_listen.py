@@ -206,3 +206,14 @@ def test_voicing_verdict_is_computed(generations) -> None:
     assert text.startswith("the fine-tuned model kept the voice") and "closer" in text and "excluding zero" in text
     lost = dict(v, finetuned=0.1, kept=False, gap_ci=(0.1, 0.3))
     assert "lost the voice" in voicing_sentence(lost) and "further" in voicing_sentence(lost)
+
+
+def test_parameters_shown_in_the_book_hold_no_machine_path(tmp_path: Path) -> None:
+    """Notebook 06 prints the parameters: run dir and source relative to the repo, else only their last part."""
+    from silicon_sing.provenance import params_for_readers
+
+    inside = params_for_readers(load_params(REPO / "params" / "smoke.yaml"))
+    assert inside["run_dir"] == "runs/smoke" and inside["source"] == "params/smoke.yaml"
+    outside = params_for_readers(load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(tmp_path / "run0")}))
+    assert outside["run_dir"] == "…/run0" and outside["overrides"] == {"run_dir": "…/run0"}
+    assert str(tmp_path) not in repr(outside) and str(REPO) not in repr(inside)
