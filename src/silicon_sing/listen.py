@@ -74,8 +74,9 @@ def listening_examples(params: Params, per_cell: int = 2, generations: Sequence[
 SPEC_DB_RANGE = (-80.0, 0.0)  # one colour scale for every clip of the room
 
 
-def spectrogram_png(x: np.ndarray, sr: int, n_mels: int = 48) -> bytes:
-    """A small log-mel spectrogram as a PNG, one pixel per mel band and frame (the page scales it)."""
+def spectrogram_png(x: np.ndarray, sr: int, n_mels: int = 48, pool: int = 2) -> bytes:
+    """A small log-mel spectrogram as a PNG, one pixel per mel band and ``pool`` frames (the page scales it;
+    a clip is shown at most ~200 px wide, so finer time steps would only add bytes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,6 +85,8 @@ def spectrogram_png(x: np.ndarray, sr: int, n_mels: int = 48) -> bytes:
     from .plots import log_mel
 
     img = log_mel(x, sr, n_mels=n_mels) if len(x) else np.full((n_mels, 1), SPEC_DB_RANGE[0])
+    if pool > 1 and img.shape[1] >= pool:
+        img = img[:, : img.shape[1] // pool * pool].reshape(img.shape[0], -1, pool).mean(axis=2)
     buf = io.BytesIO()
     plt.imsave(buf, img[::-1], cmap="magma", vmin=SPEC_DB_RANGE[0], vmax=SPEC_DB_RANGE[1], format="png")
     return buf.getvalue()
