@@ -167,6 +167,7 @@ def test_every_page_loads_plays_audio_and_shows_glued_numbers(served_book, smoke
                 assert page.locator("table.silicon-table1-published").count() == 1  # the paper's, apart
                 assert page.locator("table.silicon-directions").count() == 1
             if rel.startswith("book/executed/05_listen"):
+                page.evaluate("() => document.querySelector('.listen-example').scrollIntoView()")
                 page.screenshot(path=str(shots / "listening-room.png"), full_page=False)
                 # at 800 px the four players of an example still sit side by side, none cut off
                 page.set_viewport_size({"width": 800, "height": 900})
@@ -174,6 +175,7 @@ def test_every_page_loads_plays_audio_and_shows_glued_numbers(served_book, smoke
                 row = page.evaluate("""() => [...document.querySelector('.listen-grid').children]
                     .map(c => { const r = c.querySelector('audio').getBoundingClientRect(); return [r.left, r.width]; })""")
                 assert len(row) == 4 and all(w >= 120 for _, w in row), f"players at 800 px: {row}"
+                page.evaluate("() => document.querySelector('.listen-example').scrollIntoView()")
                 page.screenshot(path=str(shots / "listening-room-800.png"), full_page=False)
                 page.set_viewport_size({"width": 1280, "height": 900})
         browser.close()

@@ -217,3 +217,16 @@ def test_parameters_shown_in_the_book_hold_no_machine_path(tmp_path: Path) -> No
     outside = params_for_readers(load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(tmp_path / "run0")}))
     assert outside["run_dir"] == "…/run0" and outside["overrides"] == {"run_dir": "…/run0"}
     assert str(tmp_path) not in repr(outside) and str(REPO) not in repr(inside)
+
+
+def test_listening_room_spans_tracks_before_repeating_one(generations) -> None:
+    """With two examples per cell and several test tracks, the room shows two songs, not two cuts of one."""
+    import dataclasses
+
+    params = load_params(REPO / "params" / "smoke.yaml")
+    # Ana's three examples: track t0 segments 000 and 001, track t1 segment 000
+    ids = {"Ana/t/acapella/000": "Ana/t0/acapella/000", "Ana/t/acapella/001": "Ana/t0/acapella/001",
+           "Ana/t/acapella/002": "Ana/t1/acapella/000"}
+    gens = [dataclasses.replace(g, example_id=ids.get(g.example_id, g.example_id)) for g in generations]
+    ana = [e.example_id for e in listening_examples(params, per_cell=2, generations=gens) if e.artist == "Ana"]
+    assert ana == ["Ana/t0/acapella/000", "Ana/t1/acapella/000"]

@@ -54,7 +54,12 @@ def listening_examples(params: Params, per_cell: int = 2, generations: Sequence[
         pairs[g.example_id][g.system] = g
     taken: dict[tuple[str, str], int] = defaultdict(int)
     out = []
-    for ex_id in sorted(pairs, key=lambda i: (CATEGORIES.index(pairs[i][next(iter(pairs[i]))].category), i)):
+    def order(i: str) -> tuple[int, int, str]:
+        """Category, then each track's first segment before any track's second: the room spans songs."""
+        tail = i.rsplit("/", 1)[-1]
+        return (CATEGORIES.index(pairs[i][next(iter(pairs[i]))].category), int(tail) if tail.isdigit() else 0, i)
+
+    for ex_id in sorted(pairs, key=order):
         systems = pairs[ex_id]
         if set(systems) != {"baseline", "fine-tuned"}:
             continue
