@@ -90,3 +90,19 @@ def test_published_notebooks_hide_injected_parameters_paths_and_warnings(tmp_pat
     assert 'params_file = "params/smoke.yaml"' in out.cells[0].source and "/tmp/" not in out.cells[0].source
     text = json.dumps([c.get("outputs", []) for c in out.cells])
     assert "Warning" not in text and "/root/" not in text and "72 continuations" in text and "kept" in text
+
+
+@pytest.mark.slow
+def test_every_smoke_cell_rests_on_three_test_tracks_and_says_so(smoke_run) -> None:
+    """metrics.json: every cell and delta has ≥ 3 test tracks, its segments counted, intervals over tracks."""
+    params, _ = smoke_run
+    metrics = json.loads((params.run.metrics / "metrics.json").read_text())
+    assert metrics["meta"]["resampling_unit"] == "track"
+    for c in metrics["cells"] + metrics["deltas"]:
+        assert c["n_tracks"] >= 3 and c["n_segments"] >= c["n_tracks"] and c["n"] == c["n_segments"]
+    g = glued(params.run.notebooks / "04_evaluate.ipynb")
+    assert "between" not in g["n_tracks_phrase"] and "test track" in g["n_tracks_phrase"]
+    for cat in ("instrumental", "acapella", "full"):
+        assert "cannot be told from zero" in g[f"{cat}_kl_detectable"]
+        assert "published changes" in g[f"{cat}_fad_resolvable"]
+    assert "the voice" in g["acapella_voicing_verdict"]
