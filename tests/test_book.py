@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import http.server
 import re
 import shutil
+import sys
 import threading
 from pathlib import Path
 
@@ -39,6 +41,37 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+# what a reader must never see: machine paths (anywhere in the HTML) and Python warnings (in the text)
+ABSOLUTE_PATH = re.compile(r"(?:^|[\s\"'(=\[,])(/(?:root|home|tmp|work|usr|opt|var|mnt|private|Users)/[^\s\"'<>]*)")
+WARNING_TEXT = re.compile(r"\b(?:\w+Warning\b[:(]|warnings\.warn|WeightNorm\.apply)")
+
+# every element of the main content must fit the content column at this width (px of slack)
+OVERFLOW_JS = """() => {
+    const col = document.querySelector('article.bd-article');
+    const cs = getComputedStyle(col);
+    const right = col.getBoundingClientRect().right - parseFloat(cs.paddingRight) + 1;
+    const bad = [];
+    for (const el of col.querySelectorAll('*')) {
+        const r = el.getBoundingClientRect();
+        if (r.width === 0 || r.height === 0) continue;
+        const name = `${el.tagName.toLowerCase()}.${el.className || ''}`;
+        if (r.right > right) bad.push(`${name} right ${Math.round(r.right)} > ${Math.round(right)}`);
+        // content cut off or hidden behind a scroll bar inside a box that itself fits
+        const ov = getComputedStyle(el).overflowX;
+        if (ov !== 'visible' && el.scrollWidth > el.clientWidth + 1 && el.tagName !== 'AUDIO')
+            bad.push(`${name} scrolls: ${el.scrollWidth} > ${el.clientWidth}`);
+    }
+    return bad.slice(0, 5);
+}"""
+
+
+def machine_strings(params) -> list[str]:
+    """Absolute locations of this machine that a built page must not contain."""
+    from conftest import REPO
+
+    return sorted({str(REPO), str(Path(params.run_dir).resolve()), str(Path.home()), sys.prefix}, key=len)
+
+
 GLUE_REF = re.compile(r"\{glue(?::text)?\}`(?:([^`:]+\.ipynb)::)?([A-Za-z0-9_]+)(?::[^`]*)?`")
 
 
@@ -56,7 +89,12 @@ def referenced_glue(page: str, params) -> dict[str, str]:
         nb_name = Path(nb_ref).name if nb_ref else f"{stem}.ipynb"
         values = glued(params.run.notebooks / nb_name)
         if key in values:
-            out[f"{nb_name}::{key}"] = values[key].strip().strip("'\"")
+            raw = values[key].strip()
+            try:  # a glued str is stored as its repr: read it back (escapes such as \xa0 included)
+                shown = str(ast.literal_eval(raw)) if raw[:1] in "'\"" else raw
+            except (ValueError, SyntaxError):
+                shown = raw.strip("'\"")
+            out[f"{nb_name}::{key}"] = shown.replace("\u00a0", " ")
     return out
 
 
@@ -93,6 +131,7 @@ def test_every_page_loads_plays_audio_and_shows_glued_numbers(served_book, smoke
         page.on("response", lambda r: errors.append(f"{page.url}: HTTP {r.status} {r.url}") if r.status >= 400 else None)
         audio_total = 0
         glue_checked = 0
+        machine = machine_strings(params)
         for rel in pages:
             page.goto(f"{base}/{rel}", wait_until="load")
             durations = page.evaluate("""async () => {
@@ -109,12 +148,36 @@ def test_every_page_loads_plays_audio_and_shows_glued_numbers(served_book, smoke
             assert all(d > 0 for d in durations), f"{rel}: audio durations {durations}"
             audio_total += len(durations)
             # Sphinx's smartquotes turn ' into ’ in prose
-            text = page.inner_text("body").replace("\u2019", "'")
+            text = page.inner_text("article.bd-article").replace("\u2019", "'").replace("\u00a0", " ")
             for name, shown in referenced_glue(rel, params).items():
                 assert shown in text, f"glued value {name}={shown!r} missing from {rel}"
                 glue_checked += 1
+            assert "between" not in text or not re.search(r"between (\d+) and \1\b", text), f"{rel}: 'between n and n'"
+            paths = ABSOLUTE_PATH.findall(text)
+            assert not paths, f"{rel} shows machine paths: {paths[:3]}"
+            source = (html_dir / rel).read_text()
+            assert not [m for m in machine if m in source], f"{rel} contains a machine path"
+            assert not WARNING_TEXT.search(text), f"{rel} shows warning text: {WARNING_TEXT.search(text).group(0)!r}"
+            overflow = page.evaluate(OVERFLOW_JS)
+            assert not overflow, f"{rel} at 1280 px: wider than the content column: {overflow}"
+            if rel.startswith("book/executed/04_evaluate"):
+                table = page.locator("table.silicon-table1").first
+                table.scroll_into_view_if_needed()
+                table.screenshot(path=str(shots / "table1.png"))
+                assert page.locator("table.silicon-table1-published").count() == 1  # the paper's, apart
+                assert page.locator("table.silicon-directions").count() == 1
             if rel.startswith("book/executed/05_listen"):
+                page.evaluate("() => document.querySelector('.listen-example').scrollIntoView()")
                 page.screenshot(path=str(shots / "listening-room.png"), full_page=False)
+                # at 800 px the four players of an example still sit side by side, none cut off
+                page.set_viewport_size({"width": 800, "height": 900})
+                assert not page.evaluate(OVERFLOW_JS), f"{rel} overflows at 800 px"
+                row = page.evaluate("""() => [...document.querySelector('.listen-grid').children]
+                    .map(c => { const r = c.querySelector('audio').getBoundingClientRect(); return [r.left, r.width]; })""")
+                assert len(row) == 4 and all(w >= 120 for _, w in row), f"players at 800 px: {row}"
+                page.evaluate("() => document.querySelector('.listen-example').scrollIntoView()")
+                page.screenshot(path=str(shots / "listening-room-800.png"), full_page=False)
+                page.set_viewport_size({"width": 1280, "height": 900})
         browser.close()
     # ignore the favicon probe some Chromium builds make against a server that has none
     real = [e for e in errors if not re.search(r"favicon\.ico", e)]
@@ -122,7 +185,8 @@ def test_every_page_loads_plays_audio_and_shows_glued_numbers(served_book, smoke
     assert audio_total >= 9 + 4 * 9  # the dataset's 3 × 3 table and at least 9 listening-room rows
     assert glue_checked >= 50
     assert (shots / "listening-room.png").stat().st_size > 10_000
-    print(f"listening-room screenshot: {shots / 'listening-room.png'}")
+    assert (shots / "table1.png").stat().st_size > 5_000
+    print(f"screenshots: {shots}")
 
 
 @pytest.mark.slow

@@ -47,7 +47,10 @@ from silicon_sing.metrics.stats import (
     ClipMoments,
     bootstrap_fads,
     bootstrap_mean_ci,
+    bootstrap_weights,
+    detectable_change,
     fad_bootstrap_ci,
+    fad_delta_ci,
     paired_delta_ci,
 )
 from silicon_sing.metrics.table import PUBLISHED_TABLE1, load_published_table1
@@ -238,6 +241,81 @@ def test_vectorised_fad_bootstrap_matches_explicit_resample():
     assert reps[0, 7] == pytest.approx(explicit_fad.value, rel=1e-6)
     lo, hi = fad_bootstrap_ci(orig, gen, n_boot=200, seed=0)
     assert lo <= hi
+
+
+def clustered(n_tracks: int, per_track: int, track_sd: float, seg_sd: float, rng: np.random.Generator):
+    """Values with a shared effect per track plus segment noise, and their track labels."""
+    effect = np.repeat(rng.normal(0.0, track_sd, n_tracks), per_track)
+    tracks = [f"t{i:02d}" for i in range(n_tracks) for _ in range(per_track)]
+    return effect + rng.normal(0.0, seg_sd, n_tracks * per_track), tracks
+
+
+def width(ci: tuple[float, float]) -> float:
+    return ci[1] - ci[0]
+
+
+def test_bootstrap_weights_keep_every_segment_of_a_drawn_track():
+    tracks = ["a", "a", "a", "b", "c", "c"]
+    w = bootstrap_weights(6, 500, np.random.default_rng(0), tracks)
+    assert w.shape == (500, 6)
+    # segments of one track always share their multiplicity; 3 tracks are drawn per replicate
+    assert (w[:, 0] == w[:, 1]).all() and (w[:, 1] == w[:, 2]).all() and (w[:, 4] == w[:, 5]).all()
+    np.testing.assert_array_equal(w[:, [0, 3, 4]].sum(axis=1), 3)
+    assert (w[:, 0] != w[:, 3]).any()
+
+
+def test_track_bootstrap_is_wider_than_segment_bootstrap_for_correlated_segments():
+    rng = np.random.default_rng(21)
+    v, tracks = clustered(6, 5, track_sd=1.0, seg_sd=0.05, rng=rng)  # segments of a track nearly identical
+    seg = bootstrap_mean_ci(v, n_boot=2000, seed=1)
+    trk = bootstrap_mean_ci(v, n_boot=2000, seed=1, groups=tracks)
+    assert width(trk) > 1.8 * width(seg)  # ≈ √5: five segments of a track are one observation
+    assert trk[0] <= v.mean() <= trk[1]
+    # paired deltas: the change differs by track, not by segment
+    base = rng.exponential(1.0, v.size)
+    d_seg = paired_delta_ci(base, base + v, n_boot=2000, seed=2)[1]
+    d_trk = paired_delta_ci(base, base + v, n_boot=2000, seed=2, groups=tracks)[1]
+    assert width(d_trk) > 1.8 * width(d_seg)
+    # FAD: each track's clips share an offset in embedding space (one song = one place)
+    offsets = {t: rng.normal(0, 2.0, 4) for t in dict.fromkeys(tracks)}
+    orig = [rng.standard_normal((30, 4)) + offsets[t] for t in tracks]
+    gen = [rng.standard_normal((30, 4)) * 1.3 + 0.5 * offsets[t] for t in tracks]
+    f_seg = fad_bootstrap_ci(orig, gen, n_boot=400, seed=3)
+    f_trk = fad_bootstrap_ci(orig, gen, n_boot=400, seed=3, groups=tracks)
+    assert width(f_trk) > 1.5 * width(f_seg)
+    better = [g * 0.9 + 0.1 * o for g, o in zip(gen, orig)]
+    assert width(fad_delta_ci(orig, gen, better, 400, seed=4, groups=tracks)) > \
+        1.3 * width(fad_delta_ci(orig, gen, better, 400, seed=4))
+
+
+def test_track_bootstrap_equals_segment_bootstrap_when_segments_are_independent():
+    rng = np.random.default_rng(22)
+    # one segment per track: the very same draws, so identical intervals for one seed
+    v = rng.exponential(1.0, 12)
+    tracks = [f"artist/track{i:02d}" for i in range(12)]
+    assert bootstrap_mean_ci(v, seed=5, groups=tracks) == bootstrap_mean_ci(v, seed=5)
+    b = rng.exponential(1.0, 12)
+    assert paired_delta_ci(b, v, seed=6, groups=tracks) == paired_delta_ci(b, v, seed=6)
+    orig = [rng.standard_normal((20, 3)) for _ in range(12)]
+    gen = [rng.standard_normal((20, 3)) + 0.3 for _ in range(12)]
+    assert fad_bootstrap_ci(orig, gen, 200, seed=7, groups=tracks) == fad_bootstrap_ci(orig, gen, 200, seed=7)
+    np.testing.assert_array_equal(bootstrap_fads(orig, [gen], 50, seed=8, groups=tracks),
+                                  bootstrap_fads(orig, [gen], 50, seed=8))
+    # several i.i.d. segments per track: no within-track correlation, so the same width on average
+    w_trk, w_seg = [], []
+    for i in range(40):
+        v, tracks = clustered(30, 3, track_sd=0.0, seg_sd=1.0, rng=rng)
+        w_trk.append(width(bootstrap_mean_ci(v, 1000, seed=i, groups=tracks)))
+        w_seg.append(width(bootstrap_mean_ci(v, 1000, seed=i)))
+    assert 0.92 < np.mean(w_trk) / np.mean(w_seg) < 1.08
+
+
+def test_one_track_gives_no_interval_and_detectable_change_is_the_half_width():
+    assert all(math.isnan(x) for x in bootstrap_mean_ci([1.0, 2.0, 3.0], groups=["t", "t", "t"]))
+    frames = [np.random.default_rng(i).standard_normal((10, 2)) for i in range(3)]
+    assert all(math.isnan(x) for x in fad_bootstrap_ci(frames, frames, 50, groups=["t"] * 3))
+    assert detectable_change((-0.3, 0.1)) == pytest.approx(0.2)
+    assert math.isnan(detectable_change((math.nan, math.nan)))
 
 
 # ----------------------------------------------------------------------------- model-free backends
@@ -488,6 +566,39 @@ def test_evaluate_cells_deltas_json_and_table1(tmp_path):
     assert table1(report.cells, published_csv=None).columns.get_level_values("source").unique().tolist() == ["ours"]
     assert len(delta_table(report.deltas)) == 2
     assert set(cells_frame(report.cells)["metric"]) == {"KL", "FAD", "FAD-inf"}
+
+
+def test_metrics_cells_report_tracks_and_resample_them(tmp_path):
+    """Segment ids name their track; cells and deltas carry n_tracks/n_segments and track-bootstrap intervals."""
+    from silicon_sing.metrics.evaluation import _seed, as_pairs, pair_track, track_of
+
+    assert track_of("kanye/02-song/acapella/003") == "kanye/02-song" and track_of("ex0") == "ex0"
+    pairs = []
+    for t in range(3):  # 3 tracks × 2 segments; the tracks differ much more than their segments
+        for i in range(2):
+            orig = tone(220.0 * (1 + 0.4 * t) * (1 + 0.01 * i), 1.0) + noise(1.0, seed=10 * t + i, amp=0.01)
+            o = save_audio(tmp_path / f"o{t}{i}.wav", orig, SR)
+            b = save_audio(tmp_path / f"b{t}{i}.wav", noise(1.0, seed=50 + t, amp=0.05 * (t + 1)), SR)
+            f = save_audio(tmp_path / f"f{t}{i}.wav", orig + noise(1.0, seed=80 + t, amp=0.02 * (t + 1)), SR)
+            ex = f"artist/{t:02d}-song/full/{i:03d}"
+            pairs += [EvalPair(str(o), str(b), "artist", "full", "baseline", ex),
+                      EvalPair(str(o), str(f), "artist", "full", "fine-tuned", ex)]
+    report = evaluate(pairs, SpectralClassesBackend(), MelStatsEmbedding(), tmp_path / "cache", n_boot=300, seed=4)
+    assert report.meta["resampling_unit"] == "track"
+    for c in report.cells + report.deltas:
+        assert (c.n_tracks, c.n_segments, c.n) == (3, 6, 6)
+    cell = report.cells[0]
+    assert cell.track_ids == [pair_track(p) for p in pairs[::2]]
+    groups = cell.track_ids
+    assert cell.kl_ci == bootstrap_mean_ci(cell.kl_values, 300, 0.95, _seed(4, "artist", "full", "baseline"),
+                                           groups=groups)
+    assert cell.kl_ci != bootstrap_mean_ci(cell.kl_values, 300, 0.95, _seed(4, "artist", "full", "baseline"))
+    # the JSON carries the counts; an explicit track_id wins over the one in the example id
+    back = read_metrics(write_metrics(tmp_path / "m.json", report))
+    assert back.cells[0].n_tracks == 3 and back.deltas[0].n_segments == 6
+    explicit, = as_pairs([dict(original="o", generated="g", artist="a", category="full", system="baseline",
+                               example_id="ex9", track_id="a/t1")])
+    assert pair_track(explicit) == "a/t1"
 
 
 def test_evaluate_with_out_skips_unchanged_reruns(tmp_path, monkeypatch):

@@ -70,3 +70,18 @@ def test_load_audio_names_the_file(tmp_path: Path) -> None:
     bad.write_text("nope")
     with pytest.raises(au.AudioDecodeError, match="bad.wav"):
         au.load_audio(bad)
+
+
+def test_smoke_profile_holds_out_three_test_tracks_per_artist_with_two_segments_each() -> None:
+    """The smoke split leaves ≥ 3 test tracks per artist (the unit the intervals resample), each of
+    which yields ≥ 2 segments, without synthesising more audio than 3 artists × 96 s."""
+    from silicon_sing.curate import assign_splits
+
+    c = load_params(REPO / "params" / "smoke.yaml").curate
+    n = c.synth_tracks_per_artist
+    split = assign_splits([(a, f"{a}/{i:02d}") for a in "abc" for i in range(n)], c.split_fractions, 1234)
+    for a in "abc":
+        assert sum(split[f"{a}/{i:02d}"] == "test" for i in range(n)) >= 3
+        assert sum(split[f"{a}/{i:02d}"] == "train" for i in range(n)) >= 3
+    assert int(c.synth_track_seconds // c.segment_seconds) >= 2
+    assert n * c.synth_track_seconds <= 96.0

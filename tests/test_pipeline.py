@@ -64,3 +64,45 @@ def test_failing_notebook_is_named_and_kept(tmp_path: Path) -> None:
     with pytest.raises(NotebookFailed, match=r"01_fail\.ipynb failed .*ValueError: stage exploded"):
         run_notebooks(params)
     assert (tmp_path / "run" / "notebooks" / "01_fail.ipynb").exists()
+
+
+def test_published_notebooks_hide_injected_parameters_paths_and_warnings(tmp_path: Path) -> None:
+    """The book's copy: injected cell removed from the page, no machine path, no warning text; the run keeps all."""
+    from silicon_sing.pipeline import for_readers
+
+    nb = nbformat.v4.new_notebook()
+    injected = nbformat.v4.new_code_cell(f'# Parameters\nparams_file = "{REPO}/params/smoke.yaml"\n'
+                                         'overrides = {"run_dir": "/tmp/pytest-of-root/smoke-run0"}\n')
+    injected.metadata["tags"] = ["injected-parameters"]
+    work = nbformat.v4.new_code_cell("run()")
+    work.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="/root/venv/torch/nn/utils/weight_norm.py:144: "
+                               "FutureWarning: `weight_norm` is deprecated.\n  WeightNorm.apply(module, name, dim)\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="UserWarning: something\n72 continuations\n"),
+        nbformat.v4.new_output("display_data", data={"text/plain": "kept"}),
+    ]
+    nb.cells = [injected, work]
+    path = tmp_path / "04.ipynb"
+    nbformat.write(nb, path)
+    for_readers(path, REPO)
+    out = nbformat.read(path, as_version=4)
+    assert "remove-cell" in out.cells[0].metadata["tags"]
+    assert 'params_file = "params/smoke.yaml"' in out.cells[0].source and "/tmp/" not in out.cells[0].source
+    text = json.dumps([c.get("outputs", []) for c in out.cells])
+    assert "Warning" not in text and "/root/" not in text and "72 continuations" in text and "kept" in text
+
+
+@pytest.mark.slow
+def test_every_smoke_cell_rests_on_three_test_tracks_and_says_so(smoke_run) -> None:
+    """metrics.json: every cell and delta has ≥ 3 test tracks, its segments counted, intervals over tracks."""
+    params, _ = smoke_run
+    metrics = json.loads((params.run.metrics / "metrics.json").read_text())
+    assert metrics["meta"]["resampling_unit"] == "track"
+    for c in metrics["cells"] + metrics["deltas"]:
+        assert c["n_tracks"] >= 3 and c["n_segments"] >= c["n_tracks"] and c["n"] == c["n_segments"]
+    g = glued(params.run.notebooks / "04_evaluate.ipynb")
+    assert "between" not in g["n_tracks_phrase"] and "test track" in g["n_tracks_phrase"]
+    for cat in ("instrumental", "acapella", "full"):
+        assert "cannot be told from zero" in g[f"{cat}_kl_detectable"]
+        assert "published changes" in g[f"{cat}_fad_resolvable"]
+    assert "the voice" in g["acapella_voicing_verdict"]

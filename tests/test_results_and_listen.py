@@ -53,7 +53,8 @@ def test_listening_room_pairs_systems_and_cuts_the_prompt(generations) -> None:
         assert list(e.clips) == list(COLUMNS)
         assert len(e.clips["prompt"]) == SR and all(len(e.clips[c]) == 2 * SR for c in COLUMNS[1:])
     html = listening_room_html(exs)
-    assert html.count("<audio") == 16 and html.count("data:image/png;base64,") == 4
+    assert html.count("<audio") == 16 and html.count("data:image/png;base64,") == 16  # a spectrogram per clip
+    assert html.count('<div class="listen-grid">') == 4 and "<table" not in html  # a grid, not a fixed-width table
     assert "uuid a caption" in html and "<details" in html
     assert listening_room_html(exs, "full").startswith("<p><em>No continuations")
     panel = listening_panel(exs)
@@ -117,3 +118,115 @@ def test_provenance_reports_this_machine_and_the_pins(tmp_path: Path) -> None:
     assert "torch==2.9.1" in pins and "audiocraft==1.3.0" in pins
     params = load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(tmp_path)})
     assert isinstance(stage_timings(params), pd.DataFrame) and stage_timings(params).empty
+
+
+def test_glued_counts_read_as_written_by_a_person() -> None:
+    """'between 4 and 4 examples' is '4 examples'; ranges and singulars read naturally."""
+    from silicon_sing.results import count_phrase, signed
+
+    assert count_phrase([4, 4, 4], "example") == "4 examples"
+    assert count_phrase([3, 6], "example") == "between 3 and 6 examples"
+    assert count_phrase([1], "test track") == "1 test track"
+    assert signed(-0.0123, 3) == "\u22120.012" and signed(0.5, 1) == "+0.5"
+    cells, deltas = cells_and_deltas()
+    g = glue_values(cells, deltas)
+    assert g["n_examples_phrase"] == "between 4 and 5 examples"
+
+
+def tracked_deltas() -> list[DeltaResult]:
+    """Three artists per stem with 3 test tracks each; instrumental KL clearly falls for all."""
+    out = []
+    for cat in ("instrumental", "acapella", "full"):
+        for k, artist in enumerate(("A", "B", "C")):
+            out.append(DeltaResult(artist, cat, "kl", 6, 0.2, 0.1, -0.1, (-0.14, -0.06 + 0.01 * k),
+                                   n_tracks=3, n_segments=6))
+            out.append(DeltaResult(artist, cat, "fad", 6, 100.0, 110.0, 10.0, (-20.0, 40.0), n_tracks=3, n_segments=6))
+    return out
+
+
+def test_table1_in_the_papers_layout_published_beside_and_directions_compared() -> None:
+    """Our table: KL/FAD per system + change [CI] + tracks; the paper's is its own table; directions compared."""
+    from silicon_sing.metrics.table import load_published_table1
+    from silicon_sing.results import (direction_comparison, published_table, table1_ours, table1_ours_html)
+
+    deltas = tracked_deltas()
+    cells = [CellResult(a, c, s, 6, 0.2 if s == "baseline" else 0.1, (0, 1), 100.0, (90, 110), 100.0,
+                        n_tracks=3, n_segments=6) for a in "ABC" for c in ("instrumental", "acapella", "full")
+             for s in ("baseline", "fine-tuned")]
+    ours = table1_ours(cells, deltas)
+    assert list(ours.index.get_level_values("artist").unique()) == ["A", "B", "C"]  # only our artists
+    assert "Kanye" not in ours.index.get_level_values("artist")
+    assert ours.loc[("instrumental", "A"), ("", "tracks (segments)")] == "3 (6)"
+    assert ours.loc[("instrumental", "A"), ("KL", "change [95 % CI]")].startswith("\u22120.100<br>")
+    assert (ours == "—").sum().sum() == 0  # no dashes: every cell filled
+    html = table1_ours_html(cells, deltas, "Table 1")
+    assert "silicon-table1" in html and html.count('<tr class="group">') == 3 and html.count("<tr>") == 2 + 9
+    pub = published_table(load_published_table1())
+    assert pub.loc[("instrumental", "Kanye"), ("KL", "change")] == "\u22120.07"
+    cmp = direction_comparison(deltas, load_published_table1())
+    assert cmp.loc["instrumental", ("KL", "ours")] == "fell (3 of 3)"
+    assert cmp.loc["instrumental", ("KL", "paper")] == "mixed (fell 2 of 3)"  # Juice WRLD, Kanye fell; Rihanna rose
+    assert cmp.loc["full", ("KL", "same way?")] == "yes"  # all three published full-mix KLs fell
+    assert cmp.loc["full", ("FAD", "same way?")] == "no"  # ours rose, the paper's fell
+
+
+def test_detectable_change_per_category_against_the_published_changes() -> None:
+    """Half-width of the track-bootstrap interval, median over artists; published changes compared on one scale."""
+    from silicon_sing.metrics.table import load_published_table1
+    from silicon_sing.results import detectable_changes, detectable_glue, detectable_table
+
+    pub = load_published_table1()
+    det = detectable_changes(tracked_deltas(), pub, {"kl": "spectral-classes", "fad": "mel-stats"}).set_index(
+        ["category", "metric"])
+    kl = det.loc[("instrumental", "kl")]
+    assert kl.detectable == pytest.approx(0.045)  # half-widths 0.04, 0.045, 0.05 → median
+    assert kl.detectable_relative == pytest.approx(0.225) and kl.n_tracks == 3 and not kl.same_scale
+    # published instrumental KL relative changes: −97 %, −78 %, +1000 %: all exceed 22.5 %
+    assert kl.published_resolvable == 3
+    fad = det.loc[("instrumental", "fad")]  # ±30 on a baseline of 100: 30 %; published −0.8 %, −3.7 %, +21 %
+    assert fad.detectable == pytest.approx(30.0) and fad.published_resolvable == 0
+    real = detectable_changes(tracked_deltas(), pub, {"kl": "passt", "fad": "vggish"}).set_index(["category", "metric"])
+    assert real.loc[("instrumental", "kl")].same_scale
+    assert real.loc[("instrumental", "kl")].published_resolvable == 3  # |−0.73|, |−0.07|, |+0.10| > 0.045
+    g = detectable_glue(det.reset_index())
+    assert "0.045" in g["instrumental_kl_detectable"] and "3 test tracks" in g["instrumental_kl_detectable"]
+    assert "Kanye 0.09 → 0.02" in g["instrumental_kl_published_changes"]
+    assert g["instrumental_fad_resolvable"].startswith("0 of the 3 published changes are larger")
+    assert len(detectable_table(det.reset_index())) == 6
+
+
+def test_voicing_verdict_is_computed(generations) -> None:
+    """Kept/lost and closer/further are decided from the measurements, with an interval over tracks."""
+    from silicon_sing.results import voicing_examples, voicing_sentence, voicing_verdicts
+
+    per = voicing_examples(generations)
+    v = voicing_verdicts(per, n_boot=200)["acapella"]
+    assert v["kept"] and v["finetuned"] > 0.8 and v["baseline"] < 0.3 and v["n_tracks"] == 2
+    text = voicing_sentence(v)
+    assert text.startswith("the fine-tuned model kept the voice") and "closer" in text and "excluding zero" in text
+    lost = dict(v, finetuned=0.1, kept=False, gap_ci=(0.1, 0.3))
+    assert "lost the voice" in voicing_sentence(lost) and "further" in voicing_sentence(lost)
+
+
+def test_parameters_shown_in_the_book_hold_no_machine_path(tmp_path: Path) -> None:
+    """Notebook 06 prints the parameters: run dir and source relative to the repo, else only their last part."""
+    from silicon_sing.provenance import params_for_readers
+
+    inside = params_for_readers(load_params(REPO / "params" / "smoke.yaml"))
+    assert inside["run_dir"] == "runs/smoke" and inside["source"] == "params/smoke.yaml"
+    outside = params_for_readers(load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(tmp_path / "run0")}))
+    assert outside["run_dir"] == "…/run0" and outside["overrides"] == {"run_dir": "…/run0"}
+    assert str(tmp_path) not in repr(outside) and str(REPO) not in repr(inside)
+
+
+def test_listening_room_spans_tracks_before_repeating_one(generations) -> None:
+    """With two examples per cell and several test tracks, the room shows two songs, not two cuts of one."""
+    import dataclasses
+
+    params = load_params(REPO / "params" / "smoke.yaml")
+    # Ana's three examples: track t0 segments 000 and 001, track t1 segment 000
+    ids = {"Ana/t/acapella/000": "Ana/t0/acapella/000", "Ana/t/acapella/001": "Ana/t0/acapella/001",
+           "Ana/t/acapella/002": "Ana/t1/acapella/000"}
+    gens = [dataclasses.replace(g, example_id=ids.get(g.example_id, g.example_id)) for g in generations]
+    ana = [e.example_id for e in listening_examples(params, per_cell=2, generations=gens) if e.artist == "Ana"]
+    assert ana == ["Ana/t0/acapella/000", "Ana/t1/acapella/000"]

@@ -164,13 +164,14 @@ def encode_compressed(x: np.ndarray, sr: int, fmt: str = "MP3") -> tuple[bytes, 
     return buf.getvalue(), "audio/ogg"
 
 
-def player_html(x: np.ndarray, sr: int, label: str | None = None, fmt: str = "MP3") -> str:
+def player_html(x: np.ndarray, sr: int, label: str | None = None, fmt: str = "MP3",
+                style: str = "width: 100%; min-width: 180px") -> str:
     """An ``<audio>`` element with the clip inlined as compressed base64 (tens of kB, not MB)."""
     data, mime = encode_compressed(x, sr, fmt)
     b64 = base64.b64encode(data).decode("ascii")
     title = f' title="{html.escape(label)}"' if label else ""
     return (
-        f'<audio controls preload="metadata"{title} style="width: 100%; min-width: 180px">'
+        f'<audio controls preload="metadata"{title} style="{style}">'
         f'<source src="data:{mime};base64,{b64}" type="{mime}"></audio>'
     )
 

@@ -1,9 +1,11 @@
 """The listening room: prompt, original, baseline and fine-tuned continuations side by side.
 
-Every held-out example gets one row: four players (the prompt, then the three continuations of it)
-and a strip of small spectrograms under them, so a reader can compare by ear and by eye. The same
-rows are rendered as static HTML for the book (no kernel needed: audio is compressed and inlined,
-spectrograms are small PNGs) and as an ipywidgets panel for Jupyter.
+Every held-out example gets one row: four clips (the prompt, then the three continuations of it),
+each a player with its small spectrogram beneath, so a reader can compare by ear and by eye. The
+same rows are rendered as static HTML for the book (no kernel needed: audio is compressed and
+inlined, spectrograms are small PNGs on one colour scale) and as an ipywidgets panel for Jupyter.
+The row is a CSS grid (``book/_static/silicon.css``): four equal columns that shrink with the page,
+two by two on narrow screens, so no player is ever cut off.
 """
 
 from __future__ import annotations
@@ -52,7 +54,12 @@ def listening_examples(params: Params, per_cell: int = 2, generations: Sequence[
         pairs[g.example_id][g.system] = g
     taken: dict[tuple[str, str], int] = defaultdict(int)
     out = []
-    for ex_id in sorted(pairs, key=lambda i: (CATEGORIES.index(pairs[i][next(iter(pairs[i]))].category), i)):
+    def order(i: str) -> tuple[int, int, str]:
+        """Category, then each track's first segment before any track's second: the room spans songs."""
+        tail = i.rsplit("/", 1)[-1]
+        return (CATEGORIES.index(pairs[i][next(iter(pairs[i]))].category), int(tail) if tail.isdigit() else 0, i)
+
+    for ex_id in sorted(pairs, key=order):
         systems = pairs[ex_id]
         if set(systems) != {"baseline", "fine-tuned"}:
             continue
@@ -69,8 +76,12 @@ def listening_examples(params: Params, per_cell: int = 2, generations: Sequence[
     return out
 
 
-def spectrogram_strip(ex: ListeningExample, width: float = 9.0, height: float = 1.3) -> bytes:
-    """A PNG with one small log-mel spectrogram per column, on a shared colour scale."""
+SPEC_DB_RANGE = (-80.0, 0.0)  # one colour scale for every clip of the room
+
+
+def spectrogram_png(x: np.ndarray, sr: int, n_mels: int = 48, pool: int = 2) -> bytes:
+    """A small log-mel spectrogram as a PNG, one pixel per mel band and ``pool`` frames (the page scales it;
+    a clip is shown at most ~200 px wide, so finer time steps would only add bytes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,38 +89,36 @@ def spectrogram_strip(ex: ListeningExample, width: float = 9.0, height: float = 
 
     from .plots import log_mel
 
-    fig, axes = plt.subplots(1, len(COLUMNS), figsize=(width, height), dpi=80,
-                             gridspec_kw={"wspace": 0.05}, constrained_layout=False)
-    for ax, col in zip(axes, COLUMNS):
-        x = ex.clips[col]
-        if len(x):
-            ax.imshow(log_mel(x, ex.sr, n_mels=48), origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=0)
-        ax.set_axis_off()
-    fig.subplots_adjust(left=0, right=1, top=1, bottom=0)
+    img = log_mel(x, sr, n_mels=n_mels) if len(x) else np.full((n_mels, 1), SPEC_DB_RANGE[0])
+    if pool > 1 and img.shape[1] >= pool:
+        img = img[:, : img.shape[1] // pool * pool].reshape(img.shape[0], -1, pool).mean(axis=2)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
+    plt.imsave(buf, img[::-1], cmap="magma", vmin=SPEC_DB_RANGE[0], vmax=SPEC_DB_RANGE[1], format="png")
     return buf.getvalue()
 
 
+def clip_html(ex: ListeningExample, column: str) -> str:
+    """One clip of an example: its label, a player and its spectrogram."""
+    x = ex.clips[column]
+    png = base64.b64encode(spectrogram_png(x, ex.sr)).decode("ascii")
+    return (f'<figure class="listen-clip"><figcaption>{html.escape(column)}</figcaption>'
+            f"{au.player_html(x, ex.sr, f'{ex.example_id} {column}', style='width: 100%')}"
+            f'<img class="listen-spec" alt="log-mel spectrogram, {html.escape(column)}, {html.escape(ex.example_id)}"'
+            f' src="data:image/png;base64,{png}"/></figure>')
+
+
 def example_row_html(ex: ListeningExample) -> str:
-    """One example as HTML: caption, four players, the spectrogram strip beneath."""
-    players = "".join(f"<td>{au.player_html(ex.clips[c], ex.sr, f'{ex.example_id} {c}')}</td>" for c in COLUMNS)
-    png = base64.b64encode(spectrogram_strip(ex)).decode("ascii")
-    return (
-        f'<tr class="listen-caption"><td colspan="{len(COLUMNS)}"><code>{html.escape(ex.example_id)}</code> — '
-        f"<em>{html.escape(ex.caption or '(no caption)')}</em></td></tr>"
-        f"<tr>{players}</tr>"
-        f'<tr><td colspan="{len(COLUMNS)}"><img class="listen-spec" alt="log-mel spectrograms of {html.escape(ex.example_id)}"'
-        f' src="data:image/png;base64,{png}" style="width:100%"/></td></tr>'
-    )
+    """One example as HTML: id and caption, then the four clips side by side."""
+    clips = "".join(clip_html(ex, c) for c in COLUMNS)
+    return (f'<div class="listen-example"><p class="listen-caption"><code>{html.escape(ex.example_id)}</code> — '
+            f"<em>{html.escape(ex.caption or '(no caption)')}</em></p>"
+            f'<div class="listen-grid">{clips}</div></div>')
 
 
 def cell_table_html(examples: Sequence[ListeningExample]) -> str:
-    """A player table for the examples of one (artist, category)."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    """The examples of one (artist, category), one grid row each."""
     rows = "".join(example_row_html(e) for e in examples)
-    return f'<table class="silicon-players listen"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+    return f'<div class="silicon-players listen">{rows}</div>'
 
 
 def listening_room_html(examples: Sequence[ListeningExample], category: str | None = None) -> str:
@@ -120,8 +129,9 @@ def listening_room_html(examples: Sequence[ListeningExample], category: str | No
             groups[(e.category, e.artist)].append(e)
     parts = []
     for (cat, artist), exs in sorted(groups.items(), key=lambda kv: (CATEGORIES.index(kv[0][0]), kv[0][1])):
+        count = f"{len(exs)} example{'' if len(exs) == 1 else 's'}"
         parts.append(f'<details class="listen-cell" open><summary><strong>{html.escape(artist)}</strong> — '
-                     f"{html.escape(cat)} ({len(exs)} examples)</summary>{cell_table_html(exs)}</details>")
+                     f"{html.escape(cat)} ({count})</summary>{cell_table_html(exs)}</details>")
     return "".join(parts) or "<p><em>No continuations yet: run the evaluation notebook.</em></p>"
 
 

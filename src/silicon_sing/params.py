@@ -37,8 +37,8 @@ class CurateParams:
     """Dataset curation (stage 01)."""
 
     data_root: str | None = None  # None: synthesise the embedded default's stems into <run_dir>/raw
-    synth_tracks_per_artist: int = 4
-    synth_track_seconds: float = 24.0
+    synth_tracks_per_artist: int = 8
+    synth_track_seconds: float = 12.0
     synth_sample_rate: int = 44100
     sample_rate: int = 32000  # MusicGen's rate
     segment_seconds: float = 6.0  # 30 s in the paper profile
@@ -46,7 +46,7 @@ class CurateParams:
     duration_tolerance_s: float = 0.5  # stems of one track may differ by at most this much
     silence_db: float = -50.0  # a stem or segment whose RMS (dBFS) is below this is silent
     split_fractions: dict[str, float] = field(
-        default_factory=lambda: {"train": 0.5, "valid": 0.25, "test": 0.25}
+        default_factory=lambda: {"train": 0.5, "valid": 0.125, "test": 0.375}
     )
 
 

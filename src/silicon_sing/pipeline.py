@@ -4,9 +4,11 @@
 ``python -m silicon_sing.pipeline book --params params/smoke.yaml``   executes, then builds _build/html
 ``python -m silicon_sing.pipeline run --only 01 --overrides '{"workers": 1}'``   one notebook, with overrides
 
-Executed notebooks go to ``<run_dir>/notebooks/`` (the run's record) and are copied to
-``book/executed/`` for the build, which reuses them (``execute_notebooks: 'off'``) instead of
-running them again. A failing notebook stops the pipeline; its executed copy, error included, is
+Executed notebooks go to ``<run_dir>/notebooks/`` (the run's record, kept as executed) and are
+copied to ``book/executed/`` for the build, which reuses them (``execute_notebooks: 'off'``) instead
+of running them again. The book's copies are made for readers (:func:`for_readers`): papermill's
+injected-parameters cell is removed from the page and its machine paths made relative, and stderr
+(library warnings, progress bars) is left out. A failing notebook stops the pipeline; its executed copy, error included, is
 kept and named in the message.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -65,8 +68,18 @@ def execute_notebook(src: Path, out: Path, params: Params, repo: Path) -> float:
     return time.perf_counter() - start
 
 
+# Kernels share the cores with their own worker processes (torchrun, the caption pool) and with whatever
+# else runs on the machine. OpenMP threads that spin while waiting make an oversubscribed CPU many times
+# slower (measured on 2 busy cores: a nano batch of 4 continuations took 57–80 s spinning, 5–6 s passive).
+KERNEL_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def run_notebooks(params: Params, only: list[str] | None = None) -> list[StageTiming]:
     """Execute the notebooks in order for ``params``' profile; record timings in the run dir."""
+    import os
+
+    for key, value in KERNEL_ENV.items():  # kernels and their children inherit it; a user's own setting wins
+        os.environ.setdefault(key, value)
     repo = find_repo_root(Path(params.source).parent)
     timings: list[StageTiming] = []
     out_dir = params.run.notebooks
@@ -88,6 +101,44 @@ def run_notebooks(params: Params, only: list[str] | None = None) -> list[StageTi
     return timings
 
 
+WARNING_LINE = re.compile(r"^.*\b\w*Warning\b.*$\n?(?:^[ \t]+\S.*$\n?)?", re.MULTILINE)
+
+
+def _relative_paths(text: str, repo: Path) -> str:
+    """Machine paths in ``text`` made readable: repo-relative inside the repo, else just the last component."""
+    text = text.replace(str(repo.resolve()) + "/", "").replace(str(repo) + "/", "")
+    return re.sub(r"(?<![\w.])/(?:[^\s\"'/]+/)+([^\s\"'/]+)", r"…/\1", text)
+
+
+def for_readers(nb_path: Path, repo: Path) -> None:
+    """Make a published executed notebook fit to read: hide the injected parameters, drop stderr and warnings.
+
+    The run directory keeps the executed notebook exactly as papermill wrote it; this edits the book's copy.
+    """
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags:
+            if "remove-cell" not in tags:
+                tags.append("remove-cell")
+            cell.source = _relative_paths(cell.source, repo)
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                if out.get("name") == "stderr":
+                    continue  # warnings and progress bars: in the run's record, not in the book
+                out["text"] = WARNING_LINE.sub("", out.get("text", ""))
+                if not out["text"]:
+                    continue
+            kept.append(out)
+        cell["outputs"] = kept
+    nbformat.write(nb, nb_path)
+
+
 def publish_notebooks(params: Params, repo: Path, book_root: Path | None = None) -> list[Path]:
     """Copy the run's executed notebooks into ``<book_root>/book/executed/`` for the book build."""
     dest = (book_root or repo) / "book" / "executed"
@@ -100,6 +151,7 @@ def publish_notebooks(params: Params, repo: Path, book_root: Path | None = None)
         if not executed.exists():
             raise FileNotFoundError(f"{executed} is missing: run the pipeline first (make book)")
         shutil.copy2(executed, dest / nb.name)
+        for_readers(dest / nb.name, repo)
         copied.append(dest / nb.name)
     return copied
 

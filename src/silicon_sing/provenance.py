@@ -56,3 +56,33 @@ def pinned_requirements(repo: Path | None = None) -> list[str]:
         if p.exists():
             lines += [ln.strip() for ln in p.read_text().splitlines() if "==" in ln and not ln.startswith("#")]
     return lines
+
+
+def readable_path(path: str | os.PathLike[str] | None, repo: Path | None = None) -> str | None:
+    """A path as a reader should see it: relative to the repository, else ``…/<last part>`` (no machine paths)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_absolute():
+        return str(p)
+    repo = (repo or find_repo_root(p.parent if p.suffix else p)).resolve()
+    try:
+        return str(p.resolve().relative_to(repo))
+    except ValueError:
+        return f"…/{p.name}"
+
+
+def params_for_readers(params: Params) -> dict[str, Any]:
+    """The run's parameters as a dict for the book: the same values, locations relative to the repository."""
+    d = params.to_dict()
+    repo = find_repo_root(Path(params.source).parent) if params.source else None
+    for key in ("run_dir", "source"):
+        d[key] = readable_path(d.get(key), repo)
+    if d.get("curate", {}).get("data_root"):
+        d["curate"]["data_root"] = readable_path(d["curate"]["data_root"], repo)
+    overrides = dict(d.get("overrides") or {})
+    for k, v in overrides.items():
+        if isinstance(v, str) and v.startswith("/"):
+            overrides[k] = readable_path(v, repo)
+    d["overrides"] = overrides
+    return d

@@ -1,19 +1,32 @@
 """What the evaluation chapter and the prose pages say about the metrics, computed not typed.
 
-Formats Table 1 for reading (value and interval in one cell, published figures beside), and
-turns the paired deltas into the counts and directions the analysis quotes via ``glue``.
+Formats Table 1 for reading — ours in the paper's layout (KL and FAD per system, the paired change
+with its interval), the published table as its own table, and one comparison of directions — and
+turns the paired deltas into the counts, directions, detectable changes and verdicts the analysis
+quotes via ``glue``. Every interval is over test *tracks* (see :mod:`silicon_sing.metrics.stats`).
 """
 
 from __future__ import annotations
 
+import html
 import math
-from collections.abc import Iterable
+import os
+import statistics
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
 
-from .metrics.stats import CellResult, DeltaResult
+from .metrics.evaluation import CATEGORY_ORDER
+from .metrics.stats import CellResult, DeltaResult, bootstrap_mean_ci, detectable_change
 from .params import CATEGORIES
+
+METRIC_LABELS = {"kl": "KL", "fad": "FAD"}
+DIGITS = {"kl": 3, "fad": 1}
+PUBLISHED_DIGITS = {"kl": 2, "fad": 2}
+REAL_BACKENDS = {"kl": "passt", "fad": "vggish"}  # the paper's classifiers: only then are our units its units
+MINUS = "\u2212"
+PCT = "\u00a0%"  # a number and its per-cent sign never part at a line break
 
 
 def _fmt(x: Any, digits: int) -> str:
@@ -77,7 +90,33 @@ def direction_sentence(summary: dict[str, Any], metric: str) -> str:
     if summary["sig_higher"]:
         extra.append(f"for {summary['sig_higher']} it rose, the whole interval above zero")
     tail = f" ({'; '.join(extra)})" if extra else " (no interval excludes zero)"
-    return f"{metric} fell for {lower} of {n} artists{tail}"
+    fell = f"for none of the {n} artists" if lower == 0 else f"for {lower} of {n} artists"
+    return f"{metric} fell {fell}{tail}"
+
+
+def count_phrase(counts: Iterable[int], unit: str, plural: str | None = None) -> str:
+    """'4 examples', '1 example' or 'between 3 and 6 examples' — never 'between 4 and 4'."""
+    ns = sorted(int(n) for n in counts)
+    many = plural or f"{unit}s"
+    if not ns:
+        return f"no {many}"
+    lo, hi = ns[0], ns[-1]
+    if lo == hi:
+        return f"{lo} {unit if lo == 1 else many}"
+    return f"between {lo} and {hi} {many}"
+
+
+def signed(x: float, digits: int) -> str:
+    """A signed number with a true minus sign (−0.012, +0.034); a dash when missing."""
+    if x is None or not math.isfinite(x):
+        return "—"
+    text = f"{x:+.{digits}f}"
+    return text.replace("-", MINUS)
+
+
+def _interval(ci: tuple[float, float], digits: int) -> str:
+    """'[−0.05, +0.03]'."""
+    return f"[{signed(ci[0], digits)}, {signed(ci[1], digits)}]"
 
 
 def glue_values(cells: list[CellResult], deltas: list[DeltaResult]) -> dict[str, str]:
@@ -93,18 +132,267 @@ def glue_values(cells: list[CellResult], deltas: list[DeltaResult]) -> dict[str,
     vals["n_min"] = str(min(ns)) if ns else "0"
     vals["n_max"] = str(max(ns)) if ns else "0"
     vals["n_cells"] = str(len({(c.artist, c.category) for c in cells}))
+    vals["n_examples_phrase"] = count_phrase(ns, "example")
+    vals["n_tracks_phrase"] = count_phrase([c.n_tracks for c in cells], "test track")
+    vals["n_segments_phrase"] = count_phrase([c.n_segments for c in cells], "segment")
     return vals
 
 
-def voicing_table(generations: Iterable[Any], sr: int = 32000) -> pd.DataFrame:
-    """Voiced-frame fraction and median f0 of the continuation part: original vs each system.
+# --------------------------------------------------------------------------- Table 1, three views
 
-    A crude, honest proxy for 'does it still sing': a continuation that keeps a pitched voice has
-    voiced frames near the original's fraction and a median f0 near the artist's register.
+
+def _html_table(df: pd.DataFrame, caption: str, cls: str) -> str:
+    """A DataFrame (cells already formatted, HTML allowed) as a captioned table of class ``cls``."""
+    body = df.to_html(escape=False, border=0, classes=["silicon-table", cls], na_rep="—", index_names=False)
+    body = body.replace("<table ", f"<table aria-label=\"{html.escape(caption)}\" ", 1)
+    return (f'<div class="silicon-table-wrap"><p class="silicon-table-caption">{caption}</p>{body}</div>')
+
+
+def _stem_artist_key(k: tuple[str, str]) -> tuple[int, str]:
+    """The paper's order: instrumental, acapella, full; then artist."""
+    return (CATEGORY_ORDER.index(k[0]) if k[0] in CATEGORY_ORDER else 99, k[1].lower())
+
+
+def _grouped_html(df: pd.DataFrame, caption: str, cls: str) -> str:
+    """A (stem, artist)-indexed frame with two header rows as HTML, stems as full-width group rows
+    (a stem column would cost the width the numbers need)."""
+    cols = list(df.columns)
+    top = list(dict.fromkeys(c[0] for c in cols))
+    head1 = "<th></th>" + "".join(
+        f'<th colspan="{sum(c[0] == t for c in cols)}">{html.escape(t)}</th>' for t in top)
+    head2 = "<th>artist</th>" + "".join(f"<th>{html.escape(c[1])}</th>" for c in cols)
+    body = []
+    for stem in dict.fromkeys(df.index.get_level_values(0)):
+        body.append(f'<tr class="group"><th colspan="{len(cols) + 1}">{html.escape(str(stem))}</th></tr>')
+        for (_, artist), row in df.loc[[stem]].iterrows():
+            body.append(f"<tr><th>{html.escape(str(artist))}</th>" + "".join(f"<td>{row[c]}</td>" for c in cols) + "</tr>")
+    return (f'<div class="silicon-table-wrap"><p class="silicon-table-caption">{caption}</p>'
+            f'<table class="silicon-table {cls}" aria-label="{html.escape(caption)}"><thead><tr>{head1}</tr>'
+            f"<tr>{head2}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _delta_cell(d: DeltaResult | None, digits: int) -> str:
+    """'−0.012' over its interval on a second, smaller line (keeps the column narrow)."""
+    if d is None:
+        return "—"
+    return f'{signed(d.delta, digits)}<br><span class="ci">{_interval(d.ci, digits)}</span>'
+
+
+def table1_ours(cells: Iterable[CellResult], deltas: Iterable[DeltaResult]) -> pd.DataFrame:
+    """Our Table 1 in the paper's layout: per (stem, artist) KL and FAD of both systems, the paired change
+    fine-tuned − baseline with its 95 % track-bootstrap interval, and the test tracks (segments) behind it.
+    Cells are display strings (HTML for the change)."""
+    by_cell = {(c.category, c.artist, c.system): c for c in cells}
+    by_delta = {(d.category, d.artist, d.metric): d for d in deltas}
+    keys = sorted({(c, a) for c, a, _ in by_cell}, key=_stem_artist_key)
+    rows = []
+    for cat, artist in keys:
+        row: dict[tuple[str, str], str] = {}
+        b, f = by_cell.get((cat, artist, "baseline")), by_cell.get((cat, artist, "fine-tuned"))
+        ref = b or f
+        row[("", "tracks (segments)")] = f"{ref.n_tracks} ({ref.n_segments})" if ref else "—"
+        for m, label in METRIC_LABELS.items():
+            row[(label, "baseline")] = _fmt(getattr(b, m), DIGITS[m]) if b else "—"
+            row[(label, "fine-tuned")] = _fmt(getattr(f, m), DIGITS[m]) if f else "—"
+            row[(label, "change [95 % CI]")] = _delta_cell(by_delta.get((cat, artist, m)), DIGITS[m])
+        rows.append(row)
+    idx = pd.MultiIndex.from_tuples(keys, names=["stem", "artist"])
+    df = pd.DataFrame(rows, index=idx)
+    if not df.empty:
+        df.columns = pd.MultiIndex.from_tuples(df.columns)
+    return df
+
+
+def table1_ours_html(cells: Iterable[CellResult], deltas: Iterable[DeltaResult], caption: str) -> str:
+    """:func:`table1_ours` as an HTML table that fits the book's content column."""
+    return _grouped_html(table1_ours(cells, deltas), caption, "silicon-table1")
+
+
+def published_table(published: pd.DataFrame) -> pd.DataFrame:
+    """The published Table 1 in the same layout as ours: KL and FAD per system and their change."""
+    rows, keys = [], []
+    pivot = published.pivot_table(index=["category", "artist"], columns="model", values=["kl", "fad"])
+    order = sorted(pivot.index, key=_stem_artist_key)
+    for key in order:
+        row = {}
+        for m, label in METRIC_LABELS.items():
+            b, f = pivot.loc[key, (m, "baseline")], pivot.loc[key, (m, "fine-tuned")]
+            row[(label, "baseline")] = _fmt(b, PUBLISHED_DIGITS[m])
+            row[(label, "fine-tuned")] = _fmt(f, PUBLISHED_DIGITS[m])
+            row[(label, "change")] = signed(f - b, PUBLISHED_DIGITS[m])
+        rows.append(row)
+        keys.append(key)
+    df = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(keys, names=["stem", "artist"]))
+    df.columns = pd.MultiIndex.from_tuples(df.columns)
+    return df
+
+
+def published_table_html(published: pd.DataFrame, caption: str) -> str:
+    """:func:`published_table` as HTML (a labelled reference, its own table)."""
+    return _grouped_html(published_table(published), caption, "silicon-table1-published")
+
+
+def _direction(deltas: Sequence[float]) -> str:
+    """'fell' / 'rose' / 'mixed' / '—' for the per-artist changes of one category."""
+    ds = [d for d in deltas if math.isfinite(d)]
+    if not ds:
+        return "—"
+    if all(d < 0 for d in ds):
+        return "fell"
+    if all(d > 0 for d in ds):
+        return "rose"
+    return "mixed"
+
+
+def _direction_text(deltas: Sequence[float]) -> str:
+    """'fell (3 of 3)', 'mixed (fell 1 of 3)' …"""
+    ds = [d for d in deltas if math.isfinite(d)]
+    word = _direction(ds)
+    if word == "—":
+        return word
+    fell = sum(d < 0 for d in ds)
+    return f"{word} ({fell if word != 'rose' else len(ds) - fell} of {len(ds)})" if word != "mixed" else \
+        f"mixed (fell {fell} of {len(ds)})"
+
+
+def published_changes(published: pd.DataFrame) -> pd.DataFrame:
+    """Published per-artist changes: category, artist, metric, baseline, finetuned, delta, relative."""
+    rows = []
+    for (cat, artist), g in published.groupby(["category", "artist"], sort=False):
+        by = g.set_index("model")
+        for m in METRIC_LABELS:
+            b, f = float(by.loc["baseline", m]), float(by.loc["fine-tuned", m])
+            rows.append(dict(category=cat, artist=artist, metric=m, baseline=b, finetuned=f, delta=f - b,
+                             relative=(f - b) / abs(b) if b else math.nan))
+    return pd.DataFrame(rows)
+
+
+def direction_comparison(deltas: Iterable[DeltaResult], published: pd.DataFrame) -> pd.DataFrame:
+    """Per stem and metric: how our artists' changes went, how the paper's went, and whether the same way."""
+    ds = list(deltas)
+    pub = published_changes(published)
+    rows = []
+    for cat in CATEGORY_ORDER:
+        row: dict[tuple[str, str], str] = {}
+        for m, label in METRIC_LABELS.items():
+            ours = [d.delta for d in ds if d.category == cat and d.metric == m]
+            theirs = pub[(pub.category == cat) & (pub.metric == m)]["delta"].tolist()
+            o, t = _direction(ours), _direction(theirs)
+            row[(label, "ours")] = _direction_text(ours)
+            row[(label, "paper")] = _direction_text(theirs)
+            row[(label, "same way?")] = "—" if "—" in (o, t) else ("yes" if o == t and o != "mixed" else
+                                                                    "no" if {o, t} == {"fell", "rose"} else "unclear")
+        rows.append(row)
+    df = pd.DataFrame(rows, index=pd.Index(list(CATEGORY_ORDER), name="stem"))
+    df.columns = pd.MultiIndex.from_tuples(df.columns)
+    return df
+
+
+def direction_comparison_html(deltas: Iterable[DeltaResult], published: pd.DataFrame, caption: str) -> str:
+    """:func:`direction_comparison` as HTML."""
+    return _html_table(direction_comparison(deltas, published), caption, "silicon-directions")
+
+
+# --------------------------------------------------------------------------- what the design can detect
+
+
+def detectable_changes(deltas: Iterable[DeltaResult], published: pd.DataFrame,
+                       backends: dict[str, str] | None = None) -> pd.DataFrame:
+    """Per stem and metric: the smallest change our design could tell from zero, beside the paper's changes.
+
+    The detectable change of one (artist, stem) is the half-width of its paired delta's 95 % interval
+    over test tracks (:func:`~silicon_sing.metrics.stats.detectable_change`); per stem we report the
+    median over artists, absolute and relative to the baseline. A published change counts as
+    resolvable when it is larger: in absolute terms when our metric is the paper's (``backends`` names
+    PaSST/VGGish), else relative to its baseline, since a stand-in metric has other units.
+    """
+    ds = list(deltas)
+    pub = published_changes(published)
+    backends = backends or {}
+    rows = []
+    for cat in CATEGORY_ORDER:
+        for m in METRIC_LABELS:
+            cell = [d for d in ds if d.category == cat and d.metric == m]
+            hws = [detectable_change(d.ci) for d in cell]
+            rels = [h / abs(d.baseline) for h, d in zip(hws, cell) if math.isfinite(h) and d.baseline]
+            hws = [h for h in hws if math.isfinite(h)]
+            same_scale = backends.get(m) == REAL_BACKENDS[m]
+            detect = statistics.median(hws) if hws else math.nan
+            detect_rel = statistics.median(rels) if rels else math.nan
+            p = pub[(pub.category == cat) & (pub.metric == m)]
+            sizes = p["delta"].abs() if same_scale else p["relative"].abs()
+            limit = detect if same_scale else detect_rel
+            resolvable = int((sizes > limit).sum()) if math.isfinite(limit) else 0
+            rows.append(dict(category=cat, metric=m, n_artists=len(cell),
+                             n_tracks=min((d.n_tracks for d in cell), default=0),
+                             n_segments=min((d.n_segments for d in cell), default=0),
+                             detectable=detect, detectable_relative=detect_rel, same_scale=same_scale,
+                             published_n=len(p), published_resolvable=resolvable,
+                             published=list(zip(p["artist"], p["baseline"], p["finetuned"], p["relative"]))))
+    return pd.DataFrame(rows)
+
+
+def _percent(x: float) -> str:
+    """'31 %' (no sign); a dash when missing."""
+    return "—" if x is None or not math.isfinite(x) else f"{100 * x:.0f}{PCT}"
+
+
+def detectable_table(det: pd.DataFrame) -> pd.DataFrame:
+    """A readable view of :func:`detectable_changes`: one row per stem and metric."""
+    rows, keys = [], []
+    for r in det.itertuples(index=False):
+        d = DIGITS[r.metric]
+        changes = "<br>".join(f"{html.escape(a)} {signed(f - b, PUBLISHED_DIGITS[r.metric])} ({signed(100 * rel, 0)}{PCT})"
+                              for a, b, f, rel in r.published)
+        keys.append((r.category, METRIC_LABELS[r.metric]))
+        rows.append({"tracks": str(r.n_tracks), "smallest detectable change": f"±{_fmt(r.detectable, d)}",
+                     "relative to baseline": f"±{_percent(r.detectable_relative)}",
+                     "published changes (relative)": changes or "—",
+                     "resolvable here": f"{r.published_resolvable} of {r.published_n}"})
+    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(keys, names=["stem", "metric"]))
+
+
+def detectable_table_html(det: pd.DataFrame, caption: str) -> str:
+    """:func:`detectable_table` as HTML."""
+    return _html_table(detectable_table(det), caption, "silicon-detectable")
+
+
+def detectable_glue(det: pd.DataFrame) -> dict[str, str]:
+    """Sentences per stem and metric: what the design can resolve, and which published changes exceed it."""
+    out: dict[str, str] = {}
+    for r in det.itertuples(index=False):
+        label, d = METRIC_LABELS[r.metric], DIGITS[r.metric]
+        key = f"{r.category}_{r.metric}"
+        if not math.isfinite(r.detectable):
+            out[f"{key}_detectable"] = f"no {label} interval could be computed"
+        else:
+            out[f"{key}_detectable"] = (f"a {label} change smaller than about {_fmt(r.detectable, d)} "
+                                        f"({_percent(r.detectable_relative)} of the baseline) cannot be told from zero "
+                                        f"with {count_phrase([r.n_tracks], 'test track')} per artist")
+        pub = "; ".join(f"{a} {_fmt(b, PUBLISHED_DIGITS[r.metric])} → {_fmt(f, PUBLISHED_DIGITS[r.metric])} "
+                        f"({signed(100 * rel, 0)}{PCT})" for a, b, f, rel in r.published)
+        out[f"{key}_published_changes"] = pub or "none published"
+        scale = "in absolute terms" if r.same_scale else \
+            f"relative to the baseline, since our {label} is a stand-in with its own units"
+        if not math.isfinite(r.detectable):
+            out[f"{key}_resolvable"] = "no comparison is possible"
+        else:
+            out[f"{key}_resolvable"] = (f"{r.published_resolvable} of the {r.published_n} published changes "
+                                        f"{'is' if r.published_resolvable == 1 else 'are'} larger than that ({scale})")
+    return out
+
+
+def voicing_examples(generations: Iterable[Any], sr: int = 32000) -> pd.DataFrame:
+    """Voiced-frame fraction and median f0 of the continuation part, one row per (example, source).
+
+    Sources are "original" and each system. A crude, honest proxy for 'does it still sing': a
+    continuation that keeps a pitched voice has voiced frames near the original's fraction and a
+    median f0 near the artist's register.
     """
     import numpy as np
 
     from . import audio as au
+    from .metrics.evaluation import track_of
     from .synth import estimate_f0
 
     def stats(path: str, skip: float) -> tuple[float, float]:
@@ -116,15 +404,75 @@ def voicing_table(generations: Iterable[Any], sr: int = 32000) -> pd.DataFrame:
 
     rows, seen = [], set()
     for g in generations:
+        base = dict(category=g.category, artist=g.artist, example_id=g.example_id, track=track_of(g.example_id))
         if g.example_id not in seen:
             seen.add(g.example_id)
             v, f = stats(g.original, g.prompt_seconds)
-            rows.append(dict(category=g.category, artist=g.artist, source="original", voiced=v, f0=f))
+            rows.append(dict(base, source="original", voiced=v, f0=f))
         v, f = stats(g.generated, g.prompt_seconds)
-        rows.append(dict(category=g.category, artist=g.artist, source=g.system, voiced=v, f0=f))
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return df
-    out = df.groupby(["category", "artist", "source"]).agg(voiced=("voiced", "mean"), f0_median=("f0", "median"),
-                                                           n=("voiced", "size"))
+        rows.append(dict(base, source=g.system, voiced=v, f0=f))
+    return pd.DataFrame(rows)
+
+
+def summarise_voicing(per_example: pd.DataFrame) -> pd.DataFrame:
+    """Mean voiced fraction, median f0 and n per (category, artist, source)."""
+    if per_example.empty:
+        return per_example
+    out = per_example.groupby(["category", "artist", "source"]).agg(
+        voiced=("voiced", "mean"), f0_median=("f0", "median"), n=("voiced", "size"))
     return out.reset_index()
+
+
+def voicing_table(generations: Iterable[Any], sr: int = 32000) -> pd.DataFrame:
+    """Voiced-frame fraction and median f0 of the continuation part: original vs each system, per artist."""
+    return summarise_voicing(voicing_examples(generations, sr))
+
+
+KEEPS_VOICE = 0.5  # "kept the voice": voiced in at least half as many frames as the originals
+
+
+def voicing_verdicts(per_example: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per category: voiced fractions, whether fine-tuning kept the voice, and whether it moved closer.
+
+    *Kept*: the fine-tuned continuations are voiced in at least ``KEEPS_VOICE`` × the originals'
+    fraction of frames. *Closer*: per example, the gap |fine-tuned − original| minus
+    |baseline − original| in voiced fraction, averaged, with a 95 % interval over test tracks.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    if per_example.empty:
+        return out
+    for cat, g in per_example.groupby("category"):
+        wide = g.pivot_table(index=["example_id", "track"], columns="source", values="voiced")
+        if not {"original", "baseline", "fine-tuned"} <= set(wide.columns):
+            continue
+        wide = wide.dropna(subset=["original", "baseline", "fine-tuned"])
+        o, b, f = wide["original"], wide["baseline"], wide["fine-tuned"]
+        gap = ((f - o).abs() - (b - o).abs()).to_numpy()
+        tracks = list(wide.index.get_level_values("track"))
+        lo, hi = bootstrap_mean_ci(gap, n_boot, 0.95, seed, groups=tracks)
+        out[cat] = dict(original=float(o.mean()), baseline=float(b.mean()), finetuned=float(f.mean()),
+                        kept=bool(f.mean() >= KEEPS_VOICE * o.mean()) if o.mean() > 0 else False,
+                        gap_change=float(gap.mean()), gap_ci=(lo, hi), n_tracks=len(set(tracks)),
+                        n_examples=len(gap))
+    return out
+
+
+def voicing_sentence(v: dict[str, Any] | None) -> str:
+    """'the fine-tuned model kept the voice (voiced in 61 % of frames …); fine-tuning moved …'."""
+    if not v:
+        return "no voicing comparison was possible"
+    if v["original"] < 0.05:
+        return f"the originals are hardly voiced ({_percent(v['original'])} of frames), so there is no voice to keep"
+    kept = "kept the voice" if v["kept"] else "lost the voice"
+    head = (f"the fine-tuned model {kept}: its continuations are voiced in {_percent(v['finetuned'])} of frames, "
+            f"the originals in {_percent(v['original'])}, the baseline's in {_percent(v['baseline'])}")
+    lo, hi = v["gap_ci"]
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        tail = "with too few test tracks for an interval"
+    elif hi < 0:
+        tail = "fine-tuning brought the voicing closer to the originals', the interval over test tracks excluding zero"
+    elif lo > 0:
+        tail = "fine-tuning moved the voicing further from the originals', the interval over test tracks excluding zero"
+    else:
+        tail = "whether fine-tuning moved the voicing closer to the originals' is unclear (the interval includes zero)"
+    return f"{head}; {tail}"

@@ -2,7 +2,9 @@
 
 A *pair* is one example: an original test segment and one system's continuation of its prompt,
 labelled with artist, category, system ("baseline" / "fine-tuned") and an ``example_id`` shared by
-the systems' continuations of the same prompt. A *cell* is (artist, category, system).
+the systems' continuations of the same prompt. A *cell* is (artist, category, system). Segments of
+one test track are not independent, so every interval resamples *tracks* (``track_id``; derived
+from segment ids ``<artist>/<track>/<category>/<index>`` when not given): see :mod:`.stats`.
 
     pairs = [EvalPair(orig, gen, artist, category, system, example_id), ...]
     kl_b, fad_b = backends_from_params(params.evaluate)
@@ -45,9 +47,11 @@ from .stats import (
     percentile_ci,
 )
 
+RESAMPLING_UNIT = "track"
+
 BASELINE, FINETUNED = "baseline", "fine-tuned"
 CATEGORY_ORDER = ("instrumental", "acapella", "full")  # the paper's Table 1 order ("full" = its "Complete")
-METRICS_SCHEMA = 1
+METRICS_SCHEMA = 2  # 2: intervals resample tracks; cells carry n_tracks, n_segments
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,17 @@ class EvalPair:
     system: str
     example_id: str
     skip_seconds: float = 0.0  # score both clips from here on (the prompt length scores the continuation only)
+    track_id: str = ""  # the test track the segment comes from; "" = derived from example_id (see track_of)
+
+
+def track_of(example_id: str) -> str:
+    """The track of a segment id ``<artist>/<track>/<category>/<index>``; any other id is its own track."""
+    return example_id.rsplit("/", 2)[0] if example_id.count("/") >= 3 else example_id
+
+
+def pair_track(pair: EvalPair) -> str:
+    """The resampling unit of a pair: its ``track_id``, else the track named in its ``example_id``."""
+    return pair.track_id or track_of(pair.example_id)
 
 
 @dataclass
@@ -88,6 +103,7 @@ def as_pairs(rows: Iterable[Any], exclude_prompt: bool = False) -> list[EvalPair
 
     ``exclude_prompt=True`` sets ``skip_seconds`` from a record's ``prompt_seconds``, so only the
     continuation is scored; by default the whole clip is, prompt included, as audiocraft does.
+    A record's ``track_id`` is kept when it has one.
     """
     names = [f.name for f in dataclasses.fields(EvalPair)][:6]
     out = []
@@ -95,14 +111,14 @@ def as_pairs(rows: Iterable[Any], exclude_prompt: bool = False) -> list[EvalPair
         if isinstance(r, EvalPair):
             out.append(r)
         elif isinstance(r, (tuple, list)):
-            out.append(EvalPair(*(str(v) for v in r[:6]), *(float(v) for v in r[6:7])))
+            out.append(EvalPair(*(str(v) for v in r[:6]), *(float(v) for v in r[6:7]), *(str(v) for v in r[7:8])))
         else:
             rec = r if isinstance(r, dict) else vars(r)
             missing = [k for k in names if rec.get(k) is None]
             if missing:
                 raise ValueError(f"pair record {r!r} lacks {missing}")
             skip = float(rec.get("prompt_seconds", 0.0) if exclude_prompt else rec.get("skip_seconds", 0.0))
-            out.append(EvalPair(*(str(rec[k]) for k in names), skip))
+            out.append(EvalPair(*(str(rec[k]) for k in names), skip, str(rec.get("track_id") or "")))
     return out
 
 
@@ -176,14 +192,16 @@ def _check_shared_originals(fs_by_system: dict[str, list[PairFeatures]], artist:
 
 def _fad_replicates(fs_by_system: dict[str, list[PairFeatures]], ids: list[str], n_boot: int,
                     seed: int) -> dict[str, np.ndarray]:
-    """FAD bootstrap replicates per system, all from the same draws of the examples ``ids``."""
-    if len(ids) < 2 or n_boot < 1:
-        return {}
+    """FAD bootstrap replicates per system, all from the same draws of the tracks of the examples ``ids``."""
     by_id = {sys: {f.pair.example_id: f for f in fs} for sys, fs in fs_by_system.items()}
     first = next(iter(by_id.values()))
+    tracks = [pair_track(first[i].pair) for i in ids]
+    if len(ids) < 2 or n_boot < 1 or len(set(tracks)) < 2:
+        return {}
     orig = [first[i].original_frames for i in ids]  # originals are shared by the systems' pairs
     systems = list(by_id)
-    reps = bootstrap_fads(orig, [[by_id[s][i].generated_frames for i in ids] for s in systems], n_boot, seed)
+    reps = bootstrap_fads(orig, [[by_id[s][i].generated_frames for i in ids] for s in systems], n_boot, seed,
+                          groups=tracks)
     return dict(zip(systems, reps))
 
 
@@ -207,19 +225,22 @@ def analyse_features(features: list[PairFeatures], n_boot: int = 1000, level: fl
         for system, fs in fs_by_system.items():
             s = _seed(seed, artist, category, system)
             kls = [f.kl for f in fs]
+            tracks = [pair_track(f.pair) for f in fs]
             orig = [f.original_frames for f in fs]
             gen = [f.generated_frames for f in fs]
             fad = fad_from_embeddings(np.concatenate(orig), np.concatenate(gen))
             inf = fad_inf(np.concatenate(orig), np.concatenate(gen), fad_inf_steps, fad_inf_min_n, s)
             fad_by_system[system] = fad.value
-            fad_ci = percentile_ci(reps[system], level) if system in reps else fad_bootstrap_ci(orig, gen, n_boot, level, s)
+            fad_ci = percentile_ci(reps[system], level) if system in reps else \
+                fad_bootstrap_ci(orig, gen, n_boot, level, s, groups=tracks)
             cell_results.append(CellResult(
                 artist=artist, category=category, system=system, n=len(fs),
-                kl=mean_kl(kls), kl_ci=bootstrap_mean_ci(kls, n_boot, level, s),
+                kl=mean_kl(kls), kl_ci=bootstrap_mean_ci(kls, n_boot, level, s, groups=tracks),
                 fad=fad.value, fad_ci=fad_ci, fad_inf=inf.value, fad_inf_r2=inf.r2, fad_inf_slope=inf.slope,
                 n_frames_original=fad.n_a, n_frames_generated=fad.n_b,
                 kl_backend=kl_backend, fad_backend=fad_backend,
                 example_ids=[f.pair.example_id for f in fs], kl_values=kls,
+                n_tracks=len(set(tracks)), n_segments=len(fs), track_ids=tracks,
             ))
         if baseline not in fs_by_system or finetuned not in fs_by_system:
             continue
@@ -230,9 +251,11 @@ def analyse_features(features: list[PairFeatures], n_boot: int = 1000, level: fl
             continue
         s = _seed(seed, artist, category, "delta")
         kb, kf = [base[i].kl for i in ids], [ft[i].kl for i in ids]
-        d_kl, kl_ci = paired_delta_ci(kb, kf, n_boot, level, s)
+        tracks = [pair_track(base[i].pair) for i in ids]
+        n_tr = len(set(tracks))
+        d_kl, kl_ci = paired_delta_ci(kb, kf, n_boot, level, s, groups=tracks)
         deltas.append(DeltaResult(artist, category, "kl", len(ids), mean_kl(kb), mean_kl(kf), d_kl, kl_ci,
-                                  baseline, finetuned))
+                                  baseline, finetuned, n_tracks=n_tr, n_segments=len(ids)))
         if same_examples:  # the cells' FADs are already on exactly these examples
             fb, ff = fad_by_system[baseline], fad_by_system[finetuned]
         else:
@@ -245,7 +268,8 @@ def analyse_features(features: list[PairFeatures], n_boot: int = 1000, level: fl
         else:
             pair_reps = reps
         ci = percentile_ci(pair_reps[finetuned] - pair_reps[baseline], level) if pair_reps else (math.nan, math.nan)
-        deltas.append(DeltaResult(artist, category, "fad", len(ids), fb, ff, ff - fb, ci, baseline, finetuned))
+        deltas.append(DeltaResult(artist, category, "fad", len(ids), fb, ff, ff - fb, ci, baseline, finetuned,
+                                  n_tracks=n_tr, n_segments=len(ids)))
     return cell_results, deltas
 
 
@@ -322,6 +346,9 @@ def evaluate(pairs: Iterable[EvalPair | Sequence[Any]], prob_backend: Probabilit
         "fad_backend": emb_backend.name, "fad_fingerprint": emb_backend.fingerprint,
         **settings,
         "n_pairs": len(feats),
+        "resampling_unit": RESAMPLING_UNIT,
+        "ci_note": "95 % percentile intervals of a cluster bootstrap: each replicate draws the cell's test tracks "
+                   "with replacement and keeps all their segments (KL means, FAD, paired deltas).",
         "kl_convention": "KL(original || generated), audiocraft: eps=1e-6 on generated, per-window, averaged",
         "fad_note": "FAD depends on the number of frames; compare cells at equal n or use fad_inf (fadtk FAD-inf). "
                     "Bootstrap FAD intervals resample examples and sit above the point estimate at small n.",

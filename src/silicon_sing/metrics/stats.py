@@ -1,20 +1,30 @@
 """Bootstrap intervals for KL and FAD per cell, paired intervals for fine-tuned − baseline deltas.
 
-- KL: the cell's KL is a mean of per-example KLs; its 95 % interval is the percentile bootstrap of
-  that mean (resampling examples).
-- FAD: not a mean over examples, so the bootstrap resamples *examples* (clip pairs: an original and
-  its continuation together), pools the frames of the drawn clips and recomputes FAD. Resampling
-  with replacement repeats clips, which lowers the effective sample size, and FAD is biased upward
-  at small n: the bootstrap distribution sits above the point estimate, and the interval describes
-  sampling variability rather than a bias-corrected range. Compare FAD only at equal n (or via FAD-∞).
-- Deltas fine-tuned − baseline are paired: KL per example, FAD with the same drawn example indices
-  for both systems (and their shared originals), so most of the small-n bias cancels in the delta.
+The unit of resampling is the **track**, not the segment (a cluster bootstrap): consecutive segments
+of one song share its key, tempo, voice and arrangement, so they are not independent draws, and a
+bootstrap over segments leaves out the variance that matters — another song by the same artist.
+Each replicate draws the cell's tracks with replacement and keeps all segments of every drawn track
+(a track drawn twice counts twice). When every track contributes one segment, this is exactly the
+ordinary bootstrap over examples (same draws for the same seed).
+
+- KL: the cell's KL is the mean of per-example KLs; its 95 % interval is the percentile bootstrap of
+  that mean (ratio estimator Σ wᵢ·klᵢ / Σ wᵢ, wᵢ = how often segment i's track was drawn).
+- FAD: not a mean over examples, so a replicate pools the frames of the drawn examples (clip pairs:
+  an original and its continuation together) and recomputes FAD. Resampling with replacement
+  repeats clips, which lowers the effective sample size, and FAD is biased upward at small n: the
+  bootstrap distribution sits above the point estimate, and the interval describes sampling
+  variability rather than a bias-corrected range. Compare FAD only at equal n (or via FAD-∞).
+- Deltas fine-tuned − baseline are paired: KL per example, FAD with the same drawn tracks for both
+  systems (and their shared originals), so most of the small-n bias cancels in the delta.
+- What the design can detect: half the width of a delta's interval is the smallest change whose
+  interval would just exclude zero with the same spread (:func:`detectable_change`).
 
 All draws are seeded (``numpy.random.default_rng``) and vectorised.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +41,7 @@ class CellResult:
     artist: str
     category: str
     system: str
-    n: int  # example pairs (original, continuation) in the cell
+    n: int  # example pairs (original, continuation) in the cell (= n_segments)
     kl: float
     kl_ci: tuple[float, float]
     fad: float
@@ -45,6 +55,9 @@ class CellResult:
     fad_backend: str = ""
     example_ids: list[str] = field(default_factory=list)
     kl_values: list[float] = field(default_factory=list)  # per example, same order as example_ids
+    n_tracks: int = 0  # distinct test tracks: the unit the intervals resample
+    n_segments: int = 0  # segments (examples) of those tracks
+    track_ids: list[str] = field(default_factory=list)  # per example, same order as example_ids
 
 
 @dataclass
@@ -61,6 +74,8 @@ class DeltaResult:
     ci: tuple[float, float]
     baseline_system: str = "baseline"
     finetuned_system: str = "fine-tuned"
+    n_tracks: int = 0  # distinct test tracks behind the n examples (the resampling unit)
+    n_segments: int = 0  # = n
 
 
 def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -79,23 +94,68 @@ def bootstrap_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarra
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
 
 
-def bootstrap_mean_ci(values: np.ndarray | list[float], n_boot: int = 1000, level: float = 0.95,
-                      seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values``."""
+def cluster_index(groups: Sequence[Hashable]) -> tuple[np.ndarray, int]:
+    """Each item's cluster number, clusters numbered in order of first appearance, and their count."""
+    first: dict[Hashable, int] = {}
+    idx = np.array([first.setdefault(g, len(first)) for g in groups], dtype=np.intp)
+    return idx, len(first)
+
+
+def n_clusters(n: int, groups: Sequence[Hashable] | None) -> int:
+    """Number of resampling units among ``n`` items (each item its own unit when ``groups`` is None)."""
+    return n if groups is None else len(set(groups))
+
+
+def bootstrap_weights(n: int, n_boot: int, rng: np.random.Generator,
+                      groups: Sequence[Hashable] | None = None) -> np.ndarray:
+    """Per-item multiplicities ``[n_boot, n]`` of a (cluster) bootstrap.
+
+    ``groups[i]`` is item i's cluster (its track): clusters are drawn with replacement and every
+    item of a drawn cluster counts as often as its cluster was drawn. ``groups=None`` (or one item
+    per cluster, in order) is the ordinary bootstrap over items, with the same draws for one ``rng``.
+    """
+    if groups is None:
+        return bootstrap_counts(n, n_boot, rng)
+    if len(groups) != n:
+        raise ValueError(f"{len(groups)} group labels for {n} items")
+    idx, k = cluster_index(groups)
+    return np.ascontiguousarray(bootstrap_counts(k, n_boot, rng)[:, idx])  # same layout, same BLAS sums
+
+
+def bootstrap_means(values: np.ndarray | list[float], n_boot: int = 1000, seed: int = 0,
+                    groups: Sequence[Hashable] | None = None) -> np.ndarray:
+    """Bootstrap replicates of the mean of ``values`` (resampling ``groups`` when given)."""
     v = np.asarray(values, dtype=np.float64)
-    if v.size < 2 or n_boot < 1:
+    w = bootstrap_weights(v.size, n_boot, np.random.default_rng(seed), groups)
+    return (w @ v) / w.sum(axis=1)
+
+
+def bootstrap_mean_ci(values: np.ndarray | list[float], n_boot: int = 1000, level: float = 0.95,
+                      seed: int = 0, groups: Sequence[Hashable] | None = None) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values``; with ``groups``, a cluster bootstrap.
+
+    Needs at least two resampling units (one track says nothing about the spread between tracks).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.size < 2 or n_boot < 1 or n_clusters(v.size, groups) < 2:
         return (NAN, NAN)
-    w = bootstrap_counts(v.size, n_boot, np.random.default_rng(seed))
-    return percentile_ci(w @ v / v.size, level)
+    return percentile_ci(bootstrap_means(v, n_boot, seed, groups), level)
 
 
 def paired_delta_ci(baseline: np.ndarray | list[float], finetuned: np.ndarray | list[float],
-                    n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, tuple[float, float]]:
-    """Mean of ``finetuned − baseline`` over paired examples and its bootstrap interval."""
+                    n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+                    groups: Sequence[Hashable] | None = None) -> tuple[float, tuple[float, float]]:
+    """Mean of ``finetuned − baseline`` over paired examples and its (cluster) bootstrap interval."""
     d = np.asarray(finetuned, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
     if d.size == 0:
         return NAN, (NAN, NAN)
-    return float(d.mean()), bootstrap_mean_ci(d, n_boot, level, seed)
+    return float(d.mean()), bootstrap_mean_ci(d, n_boot, level, seed, groups)
+
+
+def detectable_change(ci: tuple[float, float]) -> float:
+    """Half-width of a delta's interval: the smallest change whose interval would exclude zero at this spread."""
+    lo, hi = ci
+    return float((hi - lo) / 2.0) if np.isfinite(lo) and np.isfinite(hi) else NAN
 
 
 @dataclass
@@ -125,20 +185,21 @@ class ClipMoments:
 
 
 def bootstrap_fads(originals: list[np.ndarray], systems: list[list[np.ndarray]], n_boot: int = 1000,
-                   seed: int = 0, chunk: int = 64) -> np.ndarray:
-    """FAD replicates ``[len(systems), n_boot]`` from resampling example indices shared by all sets.
+                   seed: int = 0, chunk: int = 64, groups: Sequence[Hashable] | None = None) -> np.ndarray:
+    """FAD replicates ``[len(systems), n_boot]`` from resampling examples (or their tracks) shared by all sets.
 
     ``originals[i]`` and ``systems[s][i]`` are the frames of example i's original and of system s's
-    continuation of it; each replicate draws examples with replacement, pools their frames and
-    computes FAD(originals, system) for every system with the same draw.
+    continuation of it; each replicate draws examples — or, with ``groups`` (example i's track), whole
+    tracks — with replacement, pools their frames and computes FAD(originals, system) for every system
+    with the same draw.
     """
     n = len(originals)
-    if n < 2 or any(len(s) != n for s in systems):
-        raise ValueError("need ≥ 2 examples, and the same examples for the originals and every system")
+    if n < 2 or any(len(s) != n for s in systems) or n_clusters(n, groups) < 2:
+        raise ValueError("need ≥ 2 examples from ≥ 2 tracks, and the same examples for the originals and every system")
     centre = np.concatenate(originals).astype(np.float64).mean(axis=0)
     ref = ClipMoments.from_frames(originals, centre)
     sys_moments = [ClipMoments.from_frames(s, centre) for s in systems]
-    weights = bootstrap_counts(n, n_boot, np.random.default_rng(seed))
+    weights = bootstrap_weights(n, n_boot, np.random.default_rng(seed), groups)
     out = np.empty((len(systems), n_boot))
     with single_threaded_blas():
         _fill_fads(out, weights, ref, sys_moments, chunk)
@@ -162,18 +223,19 @@ def _fill_fads(out: np.ndarray, weights: np.ndarray, ref: ClipMoments, sys_momen
 
 
 def fad_bootstrap_ci(originals: list[np.ndarray], generated: list[np.ndarray], n_boot: int = 1000,
-                     level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Bootstrap interval of one cell's FAD, resampling examples (biased upward at small n; see module doc)."""
-    if len(originals) < 2 or n_boot < 1:
+                     level: float = 0.95, seed: int = 0, groups: Sequence[Hashable] | None = None) -> tuple[float, float]:
+    """Bootstrap interval of one cell's FAD, resampling examples or (``groups``) tracks; biased upward at small n."""
+    if len(originals) < 2 or n_boot < 1 or n_clusters(len(originals), groups) < 2:
         return (NAN, NAN)
-    return percentile_ci(bootstrap_fads(originals, [generated], n_boot, seed)[0], level)
+    return percentile_ci(bootstrap_fads(originals, [generated], n_boot, seed, groups=groups)[0], level)
 
 
 def fad_delta_ci(originals: list[np.ndarray], baseline: list[np.ndarray], finetuned: list[np.ndarray],
-                 n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Paired bootstrap interval of FAD(fine-tuned) − FAD(baseline), same example draws for both."""
-    if len(originals) < 2 or n_boot < 1:
+                 n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+                 groups: Sequence[Hashable] | None = None) -> tuple[float, float]:
+    """Paired bootstrap interval of FAD(fine-tuned) − FAD(baseline), same example (or track) draws for both."""
+    if len(originals) < 2 or n_boot < 1 or n_clusters(len(originals), groups) < 2:
         return (NAN, NAN)
-    reps = bootstrap_fads(originals, [baseline, finetuned], n_boot, seed)
+    reps = bootstrap_fads(originals, [baseline, finetuned], n_boot, seed, groups=groups)
     return percentile_ci(reps[1] - reps[0], level)
 
