@@ -54,3 +54,11 @@ def test_describe_lists_every_component(melody: mem.ModelShape) -> None:
     for part in ("weights", "gradients", "DDP buckets", "optimizer states (dadam)", "activations (48 layers",
                  "total per GPU"):
         assert part in text
+
+
+def test_table_has_one_row_per_knob_combination(melody: mem.ModelShape) -> None:
+    rows = mem.table(melody, 8, 1, 30.0)
+    assert [(r["fsdp"], r["activation checkpointing"]) for r in rows] == [
+        (False, False), (False, True), (True, False), (True, True)]
+    assert rows[0]["total per GPU"] > rows[1]["total per GPU"] > rows[2]["total per GPU"] > rows[3]["total per GPU"]
+    assert rows[0]["optimizer"] == pytest.approx(3 * 4 * melody.lm_parameters / mem.GIB, abs=0.05)

@@ -228,13 +228,16 @@ def check_fits(est: MemoryEstimate, available: float, where: str = "the GPUs") -
 
 def table(shape: ModelShape, world_size: int, batch_per_gpu: int, seconds: float, precision: str = "fp16",
           optimizer: str = "dadam") -> list[dict[str, Any]]:
-    """One row per knob combination: GiB per component (the README's table)."""
+    """One row per knob combination, GiB per GPU (the README's and the reproduce chapter's table)."""
     rows = []
     for fsdp in (False, True):
         for ckpt in (False, True):
             est = estimate(shape, world_size, batch_per_gpu, seconds, precision, optimizer, fsdp, ckpt)
-            rows.append({"fsdp": fsdp, "activation_checkpointing": ckpt,
-                         **{name: round(gib, 2) for name, gib in est.rows()}})
+            rows.append({"fsdp": fsdp, "activation checkpointing": ckpt,
+                         "weights + gradients": round((est.weights + est.gradients) / GIB, 1),
+                         "optimizer": round(est.optimizer_states / GIB, 1),
+                         "activations": round(est.activations / GIB, 1),
+                         "total per GPU": round(est.total / GIB, 1)})
     return rows
 
 
