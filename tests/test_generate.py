@@ -124,3 +124,18 @@ def test_ranks_share_the_batches_without_overlap(curated_run, tmp_path: Path) ->
     ids = [{g.example_id for g in part} for part in got]
     assert ids[0] and ids[1] and not ids[0] & ids[1]
     assert ids[0] | ids[1] == {e.example_id for e in ex}
+
+
+def test_the_paper_profile_generates_on_every_visible_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from silicon_sing.generate import generation_processes
+
+    paper = load_params("params/paper.yaml")
+    assert paper.evaluate.gen_nproc == 0  # one process per visible GPU
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    assert generation_processes(paper) == 8
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert generation_processes(paper) == 1  # no GPU: this process
+    assert generation_processes(load_params("params/smoke.yaml")) == 1
+    assert generation_processes(load_params("params/smoke.yaml", {"evaluate.gen_nproc": 3})) == 3
