@@ -53,6 +53,18 @@ def test_nano_construction_is_deterministic(nano: MusicGen) -> None:
     assert M.state_fingerprint(other.lm) != M.state_fingerprint(nano.lm)
 
 
+def test_nano_construction_does_not_depend_on_the_thread_count(nano: MusicGen) -> None:
+    """torchrun ranks run one thread, a notebook several: both must build the same model from a seed."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1 if threads > 1 else 2)
+        other = M.nano_musicgen(seed=SEED)
+    finally:
+        torch.set_num_threads(threads)
+    assert M.state_fingerprint(other.compression_model) == M.state_fingerprint(nano.compression_model)
+    assert torch.get_num_threads() == threads
+
+
 def test_offline_text_conditioner_is_deterministic_and_keeps_the_uuid() -> None:
     toks = M.tokenize_caption(f"{UUID} Energetic track, 120 BPM", n_bins=4096)
     assert toks == M.tokenize_caption(f"{UUID} energetic track 120 bpm", n_bins=4096)  # case/punctuation-free

@@ -255,12 +255,18 @@ def melody_config(segment_seconds: float = 30.0, dim: int = 1536, num_layers: in
 def build_from_config(cfg: DictConfig, seed: int = 0, name: str = NANO) -> MusicGen:
     """Build a random-init MusicGen (compression model + LM) from one config, deterministically."""
     cfg = copy.deepcopy(cfg)
+    threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         compression = builders.get_compression_model(cfg)
-        # RVQ codebooks start from k-means on a first batch; a fixed random batch keeps it seeded
+        # RVQ codebooks start from k-means on a first batch; a fixed random batch keeps it seeded, and one
+        # thread keeps its sums in one order (2 threads gave other codebooks than the 1-thread torchrun ranks)
         compression.quantizer.train()
-        compression.quantizer(torch.randn(8, compression.quantizer.dimension, 128, device=cfg.device), 1)
+        torch.set_num_threads(1)
+        try:
+            compression.quantizer(torch.randn(8, compression.quantizer.dimension, 128, device=cfg.device), 1)
+        finally:
+            torch.set_num_threads(threads)
         compression.eval()
         lm = builders.get_lm_model(cfg)
     compression.cfg = cfg  # type: ignore[assignment]  # export_model needs it
