@@ -85,3 +85,13 @@ def test_smoke_profile_holds_out_three_test_tracks_per_artist_with_two_segments_
         assert sum(split[f"{a}/{i:02d}"] == "train" for i in range(n)) >= 3
     assert int(c.synth_track_seconds // c.segment_seconds) >= 2
     assert n * c.synth_track_seconds <= 96.0
+
+
+def test_rules_across_fields_name_both_keys() -> None:
+    from silicon_sing.params import ParamsError, load_params
+
+    with pytest.raises(ParamsError, match=r"train.warmup_steps = 6 must be smaller than .* = 6"):
+        load_params("params/smoke.yaml", {"train.epochs": 1, "train.updates_per_epoch": 6, "train.warmup_steps": 6})
+    with pytest.raises(ParamsError, match="train.nnodes = 2 needs train.rdzv_endpoint"):
+        load_params("params/paper.yaml", {"train.nnodes": 2})
+    assert load_params("params/paper.yaml", {"train.nnodes": 2, "train.rdzv_endpoint": "n0:29400"}).train.nnodes == 2

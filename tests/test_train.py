@@ -321,7 +321,8 @@ def test_out_of_memory_names_the_parameter_to_lower(tmp_path: Path, monkeypatch:
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(T.LMLoss, "forward", oom)
-    params = run_params(run, **{"train.epochs": 1, "train.updates_per_epoch": 2, "train.batch_size": 2})
+    params = run_params(run, **{"train.epochs": 1, "train.updates_per_epoch": 2, "train.batch_size": 2,
+                                "train.warmup_steps": 1})
     with pytest.raises(RuntimeError, match=r"lower train\.batch_size \(now 2"):
         T.train(params, "full")
 
@@ -461,3 +462,34 @@ def test_two_nodes_of_one_process_train_what_one_node_of_two_trains(
     assert result.world_size == 2 and result.steps == ref.steps
     a, b = export_state(ref_params, "full"), export_state(params, "full")
     assert all(torch.equal(a[k], b[k]) for k in a)  # same batches, same reductions: the same bits
+
+
+@pytest.mark.slow
+def test_an_unreadable_checkpoint_restarts_and_an_old_interruption_hides_no_new_error(tmp_path: Path) -> None:
+    """A truncated checkpoint and a killed write's temp file: resume starts over, naming the file.
+
+    An ``interrupted`` row left by an earlier job must not turn this job's real failure into
+    "stopped, call resume" (which resumed into the same failure, in a loop).
+    """
+    recipe = {"train.epochs": 1, "train.updates_per_epoch": 2, "train.batch_size": 2, "train.nproc_per_node": 1,
+              "train.warmup_steps": 1}
+    params = run_params(make_fake_run(tmp_path / "run"), **recipe)
+    cdir = T.category_dir(params, "full")
+    cdir.mkdir(parents=True)
+    old = json.dumps({"kind": "event", "event": "interrupted", "epoch": 0, "step": 1, "time": time.time() - 3600})
+    (cdir / T.CHECKPOINT).write_bytes(b"PK\x03\x04 cut off by a full disk")
+    (cdir / ".checkpoint.x1y2z3.pt").write_bytes(b"half of a write killed before its rename")
+    (cdir / "log.jsonl").write_text(old + "\n")
+    result = T.launch(params, "full", resume=True, progress=False)
+    assert result.steps == 2 and not (cdir / ".checkpoint.x1y2z3.pt").exists()
+    assert f"{cdir / T.CHECKPOINT} cannot be read" in (cdir / "torchrun.stderr").read_text()
+
+    params = run_params(make_fake_run(tmp_path / "run2"), **recipe)
+    cdir = T.category_dir(params, "full")
+    cdir.mkdir(parents=True)
+    (cdir / "log.jsonl").write_text(old + "\n")
+    rows = [json.loads(x) for x in (params.run.curated / "manifests" / "full" / "train" / "data.jsonl").open()]
+    for row in rows:
+        Path(row["path"]).write_bytes(b"not audio at all")
+    with pytest.raises(T.TrainingFailed, match="cannot be decoded"):
+        T.launch(params, "full", resume=True, progress=False)

@@ -424,6 +424,18 @@ def parse_overrides(overrides: dict[str, Any] | str | None) -> dict[str, Any]:
     return dict(overrides)
 
 
+def _check_across_fields(params: Params, where: str) -> None:
+    """Rules that tie fields together (each field alone was checked by :func:`_build`)."""
+    t = params.train
+    total = t.epochs * t.updates_per_epoch
+    if t.warmup_steps >= total:
+        # audiocraft's cosine schedule divides by (total - warmup): it would fail after the first epoch
+        raise ParamsError(f"{where}: train.warmup_steps = {t.warmup_steps} must be smaller than train.epochs x "
+                          f"train.updates_per_epoch = {total}")
+    if t.nnodes > 1 and not t.rdzv_endpoint:
+        raise ParamsError(f"{where}: train.nnodes = {t.nnodes} needs train.rdzv_endpoint (host:port of the first node)")
+
+
 def load_params(params_file: str | os.PathLike[str] = "params/smoke.yaml",
                 overrides: dict[str, Any] | str | None = None,
                 root: str | os.PathLike[str] | None = None) -> Params:
@@ -448,6 +460,7 @@ def load_params(params_file: str | os.PathLike[str] = "params/smoke.yaml",
         _apply_override(data, k, v)
     overridden = frozenset(k for key in (overrides or {}) for k in _prefixes(key))
     params = _build(Params, data, str(path), overridden=overridden)
+    _check_across_fields(params, str(path))
     params.source = str(path)
     params.overrides = dict(overrides or {})
     repo = path.parent.parent

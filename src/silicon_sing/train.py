@@ -764,6 +764,16 @@ class Trainer:
             set_rng_state(state["rng"][self.ctx.rank])
         return state["epoch"], state["step_in_epoch"]
 
+    def read_checkpoint(self, path: Path) -> dict[str, Any] | None:
+        """The checkpoint at ``path``, or None (with a warning naming it) when it cannot be read: start over."""
+        try:
+            return load_checkpoint(path)
+        except Exception as e:  # truncated, corrupt, or not ours: the run restarts instead of failing on every resume
+            if self.ctx.is_main:
+                warnings.warn(f"{path} cannot be read ({type(e).__name__}: {str(e)[:200]}); training {self.category} "
+                              f"starts over and will overwrite it", stacklevel=2)
+            return None
+
     def log(self, row: dict[str, Any]) -> None:
         """Append one JSON line to the log (rank 0) and echo progress on stdout."""
         if not self.ctx.is_main:
@@ -802,7 +812,10 @@ class Trainer:
         self.token_seconds = time.perf_counter() - t0
         epoch, start = 0, 0
         ckpt = self.dir / CHECKPOINT
-        state = load_checkpoint(ckpt) if resume and ckpt.exists() else None
+        if self.ctx.is_main:
+            for leftover in self.dir.glob(f".{ckpt.stem}.*{ckpt.suffix}"):  # a write killed before its rename
+                leftover.unlink(missing_ok=True)
+        state = self.read_checkpoint(ckpt) if resume and ckpt.exists() else None
         if state is not None and state.get("fingerprint") != self.fingerprint:
             state = None  # a checkpoint of other inputs: start over
         if state is not None:
@@ -1042,6 +1055,7 @@ def launch(params: Params, category: str, resume: bool = True, progress: bool = 
               + " ".join(shlex.quote(c) for c in cmd), flush=True)
     stderr_path = cdir / "torchrun.stderr"
     with open(stderr_path, "w", encoding="utf-8") as err_f:
+        job_start = time.time()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err_f, text=True, env=run_env)
         try:
             _follow(proc, category, params.train.epochs * params.train.updates_per_epoch, progress)
@@ -1060,7 +1074,8 @@ def launch(params: Params, category: str, resume: bool = True, progress: bool = 
               f"{r.final_train_loss:.3f}, {r.samples_per_s:.1f} samples/s", flush=True)
     if rc != 0:
         rows = read_jsonl(log_path(params, category)) if log_path(params, category).exists() else []
-        if rows and rows[-1].get("event") == "interrupted":
+        # only an interruption of *this* job: a row left by an earlier one must not hide this job's error
+        if rows and rows[-1].get("event") == "interrupted" and rows[-1].get("time", 0) >= job_start:
             raise TrainingInterrupted(f"training {category} was stopped at step {rows[-1].get('step')} after "
                                       f"writing a checkpoint; call launch(..., resume=True) to continue")
         rank, tail = failing_rank_tail(log_dir)
