@@ -597,3 +597,31 @@ def test_weights_given_as_safetensors_load_without_pickle(tmp_path: Path) -> Non
     save_file(sd, str(tmp_path / "vggish.safetensors"))
     got = _load_state_dict(tmp_path / "vggish.safetensors")
     assert set(got) == set(sd) and all(torch.equal(got[k], sd[k]) for k in sd)
+
+
+# ----------------------------------------------------------------------------- 6. state that rots
+
+
+def _tone_file(path: Path, seconds: float = 1.0, sr: int = 32000, f0: float = 440.0) -> Path:
+    import numpy as np
+
+    from silicon_sing.audio import save_audio
+
+    t = np.arange(int(seconds * sr)) / sr
+    save_audio(path, (0.3 * np.sin(2 * np.pi * f0 * t)).astype(np.float32), sr)
+    return path
+
+
+def test_a_torn_last_jsonl_line_is_dropped_with_a_warning_and_a_bad_middle_line_names_file_and_line(
+        tmp_path: Path) -> None:
+    from silicon_sing.fsutil import read_jsonl
+
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "lo', encoding="utf-8")
+    with pytest.warns(UserWarning, match=r"log\.jsonl"):
+        assert read_jsonl(log) == [{"step": 1}, {"step": 2}]
+    bad = tmp_path / "manifest.jsonl"
+    bad.write_text('{"a": 1}\n{"a": \n{"a": 3}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"manifest\.jsonl.*line 2"):
+        read_jsonl(bad)
+

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,27 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:
-    """Read a JSON-lines file into a list."""
+    """Read a JSON-lines file into a list.
+
+    A torn final line (no trailing newline and not valid JSON: a writer interrupted mid-append) is
+    dropped with a warning naming the file; any other undecodable line raises naming file and line.
+    """
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = f.readlines()
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if n == len(lines) and not line.endswith("\n"):
+                warnings.warn(f"{path}: dropped a torn last line {n} (an interrupted write): {line[:80]!r}",
+                              stacklevel=2)
+                break
+            raise ValueError(f"{path}, line {n}, is not valid JSON ({e.msg}); the file is corrupt: restore it, "
+                             f"or delete it and rerun the stage that writes it") from e
+    return rows
 
 
 def file_sha1(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
