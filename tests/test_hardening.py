@@ -625,3 +625,29 @@ def test_a_torn_last_jsonl_line_is_dropped_with_a_warning_and_a_bad_middle_line_
     with pytest.raises(ValueError, match=r"manifest\.jsonl.*line 2"):
         read_jsonl(bad)
 
+
+def test_a_zero_byte_or_corrupt_metrics_cache_entry_is_recomputed_with_a_warning(tmp_path: Path) -> None:
+    import types
+
+    import numpy as np
+
+    from silicon_sing.metrics.cache import cached_array
+
+    wav = _tone_file(tmp_path / "clip.wav")
+    backend = types.SimpleNamespace(name="fake", fingerprint="v1")
+    calls = []
+
+    def compute(audio, sr):
+        calls.append(1)
+        return np.arange(6, dtype=np.float32).reshape(2, 3)
+
+    first = cached_array(wav, backend, tmp_path / "cache", compute, "embed")
+    (entry,) = (tmp_path / "cache" / "fake").glob("*.npy")
+    for damage in (b"", b"\x93NUMPY garbage"):
+        entry.write_bytes(damage)
+        with pytest.warns(UserWarning, match=entry.name):
+            again = cached_array(wav, backend, tmp_path / "cache", compute, "embed")
+        assert np.array_equal(again, first)
+    assert len(calls) == 3
+    assert np.array_equal(np.load(entry), first)  # repaired on disk
+

@@ -9,6 +9,7 @@ entries are written atomically, so an interrupted run leaves no half-written arr
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,8 +50,9 @@ def cached_array(path: str | os.PathLike[str], backend: ProbabilityBackend | Emb
     if target.exists():
         try:
             return np.load(target, allow_pickle=False)
-        except (ValueError, OSError):
-            pass  # unreadable entry (e.g. disk trouble): recompute and overwrite it
+        except (ValueError, OSError, EOFError) as e:  # zero-byte, truncated or garbled entry
+            warnings.warn(f"unreadable metrics cache entry {target} ({type(e).__name__}: {e}); "
+                          f"recomputing it from {path}", stacklevel=2)
     audio, sr = load_audio(path)
     arr = np.ascontiguousarray(compute(audio, sr))
     with atomic_path(target) as tmp:
