@@ -651,3 +651,16 @@ def test_a_zero_byte_or_corrupt_metrics_cache_entry_is_recomputed_with_a_warning
     assert len(calls) == 3
     assert np.array_equal(np.load(entry), first)  # repaired on disk
 
+
+def test_a_corrupt_run_uuid_stops_naming_the_file_and_the_fix(tmp_path: Path) -> None:
+    from silicon_sing.caption import ensure_run_uuid, load_run_uuid
+
+    path = tmp_path / "captions" / "run_uuid.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"uuid": "1234', encoding="utf-8")
+    for call in (lambda: load_run_uuid(tmp_path), lambda: ensure_run_uuid(tmp_path, None, 0, "smoke")):
+        with pytest.raises(RuntimeError) as e:
+            call()
+        msg = str(e.value)
+        assert str(path) in msg and "restore" in msg and "delete" in msg and "fine-tun" in msg
+    assert path.read_text(encoding="utf-8") == '{"uuid": "1234'  # never overwritten

@@ -945,10 +945,30 @@ def _check_uuid(value: str) -> str:
         return value
 
 
+def _read_run_uuid_file(path: Path) -> dict[str, Any] | None:
+    """The recorded ``run_uuid.json`` (None when absent); a corrupt one stops: it cannot be recomputed."""
+    if not path.exists():
+        return None
+    try:
+        stored = read_json(path)
+        if isinstance(stored, dict) and isinstance(stored.get("uuid"), str) and stored["uuid"].strip():
+            return stored
+        why = "it has no 'uuid' string"
+    except (ValueError, UnicodeDecodeError) as e:
+        why = f"it is not valid JSON ({e})"
+    raise CaptionError(
+        f"{path} is corrupt: {why}. It records the UUID that prefixes every caption and identifies the "
+        f"fine-tuned models of this run, so it cannot be recomputed.\n"
+        f"Fix: restore it (from a backup, or as {{\"uuid\": \"<the UUID>\"}} with the value of the "
+        f"'uuid' field in {path.parent / 'captions.jsonl'}), "
+        f"or delete it and rerun captioning (notebooks/02_caption.ipynb) AND fine-tuning "
+        f"(notebooks/03_finetune.ipynb), which then use a new UUID.")
+
+
 def ensure_run_uuid(run_dir: str | Path, requested: str | None, seed: int, profile: str) -> str:
     """The run's UUID: ``requested`` if given, else the recorded one, else a new one; recorded in the run dir."""
     path = Path(run_dir) / "captions" / "run_uuid.json"
-    stored = read_json(path) if path.exists() else None
+    stored = _read_run_uuid_file(path)
     if requested:
         value, how = _check_uuid(requested), "caption.caption_uuid"
     elif stored and stored.get("uuid"):
@@ -964,9 +984,10 @@ def ensure_run_uuid(run_dir: str | Path, requested: str | None, seed: int, profi
 def load_run_uuid(run_dir: str | Path) -> str:
     """The UUID recorded by stage 02 for ``run_dir`` (evaluation prompts reuse it)."""
     path = Path(run_dir) / "captions" / "run_uuid.json"
-    if not path.exists():
+    stored = _read_run_uuid_file(path)
+    if stored is None:
         raise FileNotFoundError(f"{path} is missing: run the captioning stage (notebooks/02_caption.ipynb) first")
-    return str(read_json(path)["uuid"])
+    return str(stored["uuid"])
 
 
 def split_uuid(description: str | None, uuid: str | None = None) -> tuple[str | None, str]:
