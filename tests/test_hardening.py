@@ -664,3 +664,22 @@ def test_a_corrupt_run_uuid_stops_naming_the_file_and_the_fix(tmp_path: Path) ->
         msg = str(e.value)
         assert str(path) in msg and "restore" in msg and "delete" in msg and "fine-tun" in msg
     assert path.read_text(encoding="utf-8") == '{"uuid": "1234'  # never overwritten
+
+
+def test_a_corrupt_curation_state_file_is_recomputed_with_a_warning_naming_it(tmp_path: Path) -> None:
+    import re
+
+    from silicon_sing.curate import slugify
+    from silicon_sing.fsutil import read_json
+
+    root = tmp_path / "stems"
+    _good(root, n=2, seconds=4.5)
+    params, first = _curate(tmp_path, root)
+    state = first.curated_dir / "state" / slugify("Alto") / f"{slugify('song 0')}.json"
+    assert read_json(state)["fingerprint"]
+    state.write_text('{"fingerprint": "ab', encoding="utf-8")
+    with pytest.warns(UserWarning, match=re.escape(str(state))):
+        _, again = _curate(tmp_path, root)
+    assert (again.processed_tracks, again.reused_tracks) == (1, 1)
+    assert read_json(state)["fingerprint"] and again.segments == first.segments
+

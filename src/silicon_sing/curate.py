@@ -31,6 +31,7 @@ import re
 import shutil
 import time
 import unicodedata
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -416,13 +417,26 @@ def _process_with_state(args: tuple[TrackFiles, Params, Path, str]) -> tuple[dic
     """Worker: reuse the stored outcome when the fingerprint matches, else process and store it."""
     tf, params, curated, fp = args
     state_path = _state_path(curated, tf)
-    if state_path.exists():
-        state = read_json(state_path)
-        if state.get("fingerprint") == fp and _outputs_exist(curated, state["outcome"]):
-            return state["outcome"], True
+    state = _read_state(state_path)
+    if state is not None and state.get("fingerprint") == fp and _outputs_exist(curated, state["outcome"]):
+        return state["outcome"], True
     outcome = process_track(tf, params, curated)
     atomic_write_json(state_path, {"fingerprint": fp, "outcome": outcome})
     return outcome, False
+
+
+def _read_state(state_path: Path) -> dict[str, Any] | None:
+    """A track's stored state, or None when absent or unreadable (then the track is re-curated, with a warning)."""
+    if not state_path.exists():
+        return None
+    try:
+        state = read_json(state_path)
+        if isinstance(state, dict) and isinstance(state.get("outcome"), dict):
+            return state
+    except (ValueError, UnicodeDecodeError):
+        pass
+    warnings.warn(f"curation state {state_path} is corrupt; re-curating its track", stacklevel=2)
+    return None
 
 
 def _state_path(curated: Path, tf: TrackFiles) -> Path:
