@@ -683,3 +683,22 @@ def test_a_corrupt_curation_state_file_is_recomputed_with_a_warning_naming_it(tm
     assert (again.processed_tracks, again.reused_tracks) == (1, 1)
     assert read_json(state)["fingerprint"] and again.segments == first.segments
 
+
+def test_a_truncated_curated_segment_is_recurated_with_a_warning_naming_it(tmp_path: Path) -> None:
+    import re
+
+    import soundfile as sf
+
+    root = tmp_path / "stems"
+    _good(root, n=2, seconds=4.5)
+    params, first = _curate(tmp_path, root)
+    seg = next(s for s in first.segments if s.track == "song 1")
+    path = first.curated_dir / seg.path
+    x, sr = sf.read(path, dtype="float32")
+    assert len(x) == round(seg.duration_s * sr)
+    sf.write(path, x[: len(x) // 4], sr, subtype="PCM_16")  # a 0.5 s stub where the manifest says 2 s
+    with pytest.warns(UserWarning, match=re.escape(str(path))):
+        _, again = _curate(tmp_path, root)
+    assert (again.processed_tracks, again.reused_tracks) == (1, 1)
+    assert sf.info(path).frames == round(seg.duration_s * sr) and again.segments == first.segments
+

@@ -18,8 +18,10 @@ train/valid/test, stratified by artist and seeded. Outputs are audiocraft-native
 (``data.jsonl`` + a sidecar ``.json`` per segment) plus our own tables (see CONTRIBUTING.md).
 
 Reruns are incremental: each track's outcome is stored with a fingerprint of its input files
-(path, size, mtime) and the curation parameters; a track whose fingerprint is unchanged is not
-read again. Raw inputs are only ever read.
+(path, size, mtime) and the curation parameters, and with the SHA-1 of every file it wrote; a track
+whose fingerprint is unchanged and whose outputs still hash as written is not read again (a
+truncated or altered output, or a corrupt state file, re-curates the track with a warning naming
+it). Raw inputs are only ever read.
 """
 
 from __future__ import annotations
@@ -418,10 +420,10 @@ def _process_with_state(args: tuple[TrackFiles, Params, Path, str]) -> tuple[dic
     tf, params, curated, fp = args
     state_path = _state_path(curated, tf)
     state = _read_state(state_path)
-    if state is not None and state.get("fingerprint") == fp and _outputs_exist(curated, state["outcome"]):
+    if state is not None and state.get("fingerprint") == fp and _outputs_intact(curated, state):
         return state["outcome"], True
     outcome = process_track(tf, params, curated)
-    atomic_write_json(state_path, {"fingerprint": fp, "outcome": outcome})
+    atomic_write_json(state_path, {"fingerprint": fp, "outcome": outcome, "files": _output_hashes(curated, outcome)})
     return outcome, False
 
 
@@ -444,12 +446,37 @@ def _state_path(curated: Path, tf: TrackFiles) -> Path:
     return curated / "state" / slugify(tf.artist) / f"{slugify(tf.track)}.json"
 
 
-def _outputs_exist(curated: Path, outcome: dict[str, Any]) -> bool:
-    """Whether every file a stored outcome refers to is still on disk."""
+def _output_paths(outcome: dict[str, Any]) -> list[str]:
+    """Every file (relative to ``curated``) an outcome refers to: its segments and normalised stems."""
     paths = [s["path"] for s in outcome["segments"]]
     if outcome["track"]:
         paths += list(outcome["track"]["audio"].values())
-    return all((curated / p).exists() for p in paths)
+    return paths
+
+
+def _output_hashes(curated: Path, outcome: dict[str, Any]) -> dict[str, str]:
+    """SHA-1 of each output file as written, so a later run can tell a truncated or altered one."""
+    return {p: file_sha1(curated / p) for p in _output_paths(outcome)}
+
+
+def _outputs_intact(curated: Path, state: dict[str, Any]) -> bool:
+    """Whether every file a stored state refers to is on disk with the content recorded when written.
+
+    A file whose bytes changed (e.g. truncated) gets a warning naming it; states from before content
+    hashes were recorded count as stale.
+    """
+    recorded = state.get("files")
+    if not isinstance(recorded, dict):
+        return False
+    for p in _output_paths(state["outcome"]):
+        f = curated / p
+        if not f.exists():
+            return False
+        if recorded.get(p) != file_sha1(f):
+            warnings.warn(f"curated file {f} differs from what curation wrote (truncated or altered); "
+                          f"re-curating its track", stacklevel=2)
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------- split and manifests
