@@ -702,3 +702,23 @@ def test_a_truncated_curated_segment_is_recurated_with_a_warning_naming_it(tmp_p
     assert (again.processed_tracks, again.reused_tracks) == (1, 1)
     assert sf.info(path).frames == round(seg.duration_s * sr) and again.segments == first.segments
 
+
+def test_a_corrupt_or_mismatched_token_cache_file_is_re_encoded_with_a_warning(tmp_path: Path) -> None:
+    from silicon_sing import tokens as tk
+    from silicon_sing.models import nano_musicgen
+
+    codec = nano_musicgen(seed=0).compression_model
+    paths = [_tone_file(tmp_path / f"seg{i}.wav", 1.0, codec.sample_rate, 300.0 + 100 * i) for i in range(3)]
+    directory = tk.cache_dir(tmp_path / "tokens", "full", tk.compression_fingerprint(codec))
+    files = tk.build_token_cache(codec, paths, directory)
+    want = [tk.load_codes(f) for f in files]
+    files[0].write_bytes(files[0].read_bytes()[:40])  # truncated: does not load
+    pkg = torch.load(files[1], weights_only=True)
+    torch.save({**pkg, "sha1": "0" * 40}, files[1])  # loads, but records another segment
+    untouched = files[2].stat().st_mtime_ns
+    with pytest.warns(UserWarning) as rec:
+        assert tk.build_token_cache(codec, paths, directory) == files
+    said = " ".join(str(w.message) for w in rec)
+    assert files[0].name in said and files[1].name in said and files[2].name not in said
+    assert all(torch.equal(tk.load_codes(f), w) for f, w in zip(files, want))
+    assert files[2].stat().st_mtime_ns == untouched

@@ -5,7 +5,9 @@ SHA-1 of the segment file's bytes and the fingerprint hashes the compression mod
 geometry — a changed segment or a different codec never reuses stale codes. Each file holds
 ``{'codes': int16 [K, T], 'sha1', 'fingerprint', 'sample_rate', 'n_samples'}``. Encoding is sharded
 over ranks (segment ``i`` goes to rank ``i % world_size``) and files are written atomically, so
-ranks never collide and an interrupted pass resumes where it stopped.
+ranks never collide and an interrupted pass resumes where it stopped. An existing file is reused only
+if it loads and records this segment's SHA-1, this fingerprint and codes ``[K, T]``; otherwise it is
+re-encoded with a warning naming it.
 
 For the melody model (paper profile) the chroma of each segment is cached the same way, with
 audiocraft's own ``EmbeddingCache`` on the ``ChromaStemConditioner`` (:func:`enable_chroma_cache`),
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -75,7 +78,8 @@ def build_token_cache(model: CompressionModel, paths: Sequence[str | os.PathLike
     fingerprint = directory.name
     shas = [file_sha1(p) for p in paths]
     files = [cache_file(directory, s) for s in shas]
-    todo = [i for i in range(len(paths)) if i % world_size == rank and not files[i].exists()]
+    todo = [i for i in range(len(paths))
+            if i % world_size == rank and not _cached_ok(files[i], shas[i], fingerprint, model.num_codebooks)]
     for start in range(0, len(todo), batch_size):
         chunk = [(i, load_segment(paths[i], model.sample_rate)) for i in todo[start:start + batch_size]]
         for group in _group_by_length(chunk):
@@ -89,9 +93,30 @@ def build_token_cache(model: CompressionModel, paths: Sequence[str | os.PathLike
     return files
 
 
+def _cached_ok(file: Path, sha1: str, fingerprint: str, num_codebooks: int) -> bool:
+    """Whether ``file`` holds codes ``[K, T]`` for the segment ``sha1``; a present but bad file is warned about."""
+    if not file.exists():
+        return False
+    try:
+        pkg = torch.load(file, map_location="cpu", weights_only=True)
+        codes = pkg["codes"]
+        if (pkg["sha1"] == sha1 and pkg["fingerprint"] == fingerprint and torch.is_tensor(codes)
+                and codes.ndim == 2 and codes.shape[0] == num_codebooks and codes.shape[1] > 0):
+            return True
+        why = "it records another segment, codec or shape"
+    except Exception as e:  # truncated, garbled or not a dict: any failure to load means re-encode
+        why = f"it does not load ({type(e).__name__}: {e})"
+    warnings.warn(f"token cache file {file} is bad ({why}); re-encoding its segment", stacklevel=3)
+    return False
+
+
 def load_codes(path: str | os.PathLike[str]) -> torch.Tensor:
     """Cached codes ``[K, T]`` as long."""
-    return torch.load(path, map_location="cpu", weights_only=True)["codes"].long()
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)["codes"].long()
+    except Exception as e:
+        raise RuntimeError(f"token cache file {path} does not load ({type(e).__name__}: {e}); delete it and rerun: "
+                           f"the token cache re-encodes missing or bad files") from e
 
 
 def enable_chroma_cache(lm: torch.nn.Module, directory: Path) -> bool:
