@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from test_train import make_fake_run, run_params
 
 from silicon_sing import train as T
+from silicon_sing.fsutil import RunLocked, run_lock
 
 # enough steps that a worker left running would still be training long after the checks
 LONG = {"train.epochs": 1, "train.updates_per_epoch": 20000, "train.batch_size": 2, "train.warmup_steps": 1}
@@ -61,3 +63,84 @@ def test_workers_stop_when_their_torchrun_agent_is_killed(tmp_path: Path) -> Non
                 p.kill()
         if agent.poll() is None:
             agent.kill()
+
+
+# --------------------------------------------------------------------------- one writer per run dir
+
+
+def test_run_lock_refuses_a_second_holder_naming_the_first_and_frees_on_exit(tmp_path: Path) -> None:
+    lock = tmp_path / "run" / ".lock"
+    with run_lock(lock, "training full"):
+        with pytest.raises(RunLocked) as err:
+            with run_lock(lock, "training full"):
+                pass
+        msg = str(err.value)
+        assert str(lock) in msg and f"pid {os.getpid()}" in msg and "kill" in msg
+    with run_lock(lock, "training full"):  # released with its holder
+        pass
+
+
+HOLDER = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_train import run_params
+from silicon_sing import train as T
+T.launch(run_params({run!r}, **{recipe!r}), "full", progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_a_second_launch_on_a_running_category_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
+    run = make_fake_run(tmp_path / "run", tracks_per_artist=2, segments_per_track=2)
+    params = run_params(run, **LONG)
+    log = T.log_path(params, "full")
+    code = HOLDER.format(tests=str(Path(__file__).parent), run=str(run), recipe=LONG)
+    holder = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_rows(log, 3, holder)
+        start = time.perf_counter()
+        with pytest.raises(RunLocked) as err:
+            T.launch(params, "full", progress=False)
+        assert time.perf_counter() - start < 5  # at once, not after a torchrun start-up
+        msg = str(err.value)
+        assert str(T.lock_path(params, "full")) in msg and f"pid {holder.pid}" in msg and "kill" in msg
+        rows = T.read_log(params, "full")
+        assert [r["event"] for r in rows if r["kind"] == "event"] == ["start"]  # the holder's job is untouched
+        with run_lock(T.lock_path(params, "acapella"), "training acapella"):  # another category is free
+            pass
+        holder.send_signal(signal.SIGINT)  # the notebook's interrupt: launch stops its job, then exits
+        assert holder.wait(timeout=120) != 0
+        with run_lock(T.lock_path(params, "full"), "training full"):  # free again once the holder is gone
+            pass
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+
+
+@pytest.mark.slow
+def test_torchrun_started_by_hand_on_a_locked_category_fails(tmp_path: Path) -> None:
+    """The worker entry point takes the lock itself unless launch (its parent) holds it."""
+    params = run_params(make_fake_run(tmp_path / "run", tracks_per_artist=2, segments_per_track=1),
+                        **{**LONG, "train.updates_per_epoch": 2, "train.nproc_per_node": 1})
+    with run_lock(T.lock_path(params, "full"), "training full"):
+        cmd = T.torchrun_command(params, "full", 1, tmp_path / "torchrun", resume=False)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert out.returncode != 0
+        assert "RunLocked" in out.stderr + out.stdout or list((tmp_path / "torchrun").rglob("error.json"))
+        assert not T.log_path(params, "full").exists()
+    result = T.launch(params, "full", progress=False)  # launch holds the lock; its worker does not retake it
+    assert result.steps == 2
+
+
+def test_run_notebooks_on_a_locked_run_dir_fails_fast(tmp_path: Path) -> None:
+    from silicon_sing.pipeline import notebooks_lock_path, run_notebooks
+
+    params = run_params(tmp_path / "run")
+    with run_lock(notebooks_lock_path(params), "the notebooks"):
+        start = time.perf_counter()
+        with pytest.raises(RunLocked, match=str(notebooks_lock_path(params))):
+            run_notebooks(params)
+        assert time.perf_counter() - start < 5
+    assert not (params.run.notebooks / "timings.json").exists()

@@ -58,7 +58,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .caption import load_run_uuid
-from .fsutil import atomic_path, atomic_write_json, atomic_write_jsonl, file_sha1, read_json, read_jsonl, text_sha1
+from .fsutil import (atomic_path, atomic_write_json, atomic_write_jsonl, file_sha1, read_json, read_jsonl,
+                     run_lock, text_sha1)
 from .params import CATEGORIES, Params, load_params
 
 PROGRESS = "@@progress "  # marks rank 0's machine-readable progress lines on stdout
@@ -123,6 +124,14 @@ def category_dir(params: Params, category: str) -> Path:
 def log_path(params: Params, category: str) -> Path:
     """The per-step JSONL log of one category."""
     return category_dir(params, category) / "log.jsonl"
+
+
+LOCK_HELD_ENV = "SILICON_SING_LOCK_HELD"  # set by launch for its torchrun job: the lock file it holds for them
+
+
+def lock_path(params: Params, category: str) -> Path:
+    """The lock file that makes one job at a time train ``category`` in this run dir."""
+    return category_dir(params, category) / ".lock"
 
 
 def export_dir(params: Params, category: str) -> Path:
@@ -950,7 +959,11 @@ def _main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overrides", default="{}", help='JSON dict of dotted overrides, e.g. {"train.epochs": 1}')
     args = ap.parse_args(argv)
     params = load_params(args.params, json.loads(args.overrides))
-    return train(params, args.category, resume=args.resume)
+    lock = lock_path(params, args.category)
+    if int(os.environ.get("RANK", 0)) != 0 or os.environ.get(LOCK_HELD_ENV) == str(lock):
+        return train(params, args.category, resume=args.resume)  # rank 0 alone writes; launch holds it
+    with run_lock(lock, f"training {args.category}"):  # torchrun or python started by hand
+        return train(params, args.category, resume=args.resume)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1074,6 +1087,14 @@ def launch(params: Params, category: str, resume: bool = True, progress: bool = 
         return load_result(params, category, reused=True)
     nproc = nproc or params.train.nproc_per_node
     preflight(params, progress)
+    lock = lock_path(params, category)
+    with run_lock(lock, f"training {category}"):  # held for the whole torchrun job
+        return _launch_locked(params, category, resume, progress, nproc, {**(env or {}), LOCK_HELD_ENV: str(lock)})
+
+
+def _launch_locked(params: Params, category: str, resume: bool, progress: bool, nproc: int,
+                   env: dict[str, str]) -> TrainResult:
+    """:func:`launch` once the category's lock is held."""
     cdir = category_dir(params, category)
     log_dir = cdir / "torchrun"
     shutil.rmtree(log_dir, ignore_errors=True)  # a previous job's error files must not be blamed
