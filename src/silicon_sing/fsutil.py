@@ -143,3 +143,47 @@ def load_tensors_only(path: str | os.PathLike[str], **kwargs: Any) -> Any:
             f"'{path}.tensors.pt')\"\n"
             f"or, from that sd, safetensors.torch.save_file(sd, '{Path(path).stem}.safetensors') "
             f"(also accepted), and point the weights parameter at the new file.") from e
+
+
+class RunLocked(RuntimeError):
+    """Another process is already writing this part of the run dir; the message names it and the fix."""
+
+
+@contextlib.contextmanager
+def run_lock(path: str | os.PathLike[str], what: str) -> Iterator[Path]:
+    """Hold an exclusive, non-blocking ``flock`` on ``path`` (one writer per run dir stage) for the block.
+
+    The holder's pid, host, start time and command are written into the file for the error a second
+    writer gets at once (:class:`RunLocked`). The OS releases the lock when the holder exits, however it
+    exits, so a lock file left by a dead process never blocks anyone.
+    """
+    import datetime
+    import fcntl
+    import socket
+    import sys
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = json.loads(os.pread(fd, 1 << 16, 0).decode("utf-8") or "{}")
+            except (ValueError, UnicodeDecodeError):
+                holder = {}
+            pid = holder.get("pid", "?")
+            raise RunLocked(
+                f"{what} is already running: {path} is locked by pid {pid} on {holder.get('host', '?')} "
+                f"(since {holder.get('started', '?')}), command: {holder.get('command', '?')}\n"
+                f"Wait for it to finish, or stop it (kill {pid}; a training job checkpoints on SIGTERM) and "
+                f"rerun. The lock goes away with that process; do not delete the file.") from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "what": what,
+                "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "command": " ".join(sys.argv) or sys.executable}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the flock

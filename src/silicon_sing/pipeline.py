@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fsutil import atomic_write_json
+from .fsutil import atomic_write_json, run_lock
 from .params import Params, find_repo_root, load_params
 
 
@@ -74,8 +74,22 @@ def execute_notebook(src: Path, out: Path, params: Params, repo: Path) -> float:
 KERNEL_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
+def notebooks_lock_path(params: Params) -> Path:
+    """The lock file that makes one pipeline at a time execute notebooks into this run dir."""
+    return params.run.root / ".lock-notebooks"
+
+
 def run_notebooks(params: Params, only: list[str] | None = None) -> list[StageTiming]:
-    """Execute the notebooks in order for ``params``' profile; record timings in the run dir."""
+    """Execute the notebooks in order for ``params``' profile; record timings in the run dir.
+
+    Holds :func:`notebooks_lock_path` throughout: a second pipeline on the same run dir fails at once.
+    """
+    with run_lock(notebooks_lock_path(params), f"the {params.profile} pipeline on {params.run.root}"):
+        return _run_notebooks(params, only)
+
+
+def _run_notebooks(params: Params, only: list[str] | None) -> list[StageTiming]:
+    """:func:`run_notebooks` once the run dir's lock is held."""
     import os
 
     for key, value in KERNEL_ENV.items():  # kernels and their children inherit it; a user's own setting wins

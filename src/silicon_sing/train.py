@@ -58,7 +58,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .caption import load_run_uuid
-from .fsutil import atomic_path, atomic_write_json, atomic_write_jsonl, file_sha1, read_json, read_jsonl, text_sha1
+from .fsutil import (atomic_path, atomic_write_json, atomic_write_jsonl, file_sha1, read_json, read_jsonl,
+                     run_lock, text_sha1)
 from .params import CATEGORIES, Params, load_params
 
 PROGRESS = "@@progress "  # marks rank 0's machine-readable progress lines on stdout
@@ -123,6 +124,14 @@ def category_dir(params: Params, category: str) -> Path:
 def log_path(params: Params, category: str) -> Path:
     """The per-step JSONL log of one category."""
     return category_dir(params, category) / "log.jsonl"
+
+
+LOCK_HELD_ENV = "SILICON_SING_LOCK_HELD"  # set by launch for its torchrun job: the lock file it holds for them
+
+
+def lock_path(params: Params, category: str) -> Path:
+    """The lock file that makes one job at a time train ``category`` in this run dir."""
+    return category_dir(params, category) / ".lock"
 
 
 def export_dir(params: Params, category: str) -> Path:
@@ -351,16 +360,25 @@ def barrier() -> None:
         dist.barrier()
 
 
+# Sent by Linux to a torchrun worker when its agent dies (see die_with_parent). Not SIGTERM: when a
+# multi-threaded agent is SIGKILLed the kernel re-parents the worker thread by thread and sends the
+# signal at each step, and a second SIGTERM means "abort now" to StopFlag.
+PARENT_DIED = signal.SIGUSR2
+
+
 class StopFlag:
-    """Set by SIGTERM/SIGINT; the loop checkpoints at the next step boundary (a second signal aborts)."""
+    """Set by SIGTERM/SIGINT (or the agent's death); the loop checkpoints at the next step boundary.
+
+    A second SIGTERM/SIGINT aborts at once; repeated parent-death notices are one event.
+    """
 
     def __init__(self) -> None:
         self.signum = 0
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
-        """Handle SIGTERM and SIGINT in this process."""
-        for s in (signal.SIGTERM, signal.SIGINT):
+        """Handle SIGTERM, SIGINT and :data:`PARENT_DIED` in this process."""
+        for s in (signal.SIGTERM, signal.SIGINT, PARENT_DIED):
             self._previous[s] = signal.signal(s, self._handle)
 
     def uninstall(self) -> None:
@@ -370,10 +388,10 @@ class StopFlag:
         self._previous.clear()
 
     def _handle(self, signum: int, frame: Any) -> None:
-        """First signal: request a checkpoint. Second: give up at once."""
-        if self.signum:
+        """First signal: request a checkpoint. Second SIGTERM/SIGINT: give up at once."""
+        if self.signum and signum != PARENT_DIED:
             raise KeyboardInterrupt(f"second signal {signum}")
-        self.signum = signum
+        self.signum = self.signum or signum
 
 
 # --------------------------------------------------------------------------- precision and memory
@@ -906,8 +924,33 @@ def train(params: Params, category: str, resume: bool = False) -> int:
             dist.destroy_process_group()
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(signum: int = PARENT_DIED) -> bool:
+    """Ask Linux to send ``signum`` to this process when its parent (the torchrun agent) dies; return if set.
+
+    A worker orphaned by a killed agent (even SIGKILL) would otherwise keep training and writing into
+    the run dir beside a relaunched job. :class:`StopFlag` turns the signal into a checkpoint at the
+    next step boundary; before it is installed the signal's default action ends the process.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        return False
+    if os.getppid() != parent:  # the parent died before prctl took effect: nobody will send the signal
+        os.kill(os.getpid(), signum)
+    return True
+
+
 def _main(argv: list[str] | None = None) -> int:
     """Command-line entry point (each torchrun worker runs this)."""
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # a torchrun worker: stop with the agent
+        die_with_parent()
     ap = argparse.ArgumentParser(prog="python -m silicon_sing.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params/smoke.yaml", help="the profile's parameter file")
@@ -916,7 +959,11 @@ def _main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overrides", default="{}", help='JSON dict of dotted overrides, e.g. {"train.epochs": 1}')
     args = ap.parse_args(argv)
     params = load_params(args.params, json.loads(args.overrides))
-    return train(params, args.category, resume=args.resume)
+    lock = lock_path(params, args.category)
+    if int(os.environ.get("RANK", 0)) != 0 or os.environ.get(LOCK_HELD_ENV) == str(lock):
+        return train(params, args.category, resume=args.resume)  # rank 0 alone writes; launch holds it
+    with run_lock(lock, f"training {args.category}"):  # torchrun or python started by hand
+        return train(params, args.category, resume=args.resume)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1040,6 +1087,14 @@ def launch(params: Params, category: str, resume: bool = True, progress: bool = 
         return load_result(params, category, reused=True)
     nproc = nproc or params.train.nproc_per_node
     preflight(params, progress)
+    lock = lock_path(params, category)
+    with run_lock(lock, f"training {category}"):  # held for the whole torchrun job
+        return _launch_locked(params, category, resume, progress, nproc, {**(env or {}), LOCK_HELD_ENV: str(lock)})
+
+
+def _launch_locked(params: Params, category: str, resume: bool, progress: bool, nproc: int,
+                   env: dict[str, str]) -> TrainResult:
+    """:func:`launch` once the category's lock is held."""
     cdir = category_dir(params, category)
     log_dir = cdir / "torchrun"
     shutil.rmtree(log_dir, ignore_errors=True)  # a previous job's error files must not be blamed
