@@ -26,6 +26,8 @@ from pathlib import Path
 
 from .fsutil import atomic_write_json, run_lock
 from .params import Params, find_repo_root, load_params
+from .preflight import PrerequisitesMissing
+from .preflight import check as check_prerequisites
 
 
 @dataclass
@@ -84,6 +86,8 @@ def run_notebooks(params: Params, only: list[str] | None = None) -> list[StageTi
 
     Holds :func:`notebooks_lock_path` throughout: a second pipeline on the same run dir fails at once.
     """
+    repo = find_repo_root(Path(params.source).parent)
+    check_prerequisites(params, [nb.name for nb in source_notebooks(repo, only)])  # all stages' needs, before any runs
     with run_lock(notebooks_lock_path(params), f"the {params.profile} pipeline on {params.run.root}"):
         return _run_notebooks(params, only)
 
@@ -212,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("build", "book"):
             secs = build_book(repo, strict=not args.no_strict)
             print(f"book built in {secs:.1f} s: {repo / '_build' / 'html' / 'index.html'}")
-    except NotebookFailed as e:
+    except (NotebookFailed, PrerequisitesMissing) as e:
         print(f"\n✗ {e}", file=sys.stderr)
         return 1
     return 0
