@@ -45,7 +45,7 @@ from audiocraft.modules.conditioners import ConditioningProvider, TextConditione
 from audiocraft.modules.transformer import create_sin_embedding
 from omegaconf import DictConfig, OmegaConf
 
-from .fsutil import atomic_path
+from .fsutil import atomic_path, load_tensors_only
 
 NANO = "nano"  # the shipped pre-trained nano model (NANO_DIR)
 NANO_RANDOM = "nano-random"  # a random-init tiny model from nano_config (nano_musicgen), for tests
@@ -297,7 +297,7 @@ def _hf_cached(repo_id: str, filename: str) -> bool:
 
 def _read_package(path: Path) -> dict[str, tp.Any]:
     """An audiocraft checkpoint package (``xp.cfg`` YAML, tensors) read without unpickling code, memory-mapped."""
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return load_tensors_only(path, mmap=True)
 
 
 def _hub_checkpoint(filename: str) -> Path:
