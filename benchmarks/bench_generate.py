@@ -14,7 +14,8 @@ from pathlib import Path
 
 from silicon_sing.curate import run_curation
 from silicon_sing.fsutil import atomic_write_json
-from silicon_sing.generate import GenerationSettings, batches, continue_batch, test_examples
+from silicon_sing.generate import GenerationSettings, batches, continue_batch
+from silicon_sing.data import held_out_examples
 from silicon_sing.models import load_model
 from silicon_sing.params import load_params
 
@@ -39,7 +40,7 @@ def main(out: Path) -> dict:
             "run_dir": tmp, "curate.synth_tracks_per_artist": 3, "curate.synth_track_seconds": 12.0,
             "curate.segment_seconds": 4.0, "evaluate.prompt_seconds": 1.0})
         run_curation(params, progress=False)
-        examples = [e for e in test_examples(params) if e.category == "full"][:8]
+        examples = [e for e in held_out_examples(params) if e.category == "full"][:8]
         settings = GenerationSettings.from_params(params)
         model = load_model(params)
         continue_batch(model, examples[:1], settings, seed=0)  # warm-up: first-call allocations

@@ -12,6 +12,7 @@ import torch
 
 from silicon_sing import generate as G
 from silicon_sing.curate import run_curation
+from silicon_sing.data import held_out_examples
 from silicon_sing.models import export_model, nano_musicgen
 from silicon_sing.params import load_params
 from silicon_sing.train import export_dir
@@ -38,18 +39,18 @@ def curated_run(tmp_path_factory: pytest.TempPathFactory):
 
 def test_examples_are_the_test_split_in_a_fixed_order(curated_run) -> None:
     """Only held-out segments are continued, ordered deterministically, with their captions."""
-    ex = G.test_examples(curated_run)
+    ex = held_out_examples(curated_run)
     assert ex and all("/test/" not in e.original for e in ex)  # paths are by category, split is in the record
     from silicon_sing.curate import load_segments
 
     test_ids = {s.segment_id for s in load_segments(curated_run.run_dir) if s.split == "test"}
     assert {e.example_id for e in ex} == test_ids
-    assert ex == G.test_examples(curated_run)
+    assert ex == held_out_examples(curated_run)
 
 
 def test_batches_share_a_duration_and_seeds_ignore_the_system(curated_run) -> None:
     """Batches never mix lengths; a batch's seed depends on its examples and the run seed only."""
-    ex = G.test_examples(curated_run)
+    ex = held_out_examples(curated_run)
     bs = G.batches(ex, 2)
     assert all(len({e.duration_s for e in b}) == 1 and len(b) <= 2 for b in bs)
     s = G.GenerationSettings.from_params(curated_run)
@@ -62,7 +63,7 @@ def test_both_systems_continue_every_example_with_the_same_seeds(curated_run) ->
     """Files of the segment's length at 32 kHz; same seed per example for baseline and fine-tuned."""
     gens = G.run_generation(curated_run, categories=["acapella"], progress=False)
     by = {(g.system, g.example_id): g for g in gens}
-    ids = {e.example_id for e in G.test_examples(curated_run, ["acapella"])}
+    ids = {e.example_id for e in held_out_examples(curated_run, ["acapella"])}
     assert {k[1] for k in by} == ids and {k[0] for k in by} == {"baseline", "fine-tuned"}
     for i in ids:
         b, f = by[("baseline", i)], by[("fine-tuned", i)]
@@ -81,7 +82,7 @@ def test_both_systems_continue_every_example_with_the_same_seeds(curated_run) ->
 def test_continuation_starts_with_the_prompt(curated_run) -> None:
     """The returned audio begins with the (codec-reconstructed) prompt, then continues."""
     model = nano_musicgen(seed=3)
-    ex = G.test_examples(curated_run, ["instrumental"])[:2]
+    ex = held_out_examples(curated_run, ["instrumental"])[:2]
     s = G.GenerationSettings.from_params(curated_run)
     out = G.continue_batch(model, ex, s, seed=11)
     prompt, target = G.prompt_batch(ex, s.prompt_seconds, model.sample_rate)
@@ -117,7 +118,7 @@ def test_ranks_share_the_batches_without_overlap(curated_run, tmp_path: Path) ->
     import shutil
 
     shutil.copytree(curated_run.run.curated, params.run.curated)
-    ex = G.test_examples(params, ["full"])
+    ex = held_out_examples(params, ["full"])
     model = nano_musicgen(seed=0)
     got = [G.generate_system(params, "baseline", "full", ex, model=model, rank=r, world_size=2, progress=False)
            for r in range(2)]

@@ -365,7 +365,7 @@ def test_audiocrafts_own_music_dataset_reads_our_manifests_and_sidecars(odd_name
     from audiocraft.data.music_dataset import MusicDataset
     from audiocraft.environment import AudioCraftEnvironment
 
-    from silicon_sing.caption import load_run_uuid
+    from silicon_sing.data import load_run_uuid
     from silicon_sing.interop import AUDIOCRAFT_CONFIG_FILE, ensure_audiocraft_config
 
     params = odd_names_run
@@ -653,7 +653,7 @@ def test_a_zero_byte_or_corrupt_metrics_cache_entry_is_recomputed_with_a_warning
 
 
 def test_a_corrupt_run_uuid_stops_naming_the_file_and_the_fix(tmp_path: Path) -> None:
-    from silicon_sing.caption import ensure_run_uuid, load_run_uuid
+    from silicon_sing.data import ensure_run_uuid, load_run_uuid
 
     path = tmp_path / "captions" / "run_uuid.json"
     path.parent.mkdir(parents=True)

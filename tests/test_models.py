@@ -191,7 +191,8 @@ def test_paper_profile_architecture_builds_exports_and_loads(melody_parts: None,
 
 def test_paper_profile_trains_from_cached_tokens_and_chroma(melody_parts: None, tmp_path: Path) -> None:
     from silicon_sing import tokens as tk
-    from silicon_sing.train import Example, LMLoss, apply_condition_dropout, make_attributes
+    from silicon_sing.data import TrainingExample
+    from silicon_sing.train import LMLoss, apply_condition_dropout, make_attributes
 
     model = M.build_from_config(_reduced_melody_config(), seed=0, name="melody-reduced")
     path = tmp_path / "seg.wav"
@@ -202,7 +203,7 @@ def test_paper_profile_trains_from_cached_tokens_and_chroma(melody_parts: None, 
     assert tk.enable_chroma_cache(model.lm, directory / "chroma")
     assert tk.build_chroma_cache(model.lm, [path], 32000, 32000) == 1
     assert tk.build_chroma_cache(model.lm, [path], 32000, 32000) == 0  # cached
-    ex = Example(str(path), f"{UUID} happy", {"duration": 1.0})
+    ex = TrainingExample(str(path), f"{UUID} happy", {"duration": 1.0})
     model.lm.train()
     loss_fn = LMLoss(model.lm)
     attrs = make_attributes(model.lm, [ex, ex], [ex.description, "calm"], [None, None], 32000)

@@ -16,6 +16,7 @@ import torch
 
 from silicon_sing import tokens as tk
 from silicon_sing import train as T
+from silicon_sing.data import load_training_examples
 from silicon_sing.models import nano_musicgen, state_fingerprint
 from silicon_sing.params import Params, load_params
 
@@ -195,7 +196,7 @@ def test_a_failing_rank_stops_the_job_and_its_error_is_shown(tmp_path: Path) -> 
 
 def test_token_cache_equals_on_the_fly_encoding(tmp_path: Path) -> None:
     run = make_fake_run(tmp_path / "run", tracks_per_artist=1, segments_per_track=2)
-    paths = [e.path for e in T.load_examples(run, "full", "train")]
+    paths = [e.path for e in load_training_examples(run, "full", "train")]
     codec = nano_musicgen(seed=0).compression_model
     fp = tk.compression_fingerprint(codec)
     directory = tk.cache_dir(run / "tokens", "full", fp)
@@ -241,7 +242,7 @@ def test_batches_do_not_depend_on_the_number_of_processes() -> None:
 
 def test_training_captions_never_lose_the_uuid(tmp_path: Path) -> None:
     run = make_fake_run(tmp_path / "run", tracks_per_artist=1, segments_per_track=1)
-    ex = T.load_examples(run, "acapella", "train")[0]
+    ex = load_training_examples(run, "acapella", "train")[0]
     rng = np.random.default_rng(0)
     captions = [T.augment(ex, UUID, rng, word_dropout=0.5) for _ in range(200)]
     assert all(c.split(" ")[0] == UUID for c in captions)
@@ -250,7 +251,7 @@ def test_training_captions_never_lose_the_uuid(tmp_path: Path) -> None:
 
 def test_classifier_free_guidance_dropout_nulls_every_condition(tmp_path: Path) -> None:
     run = make_fake_run(tmp_path / "run", tracks_per_artist=1, segments_per_track=1)
-    exs = T.load_examples(run, "acapella", "train")
+    exs = load_training_examples(run, "acapella", "train")
     lm = nano_musicgen(seed=0).lm
     descs = [e.description for e in exs]
     def attrs() -> list:
@@ -267,7 +268,7 @@ def test_missing_captions_point_to_stage_02(tmp_path: Path) -> None:
     side = next((run / "curated" / "segments" / "full").rglob("*.json"))
     side.write_text(json.dumps({**json.loads(side.read_text()), "description": ""}))
     with pytest.raises(ValueError, match="captioning"):
-        T.load_examples(run, "full", "train")
+        load_training_examples(run, "full", "train")
 
 
 def test_dispatch_command_rebuilds_the_same_parameters(tmp_path: Path) -> None:

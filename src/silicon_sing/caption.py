@@ -76,9 +76,7 @@ import json
 import math
 import os
 import random
-import re
 import time
-import uuid as uuidlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -89,6 +87,7 @@ import numpy as np
 
 from . import audio as au
 from .fsutil import atomic_write_json, file_sha1, read_json, read_jsonl, text_sha1, to_json, write_if_changed
+from .data import augment_description, ensure_run_uuid
 from .params import CATEGORIES, Params
 
 DESCRIPTOR_VERSION = 3  # bump when a descriptor's computation changes: invalidates the cache
@@ -134,7 +133,6 @@ MOOD_ADJECTIVE = {
     "soundscape": "atmospheric", "ballad": "ballad-like", "relaxing": "relaxed", "fast": "fast-paced",
     "slow": "slow", "sexy": "sultry", "meditative": "meditative", "motivational": "motivating",
 }
-UUID_TOKEN = re.compile(r"^\S+$")
 
 
 class CaptionError(RuntimeError):
@@ -925,115 +923,6 @@ def make_caption(td: TrackDescriptors, category: str, uuid: str, seed: int, n_se
     )
 
 
-# --------------------------------------------------------------------------- the UUID
-
-
-def default_uuid(seed: int, profile: str) -> str:
-    """A version-4 UUID derived from the run's seed and profile (so a rebuilt run gets the same one)."""
-    rng = random.Random(f"silicon-sing-caption-uuid|{profile}|{seed}")
-    return str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
-
-
-def _check_uuid(value: str) -> str:
-    """A usable trigger: one whitespace-free token (a real UUID is normalised to lowercase)."""
-    value = str(value).strip()
-    if not value or not UUID_TOKEN.match(value):
-        raise CaptionError(f"caption.caption_uuid must be one token without spaces, got {value!r}")
-    try:
-        return str(uuidlib.UUID(value))
-    except ValueError:
-        return value
-
-
-def _read_run_uuid_file(path: Path) -> dict[str, Any] | None:
-    """The recorded ``run_uuid.json`` (None when absent); a corrupt one stops: it cannot be recomputed."""
-    if not path.exists():
-        return None
-    try:
-        stored = read_json(path)
-        if isinstance(stored, dict) and isinstance(stored.get("uuid"), str) and stored["uuid"].strip():
-            return stored
-        why = "it has no 'uuid' string"
-    except (ValueError, UnicodeDecodeError) as e:
-        why = f"it is not valid JSON ({e})"
-    raise CaptionError(
-        f"{path} is corrupt: {why}. It records the UUID that prefixes every caption and identifies the "
-        f"fine-tuned models of this run, so it cannot be recomputed.\n"
-        f"Fix: restore it (from a backup, or as {{\"uuid\": \"<the UUID>\"}} with the value of the "
-        f"'uuid' field in {path.parent / 'captions.jsonl'}), "
-        f"or delete it and rerun captioning (notebooks/02_caption.ipynb) AND fine-tuning "
-        f"(notebooks/03_finetune.ipynb), which then use a new UUID.")
-
-
-def ensure_run_uuid(run_dir: str | Path, requested: str | None, seed: int, profile: str) -> str:
-    """The run's UUID: ``requested`` if given, else the recorded one, else a new one; recorded in the run dir."""
-    path = Path(run_dir) / "captions" / "run_uuid.json"
-    stored = _read_run_uuid_file(path)
-    if requested:
-        value, how = _check_uuid(requested), "caption.caption_uuid"
-    elif stored and stored.get("uuid"):
-        return str(stored["uuid"])
-    else:
-        value, how = default_uuid(seed, profile), f"derived from seed {seed} and profile {profile}"
-    if not stored or stored.get("uuid") != value:
-        atomic_write_json(path, {"uuid": value, "source": how,
-                                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    return value
-
-
-def load_run_uuid(run_dir: str | Path) -> str:
-    """The UUID recorded by stage 02 for ``run_dir`` (evaluation prompts reuse it)."""
-    path = Path(run_dir) / "captions" / "run_uuid.json"
-    stored = _read_run_uuid_file(path)
-    if stored is None:
-        raise FileNotFoundError(f"{path} is missing: run the captioning stage (notebooks/02_caption.ipynb) first")
-    return str(stored["uuid"])
-
-
-def split_uuid(description: str | None, uuid: str | None = None) -> tuple[str | None, str]:
-    """Split a description into (UUID prefix or None, the rest)."""
-    text = (description or "").strip()
-    first, _, rest = text.partition(" ")
-    if uuid is not None:
-        return (uuid, rest.strip()) if first == uuid else (None, text)
-    try:
-        uuidlib.UUID(first)
-        return first, rest.strip()
-    except ValueError:
-        return None, text
-
-
-def augment_description(description: str | None, uuid: str, rng: random.Random | np.random.Generator,
-                        word_dropout: float = 0.2, info: dict[str, Any] | None = None,
-                        merge_text_p: float = 0.25, drop_desc_p: float = 0.5,
-                        keep_other_p: float = 0.5) -> str:
-    """audiocraft's training-time text augmentation, applied to everything except the UUID.
-
-    Mirrors ``augment_music_info_description`` (with probability ``merge_text_p`` append
-    ``key: …. bpm: …`` metadata pairs from ``info`` — each kept with ``keep_other_p``, audiocraft's
-    ``drop_other_p`` — and then drop the description with ``drop_desc_p``) followed by
-    ``T5Conditioner``'s per-word dropout. The UUID is removed first and put back as the first
-    token, so it is never dropped. Use it with audiocraft's own ``word_dropout`` and
-    ``merge_text_p`` set to 0; see the module docstring.
-    """
-    _, text = split_uuid(description, uuid)
-    if info and rng.random() < merge_text_p:
-        pairs = []
-        for name in ("key", "bpm", "genre", "moods", "instrument", "keywords"):
-            v = info.get(name)
-            if v is None or v == [] or v == "" or rng.random() >= keep_other_p:
-                continue
-            pairs.append(f"{name}: {', '.join(map(str, v)) if isinstance(v, list) else v}")
-        rng.shuffle(pairs)
-        meta = ". ".join(pairs)
-        if rng.random() < drop_desc_p:
-            text = meta
-        elif meta:
-            text = ". ".join([text.rstrip("."), meta]) if text else meta
-    words = [w for w in text.split(" ") if w and rng.random() >= word_dropout]
-    return " ".join([uuid, *words])
-
-
 # --------------------------------------------------------------------------- the stage
 
 
@@ -1385,7 +1274,7 @@ __all__ = [
     "StemDescriptors", "TrackDescriptors", "CaptionRecord", "CaptionResult", "AnalysisConfig", "CaptionError",
     "MissingModelsError", "EssentiaModels", "check_essentia_models", "expected_model_files", "analyse_signal",
     "describe_stem", "describe_track", "decide_tempo", "decide_key", "fallback_moods", "make_caption",
-    "ensure_run_uuid", "load_run_uuid", "default_uuid", "split_uuid", "augment_description", "run_captioning",
+    "run_captioning",
     "write_sidecars", "load_captions", "load_descriptors", "tables", "example_captions", "captions_player_html",
     "tempo_agreement", "same_key", "synthetic_truth", "simulate_uuid_retention", "captions_by_artist", "summary",
 ]

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import audio as au
-from .curate import load_segments
+from .data import HeldOutExample, held_out_examples
 from .fsutil import atomic_write_json, file_sha1, read_json, text_sha1
 from .params import CATEGORIES, Params, load_params
 
@@ -65,20 +65,6 @@ class GenerationSettings:
                    e.gen_batch_size, params.seed)
 
 
-@dataclass(frozen=True)
-class Example:
-    """One held-out segment to continue."""
-
-    example_id: str  # the segment id: <artist_slug>/<track_slug>/<category>/<index>
-    artist: str
-    category: str
-    track_id: str
-    index: int
-    original: str  # absolute path of the original segment
-    caption: str
-    duration_s: float
-
-
 @dataclass
 class Generation:
     """One continuation on disk, with what produced it."""
@@ -102,27 +88,9 @@ class Generation:
 # --------------------------------------------------------------------------- inputs
 
 
-def read_caption(segment_wav: Path) -> str:
-    """The caption stage 02 wrote into a segment's sidecar (empty if it has not run)."""
-    side = segment_wav.with_suffix(".json")
-    return (read_json(side).get("description") or "") if side.exists() else ""
-
-
-def test_examples(params: Params, categories: Sequence[str] = CATEGORIES) -> list[Example]:
-    """Every held-out (test split) segment of the given categories, in a fixed order."""
-    curated = params.run.curated
-    out = []
-    for s in load_segments(params.run_dir):
-        if s.split == "test" and s.category in categories:
-            path = (curated / s.path).resolve()
-            out.append(Example(s.segment_id, s.artist, s.category, s.track_id, s.index, str(path),
-                               read_caption(path), s.duration_s))
-    return sorted(out, key=lambda e: (e.category, e.duration_s, e.example_id))
-
-
-def batches(examples: Sequence[Example], size: int) -> list[list[Example]]:
+def batches(examples: Sequence[HeldOutExample], size: int) -> list[list[HeldOutExample]]:
     """Consecutive batches of examples sharing one duration (a batch generates one length)."""
-    out: list[list[Example]] = []
+    out: list[list[HeldOutExample]] = []
     for ex in examples:
         if out and len(out[-1]) < size and out[-1][0].duration_s == ex.duration_s:
             out[-1].append(ex)
@@ -131,12 +99,12 @@ def batches(examples: Sequence[Example], size: int) -> list[list[Example]]:
     return out
 
 
-def batch_seed(settings: GenerationSettings, batch: Sequence[Example]) -> int:
+def batch_seed(settings: GenerationSettings, batch: Sequence[HeldOutExample]) -> int:
     """A seed derived from the run seed and the batch's examples, identical for both systems."""
     return int(text_sha1(f"{settings.seed}:" + "|".join(e.example_id for e in batch))[:8], 16)
 
 
-def output_path(params: Params, system: str, example: Example) -> Path:
+def output_path(params: Params, system: str, example: HeldOutExample) -> Path:
     """Where a system's continuation of an example is written."""
     return params.run.generations / system / example.category / example.track_id / f"{example.index:03d}.wav"
 
@@ -145,9 +113,7 @@ def model_for(params: Params, system: str, category: str) -> str:
     """The model a system uses for a category: the pre-trained one or that category's fine-tune."""
     if system == "baseline":
         return params.train.model
-    from .train import export_dir
-
-    d = export_dir(params, category)
+    d = params.run.export(category)
     if not (d / "state_dict.bin").exists():
         raise FileNotFoundError(f"no fine-tuned model for '{category}' at {d}: run notebooks/03_finetune.ipynb "
                                 "(or `python -m silicon_sing.train --category ...`) first")
@@ -162,7 +128,7 @@ def model_fingerprint(name: str) -> str:
     return f"name:{name}"
 
 
-def generation_fingerprint(example: Example, settings: GenerationSettings, model_fp: str) -> str:
+def generation_fingerprint(example: HeldOutExample, settings: GenerationSettings, model_fp: str) -> str:
     """Everything that decides one continuation, hashed."""
     return text_sha1(json.dumps([dataclasses.asdict(example), dataclasses.asdict(settings), model_fp],
                                 sort_keys=True))
@@ -177,7 +143,7 @@ def is_done(path: Path, fingerprint: str) -> bool:
 # --------------------------------------------------------------------------- generation
 
 
-def prompt_batch(batch: Sequence[Example], prompt_seconds: float, sr: int) -> tuple[Any, Any]:
+def prompt_batch(batch: Sequence[HeldOutExample], prompt_seconds: float, sr: int) -> tuple[Any, Any]:
     """The prompts ``[B, 1, T]`` (first seconds of each original) and the full targets ``[B, 1, N]``."""
     import torch
 
@@ -190,7 +156,7 @@ def prompt_batch(batch: Sequence[Example], prompt_seconds: float, sr: int) -> tu
     return target[..., : int(round(prompt_seconds * sr))], target
 
 
-def continue_batch(model: Any, batch: Sequence[Example], settings: GenerationSettings, seed: int) -> np.ndarray:
+def continue_batch(model: Any, batch: Sequence[HeldOutExample], settings: GenerationSettings, seed: int) -> np.ndarray:
     """Generate one batch of continuations; returns ``[B, N]`` float32 at the model's rate."""
     import torch
 
@@ -215,7 +181,7 @@ def continue_batch(model: Any, batch: Sequence[Example], settings: GenerationSet
     return out
 
 
-def generate_system(params: Params, system: str, category: str, examples: Sequence[Example] | None = None,
+def generate_system(params: Params, system: str, category: str, examples: Sequence[HeldOutExample] | None = None,
                     model: Any = None, rank: int = 0, world_size: int = 1, progress: bool = True) -> list[Generation]:
     """Continue every test example of ``category`` with ``system``'s model (skipping finished ones)."""
     from tqdm.auto import tqdm
@@ -223,7 +189,7 @@ def generate_system(params: Params, system: str, category: str, examples: Sequen
     settings = GenerationSettings.from_params(params)
     name = model_for(params, system, category)
     model_fp = model_fingerprint(name)
-    examples = [e for e in (examples if examples is not None else test_examples(params, [category]))
+    examples = [e for e in (examples if examples is not None else held_out_examples(params, [category]))
                 if e.category == category]
     todo = [b for i, b in enumerate(batches(examples, settings.batch_size)) if i % world_size == rank]
     pending = [b for b in todo if not all(
@@ -270,7 +236,7 @@ def run_generation(params: Params, categories: Sequence[str] = CATEGORIES, syste
         launch(params, categories, systems)
         return load_generations(params.run_dir)
     out: list[Generation] = []
-    examples = test_examples(params, categories)
+    examples = held_out_examples(params, categories)
     for system in systems:
         for category in categories:
             out.extend(generate_system(params, system, category, examples, progress=progress))
@@ -317,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if torch.cuda.is_available():
         torch.cuda.set_device(local)
-    examples = test_examples(params, args.categories)
+    examples = held_out_examples(params, args.categories)
     for system in args.systems:
         for category in args.categories:
             generate_system(params, system, category, examples, rank=rank, world_size=world, progress=rank == 0)

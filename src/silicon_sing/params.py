@@ -243,6 +243,50 @@ class RunPaths:
         """Executed notebooks of this run."""
         return self.root / "notebooks"
 
+    # files and folders inside the stage folders: spelled here once, used by every stage
+
+    def manifest(self, category: str, split: str) -> Path:
+        """Stage 01: audiocraft's ``data.jsonl`` manifest of one category and split."""
+        return self.curated / "manifests" / category / split / "data.jsonl"
+
+    @property
+    def run_uuid(self) -> Path:
+        """Stage 02: the run's UUID (``run_uuid.json``), the trigger every caption starts with."""
+        return self.captions / "run_uuid.json"
+
+    @property
+    def captions_table(self) -> Path:
+        """Stage 02: one caption per track and category (``captions.jsonl``)."""
+        return self.captions / "captions.jsonl"
+
+    @property
+    def descriptors(self) -> Path:
+        """Stage 02: the Essentia descriptors per track (``descriptors.jsonl``)."""
+        return self.captions / "descriptors.jsonl"
+
+    def category_dir(self, category: str) -> Path:
+        """Stage 03: checkpoint, log, lock and export of one category."""
+        return self.checkpoints / category
+
+    def export(self, category: str) -> Path:
+        """Stage 03: the fine-tuned model of one category, loadable by ``MusicGen.get_pretrained``."""
+        return self.category_dir(category) / "export"
+
+    @property
+    def metrics_cache(self) -> Path:
+        """Stage 04: embeddings and class probabilities keyed by file hash."""
+        return self.metrics / "cache"
+
+    @property
+    def metrics_json(self) -> Path:
+        """Stage 04: the evaluation's ``metrics.json``."""
+        return self.metrics / "metrics.json"
+
+    @property
+    def notebooks_lock(self) -> Path:
+        """The lock that lets one ``run_notebooks`` at a time write this run dir."""
+        return self.root / ".lock-notebooks"
+
 
 def find_repo_root(start: str | os.PathLike[str] | None = None) -> Path:
     """The repository root (holding ``_config.yml`` and ``params/``), searched upward from ``start``."""

@@ -46,7 +46,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from .caption import load_run_uuid
+from .data import TrainingExample, augment_description, load_run_uuid, load_training_examples
 from .fsutil import (atomic_path, atomic_write_json, atomic_write_jsonl, file_sha1, read_json, read_jsonl,
                      run_lock, text_sha1)
 from .params import CATEGORIES, Params, load_params
@@ -79,15 +79,6 @@ class TrainingInterrupted(RuntimeError):
 
 
 # --------------------------------------------------------------------------- data
-
-
-@dataclass
-class Example:
-    """One curated segment with its caption."""
-
-    path: str
-    description: str
-    info: dict[str, Any] = field(default_factory=dict)  # sidecar MusicInfo fields (metadata merge)
 
 
 @dataclass
@@ -118,7 +109,7 @@ class TrainResult:
 
 def category_dir(params: Params, category: str) -> Path:
     """``<run_dir>/checkpoints/<category>``: checkpoint, log, export of one category."""
-    return params.run.checkpoints / category
+    return params.run.category_dir(category)
 
 
 def log_path(params: Params, category: str) -> Path:
@@ -136,24 +127,7 @@ def lock_path(params: Params, category: str) -> Path:
 
 def export_dir(params: Params, category: str) -> Path:
     """Where the fine-tuned model of one category is exported."""
-    return category_dir(params, category) / "export"
-
-
-def load_examples(run_dir: str | os.PathLike[str], category: str, split: str) -> list[Example]:
-    """Segments of one category and split, from the audiocraft manifest and the sidecar captions."""
-    manifest = Path(run_dir) / "curated" / "manifests" / category / split / "data.jsonl"
-    if not manifest.exists():
-        raise FileNotFoundError(f"{manifest} is missing: run the curation stage (notebooks/01_curate.ipynb) first")
-    out = []
-    for row in read_jsonl(manifest):
-        info_path = Path(row.get("info_path") or Path(row["path"]).with_suffix(".json"))
-        info = read_json(info_path) if info_path.exists() else {}
-        desc = (info.get("description") or "").strip()
-        if not desc:
-            raise ValueError(f"{info_path} has no description: run the captioning stage "
-                             f"(notebooks/02_caption.ipynb) before fine-tuning")
-        out.append(Example(row["path"], desc, info))
-    return out
+    return params.run.export(category)
 
 
 def inputs_fingerprint(params: Params, category: str) -> str:
@@ -172,7 +146,7 @@ def inputs_fingerprint(params: Params, category: str) -> str:
     for split in ("train", "valid"):
         try:
             data[split] = [(file_sha1(e.path), e.description, sorted(e.info.items(), key=str))
-                           for e in load_examples(params.run_dir, category, split)]
+                           for e in load_training_examples(params.run_dir, category, split)]
         except FileNotFoundError:
             data[split] = None
     return text_sha1(json.dumps({"train": t, "seed": params.seed, "category": category, "model": model,
@@ -214,14 +188,12 @@ def step_rngs(seed: int, epoch: int, step: int,
     return batch_rng, [np.random.default_rng([seed, epoch, step, p]) for p in positions]
 
 
-def augment(example: Example, uuid: str, rng: np.random.Generator, word_dropout: float) -> str:
+def augment(example: TrainingExample, uuid: str, rng: np.random.Generator, word_dropout: float) -> str:
     """The training caption: stage 02's augmentation, which never drops the UUID."""
-    from .caption import augment_description
-
     return augment_description(example.description, uuid, rng, word_dropout=word_dropout, info=example.info)
 
 
-def make_attributes(lm: nn.Module, examples: Sequence[Example], descriptions: Sequence[str | None],
+def make_attributes(lm: nn.Module, examples: Sequence[TrainingExample], descriptions: Sequence[str | None],
                     wavs: Sequence[torch.Tensor | None], sample_rate: int) -> list[Any]:
     """audiocraft ConditioningAttributes: the caption, and the segment itself for a chroma conditioner."""
     from audiocraft.modules.conditioners import ConditioningAttributes, WavCondition
@@ -484,7 +456,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 class Batch:
     """One rank's share of one step."""
 
-    examples: list[Example]
+    examples: list[TrainingExample]
     codes: torch.Tensor  # [B, K, T]
     wavs: list[torch.Tensor | None]
 
@@ -503,9 +475,9 @@ class Trainer:
         self.dir = category_dir(params, category)
         self.fingerprint = inputs_fingerprint(params, category)
         self.uuid = load_run_uuid(params.run_dir)
-        self.train_set = load_examples(params.run_dir, category, "train")
+        self.train_set = load_training_examples(params.run_dir, category, "train")
         try:
-            self.valid_set = load_examples(params.run_dir, category, "valid")
+            self.valid_set = load_training_examples(params.run_dir, category, "valid")
         except FileNotFoundError:
             self.valid_set = []
         if not self.train_set:
@@ -556,7 +528,7 @@ class Trainer:
         barrier()
         self.codes = {p: tk.load_codes(f) for p, f in zip(paths, files)}
 
-    def batch(self, examples: list[Example]) -> Batch:
+    def batch(self, examples: list[TrainingExample]) -> Batch:
         """Codes of ``examples`` (cached, or encoded now when the token cache is off), cropped to a common length."""
         from . import tokens as tk
 
@@ -1298,7 +1270,7 @@ def plot_loss_curves(params: Params, categories: Sequence[str] = CATEGORIES) -> 
 
 
 __all__ = [
-    "Example", "TrainResult", "TrainingDiverged", "TrainingFailed", "TrainingInterrupted", "load_examples",
+    "TrainingExample", "TrainResult", "TrainingDiverged", "TrainingFailed", "TrainingInterrupted",
     "inputs_fingerprint", "is_up_to_date", "epoch_order", "rank_positions",
     "codebook_cross_entropy", "LMLoss", "make_attributes", "apply_condition_dropout", "train", "launch",
     "train_all", "load_result", "read_log", "loss_curves", "category_dir", "log_path", "export_dir",
