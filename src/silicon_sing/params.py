@@ -24,7 +24,11 @@ from typing import Any
 
 import yaml
 
-CATEGORIES = ("acapella", "instrumental", "full")
+from .machine import usable_cpus
+
+CATEGORIES = ("acapella", "instrumental", "full")  # the stem files of a track, in folder (alphabetical) order
+# the same categories in the paper's Table 1 order ("full" is its "Complete"): tables, plots, pre-training mix
+CATEGORY_ORDER = ("instrumental", "acapella", "full")
 SPLITS = ("train", "valid", "test")
 
 
