@@ -141,7 +141,7 @@ class Params:
     @property
     def n_workers(self) -> int:
         """Worker processes to use (``workers`` or every core)."""
-        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+        return self.workers if self.workers > 0 else usable_cpus()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form, as recorded in the run directory."""
