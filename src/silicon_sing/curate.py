@@ -27,12 +27,9 @@ it). Raw inputs are only ever read.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
-import re
 import shutil
 import time
-import unicodedata
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable
@@ -45,6 +42,7 @@ import numpy as np
 
 from . import audio as au
 from .fsutil import atomic_write_json, file_sha1, read_json, read_jsonl, text_sha1, write_if_changed
+from .names import slugify
 from .params import CATEGORIES, SPLITS, Params
 
 CURATE_VERSION = 2  # bump when the processing changes, so cached tracks are redone (2: content hashes, checks)
@@ -138,16 +136,6 @@ class CurationResult:
 
 
 # --------------------------------------------------------------------------- discovery
-
-
-def slugify(name: str) -> str:
-    """A filesystem- and URL-safe ASCII name; non-ASCII or special names get a hash suffix."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-") or "x"
-    if slug != name:
-        # distinct names that fold to the same ASCII slug must not collide
-        slug = f"{slug}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:6]}"
-    return slug
 
 
 def _entries(d: Path, artist: str, track: str, report: list[FileReport]) -> list[Path] | None:
@@ -732,7 +720,7 @@ def example_segments(segments: list[SegmentRecord], split: str = "test") -> dict
 
 __all__ = [
     "tables", "example_segments",
-    "FileReport", "TrackFiles", "TrackRecord", "SegmentRecord", "CurationResult", "slugify", "discover",
+    "FileReport", "TrackFiles", "TrackRecord", "SegmentRecord", "CurationResult", "discover",
     "track_fingerprint", "process_track", "signal_warnings", "keep_duplicates_together", "shared_gain_db",
     "assign_splits", "write_manifests", "raw_root",
     "run_curation", "load_tracks", "load_segments", "load_report",

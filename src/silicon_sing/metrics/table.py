@@ -9,7 +9,6 @@ the prompt length, so its numbers are a reference, not a like-for-like compariso
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,16 +16,12 @@ import numpy as np
 import pandas as pd
 
 from .evaluation import BASELINE, CATEGORY_ORDER, FINETUNED
+from ..names import match_key
 from .stats import CellResult, DeltaResult
 
 PUBLISHED_TABLE1 = Path(__file__).resolve().parent.parent / "assets" / "table1_published.csv"
 SYSTEMS = (BASELINE, FINETUNED)
 METRICS = (("kl", "KL"), ("fad", "FAD"))
-
-
-def artist_slug(name: str) -> str:
-    """Lower-case alphanumerics only, so "Juice WRLD", "juice_wrld" and "juice-wrld" match."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def load_published_table1(path: str | os.PathLike[str] = PUBLISHED_TABLE1) -> pd.DataFrame:
@@ -61,19 +56,19 @@ def table1(cell_results: Iterable[CellResult], published_csv: str | os.PathLike[
     """Table 1: rows (category, artist), columns (system, metric, source) with source "ours"/"published".
 
     ``ci=True`` adds "ci_low"/"ci_high" beside "ours"; ``include_n`` adds (system, "n", "ours").
-    Our artists are matched to the published ones by :func:`artist_slug`, or through
+    Our artists are matched to the published ones by :func:`silicon_sing.names.match_key`, or through
     ``artist_aliases`` {our name: published name}. ``published_rows="all"`` keeps published artists
     we have no results for (their "ours" cells empty); "matched" keeps only our artists.
     ``published_csv=None`` leaves the published column out.
     """
     cells = list(cell_results)
-    aliases = {artist_slug(k): artist_slug(v) for k, v in (artist_aliases or {}).items()}
+    aliases = {match_key(k): match_key(v) for k, v in (artist_aliases or {}).items()}
     pub = load_published_table1(published_csv) if published_csv is not None else None
-    pub_names = {artist_slug(a): a for a in pub["artist"]} if pub is not None else {}
+    pub_names = {match_key(a): a for a in pub["artist"]} if pub is not None else {}
 
     def label(artist: str) -> str:
         """Row label of one of our artists: the published spelling when it is a published artist."""
-        s = aliases.get(artist_slug(artist), artist_slug(artist))
+        s = aliases.get(match_key(artist), match_key(artist))
         return pub_names.get(s, artist)
 
     rows: dict[tuple[str, str], dict[tuple[str, str, str], float]] = {}
