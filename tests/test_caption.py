@@ -12,6 +12,7 @@ import soundfile as sf
 
 from silicon_sing import caption as cap
 from silicon_sing import data
+from silicon_sing.caption import descriptors, essentia_models
 from silicon_sing.caption import (AnalysisConfig, CaptionError, MissingModelsError, TrackDescriptors,
                                   analyse_signal, describe_track, load_captions, make_caption,
                                   run_captioning)
@@ -273,7 +274,7 @@ def test_run_captioning_fills_sidecars_tables_and_reruns_for_free(tmp_path: Path
     def boom(*a, **k):
         raise AssertionError("descriptors recomputed on an unchanged rerun")
 
-    monkeypatch.setattr(cap, "analyse_signal", boom)
+    monkeypatch.setattr(descriptors, "analyse_signal", boom)
     mtimes = {p: p.stat().st_mtime_ns for p in [*sidecars, *params.run.captions.glob("*.*")]}
     again = run_captioning(params, progress=False)
     assert again.stems_analysed == 0 and again.stems_cached == 12 and again.sidecars_written == 0
@@ -364,9 +365,9 @@ def fake_tf(monkeypatch):
 
     monkeypatch.setattr(es, "TensorflowPredictEffnetDiscogs", Effnet, raising=False)
     monkeypatch.setattr(es, "TensorflowPredict2D", Head, raising=False)
-    cap._MODELS.clear()
+    essentia_models._MODELS.clear()
     yield calls
-    cap._MODELS.clear()
+    essentia_models._MODELS.clear()
 
 
 def test_tensorflow_models_are_wired_up_to_the_model_call(tmp_path: Path, corpus, fake_tf) -> None:
