@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import html
 import math
-import os
 import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from .metrics.evaluation import CATEGORY_ORDER
+from . import audio as au
+from .metrics.evaluation import track_of
 from .metrics.stats import CellResult, DeltaResult, bootstrap_mean_ci, detectable_change
-from .params import CATEGORIES
+from .music import estimate_f0
+from .params import CATEGORIES, CATEGORY_ORDER
 
 METRIC_LABELS = {"kl": "KL", "fad": "FAD"}
 DIGITS = {"kl": 3, "fad": 1}
@@ -389,12 +391,6 @@ def voicing_examples(generations: Iterable[Any], sr: int = 32000) -> pd.DataFram
     continuation that keeps a pitched voice has voiced frames near the original's fraction and a
     median f0 near the artist's register.
     """
-    import numpy as np
-
-    from . import audio as au
-    from .metrics.evaluation import track_of
-    from .synth import estimate_f0
-
     def stats(path: str, skip: float) -> tuple[float, float]:
         x, file_sr = au.load_audio(path)
         y = au.resample(au.to_mono(x), file_sr, sr)[int(round(skip * sr)):]

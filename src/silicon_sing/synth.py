@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -30,18 +29,15 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-from .audio import save_audio, to_mono
+from .audio import save_audio
 from .fsutil import atomic_write_json, read_json
+from .machine import usable_cpus
+from .music import NOTE_NAMES, PITCH_CLASSES, SCALES, hz_to_midi, midi_to_hz
 
 SYNTH_VERSION = 1  # bump whenever the rendered audio changes, so existing corpora regenerate
 STEMS = ("acapella", "instrumental", "full")
 PEAK = 0.89  # the loudest sample of any stem after the shared gain
 _BLOCK = 256  # samples per formant-coefficient update (5.8 ms at 44.1 kHz)
-
-_PITCH_CLASSES = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6,
-                  "Gb": 6, "G": 7, "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}
-_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 
 # Formant centre frequencies and bandwidths (Hz), F1..F5, per voice type and vowel: the classic
 # sung-vowel tables (Csound manual, "Formant values"); "bass" doubles as a low speaking voice.
@@ -215,16 +211,6 @@ class TrackPlan:
 # --------------------------------------------------------------------------- small helpers
 
 
-def midi_to_hz(m: Any) -> Any:
-    """Equal-tempered MIDI note number (scalar or array) to Hz (A4 = 69 = 440 Hz)."""
-    return 440.0 * 2.0 ** ((m - 69.0) / 12.0)
-
-
-def hz_to_midi(f: float) -> float:
-    """Hz to fractional MIDI note number."""
-    return 69.0 + 12.0 * math.log2(f / 440.0)
-
-
 def _artist_key(style: ArtistStyle) -> int:
     """A stable integer per artist name, so seeds do not depend on the order of ARTISTS."""
     return zlib.crc32(style.name.encode("utf-8"))
@@ -237,7 +223,7 @@ def _rng(seed: int, style: ArtistStyle, track_index: int, stream: int) -> np.ran
 
 def scale_notes(style: ArtistStyle, lo_hz: float, hi_hz: float) -> list[int]:
     """MIDI numbers of the artist's scale between two frequencies (inclusive)."""
-    tonic = _PITCH_CLASSES[style.tonic]
+    tonic = PITCH_CLASSES[style.tonic]
     pcs = {(tonic + iv) % 12 for iv in SCALES[style.mode]}
     lo, hi = math.ceil(hz_to_midi(lo_hz) - 1e-6), math.floor(hz_to_midi(hi_hz) + 1e-6)
     return [m for m in range(lo, hi + 1) if m % 12 in pcs]
@@ -245,7 +231,7 @@ def scale_notes(style: ArtistStyle, lo_hz: float, hi_hz: float) -> list[int]:
 
 def chord_pcs(style: ArtistStyle, degree: int) -> tuple[int, int, int]:
     """Pitch classes of the diatonic triad on a 0-based scale degree."""
-    tonic, sc = _PITCH_CLASSES[style.tonic], SCALES[style.mode]
+    tonic, sc = PITCH_CLASSES[style.tonic], SCALES[style.mode]
     return tuple((tonic + sc[(degree + k) % 7]) % 12 for k in (0, 2, 4))  # type: ignore[return-value]
 
 
@@ -253,7 +239,7 @@ def chord_name(style: ArtistStyle, degree: int) -> str:
     """Lead-sheet name of the diatonic triad on ``degree`` (e.g. 'Am', 'F', 'Bdim')."""
     r, t, f = chord_pcs(style, degree)
     third, fifth = (t - r) % 12, (f - r) % 12
-    return _NAMES[r] + ("dim" if fifth == 6 else "m" if third == 3 else "")
+    return NOTE_NAMES[r] + ("dim" if fifth == 6 else "m" if third == 3 else "")
 
 
 def _voice(pcs: Sequence[int], lo: int) -> list[int]:
@@ -944,7 +930,7 @@ def make_synthetic_corpus(
                 if d != root.resolve() and d.is_dir() and not any(d.iterdir()):
                     d.rmdir()
     jobs = [(root, style, plan, seconds, sr, seed, _track_ext(formats, plan.track_index)) for style, plan in plans]
-    n_workers = min(len(jobs), workers if workers > 0 else (os.cpu_count() or 1))
+    n_workers = min(len(jobs), workers if workers > 0 else usable_cpus())
     bar = tqdm(total=len(jobs), desc="synthesising stems", unit="track", disable=not progress)
     tracks: list[dict[str, Any]] = []
     if n_workers <= 1:
@@ -973,34 +959,3 @@ def _write_track(job: tuple[Path, ArtistStyle, TrackPlan, float, int, int, str])
 def load_corpus_tracks(root: str | Path) -> list[dict[str, Any]]:
     """Ground-truth track summaries (tempo, key, chords, vocal stats) from ``corpus.json``."""
     return list(read_json(Path(root) / "corpus.json").get("tracks", []))
-
-
-# --------------------------------------------------------------------------- analysis
-
-
-def estimate_f0(x: np.ndarray, sr: int, fmin: float = 60.0, fmax: float = 1100.0, hop_s: float = 0.01,
-                trough_threshold: float = 0.05) -> np.ndarray:
-    """Per-frame f0 in Hz (YIN at 16 kHz, 10 ms hop); NaN where a frame is quiet or aperiodic."""
-    import librosa
-
-    from .audio import resample
-
-    y = resample(to_mono(np.asarray(x, dtype=np.float32)), sr, 16000).astype(np.float64)
-    frame, hop = 1024, int(round(hop_s * 16000))
-    if y.size < frame:
-        return np.full(0, np.nan)
-    # a stricter trough than librosa's 0.1 avoids octave-up errors when F1 boosts the 2nd harmonic
-    f0 = librosa.yin(y, fmin=fmin, fmax=fmax, sr=16000, frame_length=frame, hop_length=hop, center=True,
-                     trough_threshold=trough_threshold)
-    frames = librosa.util.frame(np.pad(y, frame // 2), frame_length=frame, hop_length=hop)
-    k = min(frames.shape[1], f0.size)
-    frames, f0 = frames[:, :k], f0[:k]
-    # voicing rule: loud enough and strongly periodic at the YIN period (normalised autocorrelation)
-    w = frame // 2
-    lag = np.clip(np.round(16000.0 / f0).astype(int), 1, frame - w)
-    a = frames[:w]
-    b = frames[np.arange(w)[:, None] + lag[None, :], np.arange(k)[None, :]]
-    corr = (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0) + 1e-20)
-    level = 10 * np.log10(np.mean(frames ** 2, axis=0) + 1e-20)
-    voiced = (corr > 0.7) & (level > level.max() - 35.0)
-    return np.where(voiced, f0, np.nan)

@@ -68,10 +68,10 @@ with the analysis settings, so an unchanged rerun analyses nothing. Worked throu
 
 The stage is a package, one responsibility per module:
 
-- :mod:`~silicon_sing.caption.essentia_models` — Essentia access, the TensorFlow models' files and
-  checks (:class:`MissingModelsError`), :class:`EssentiaModels`;
+- :mod:`~silicon_sing.caption.essentia_models` — the TensorFlow models' files and checks (:class:`MissingModelsError`), :class:`EssentiaModels`;
 - :mod:`~silicon_sing.caption.descriptors` — raw measurements of a stem (:func:`analyse_signal`,
-  cached by :func:`describe_stem`);
+  cached by :func:`describe_stem`); the voice's pitch tracker and key names are in
+  :mod:`silicon_sing.music`, shared with the synthetic corpus and evaluation;
 - :mod:`~silicon_sing.caption.decisions` — what a track's caption may state (:func:`describe_track`);
 - :mod:`~silicon_sing.caption.templates` — the caption wording (:func:`make_caption`);
 - :mod:`~silicon_sing.caption.stage` — :func:`run_captioning`, sidecars, tables, loaders;

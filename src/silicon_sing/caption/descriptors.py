@@ -21,7 +21,8 @@ import numpy as np
 
 from .. import audio as au
 from ..fsutil import atomic_write_json, file_sha1, read_json
-from .essentia_models import _es, _f32, _models_for, _models_signature
+from ..music import as_essentia, essentia_standard, estimate_pitch
+from .essentia_models import _models_for, _models_signature
 
 DESCRIPTOR_VERSION = 3  # bump when a descriptor's computation changes: invalidates the cache
 TEMPO_SR = 44100  # RhythmExtractor2013, OnsetRate and Danceability are tuned for 44.1 kHz
@@ -187,11 +188,11 @@ def octave_sibling(bpm: float) -> float | None:
 
 def estimate_tempo(x44: np.ndarray, envelope: np.ndarray | None = None, fps: float | None = None) -> dict[str, Any]:
     """RhythmExtractor2013 tempo and confidence on 44.1 kHz audio, plus an octave-sibling check."""
-    es = _es()
+    es = essentia_standard()
     out: dict[str, Any] = {"bpm_estimate": None, "bpm_confidence": None, "bpm_periodicity": None,
                            "bpm_sibling": None, "bpm_sibling_salience": None}
     try:
-        bpm, ticks, conf, _, _ = es.RhythmExtractor2013(method="multifeature")(_f32(x44))
+        bpm, ticks, conf, _, _ = es.RhythmExtractor2013(method="multifeature")(as_essentia(x44))
     except Exception as e:  # Essentia raises RuntimeError on degenerate input (too short, …)
         out["note"] = f"RhythmExtractor2013 failed: {e}"
         return out
@@ -213,31 +214,10 @@ def estimate_tempo(x44: np.ndarray, envelope: np.ndarray | None = None, fps: flo
 def estimate_key(x: np.ndarray, sr: int, profile: str) -> dict[str, Any]:
     """Essentia KeyExtractor key, scale and strength."""
     try:
-        key, scale, strength = _es().KeyExtractor(profileType=profile, sampleRate=float(sr))(_f32(x))
+        key, scale, strength = essentia_standard().KeyExtractor(profileType=profile, sampleRate=float(sr))(as_essentia(x))
     except Exception as e:
         return {"key": None, "scale": None, "key_strength": None, "note": f"KeyExtractor failed: {e}"}
     return {"key": str(key), "scale": str(scale), "key_strength": round(float(strength), 3)}
-
-
-def estimate_pitch(x: np.ndarray, sr: int, min_confidence: float = 0.6) -> tuple[float | None, float]:
-    """Median confident YIN (FFT) pitch of a monophonic voice and the voiced fraction of frames."""
-    es = _es()
-    frame, hop = 2048, 512
-    x = _f32(x)
-    if len(x) < frame:
-        return None, 0.0
-    window, spectrum = es.Windowing(type="hann"), es.Spectrum()
-    yin = es.PitchYinFFT(sampleRate=float(sr), frameSize=frame, minFrequency=60.0, maxFrequency=1100.0)
-    f0, conf = [], []
-    for fr in es.FrameGenerator(x, frameSize=frame, hopSize=hop, startFromZero=True):
-        p, c = yin(spectrum(window(fr)))
-        f0.append(p)
-        conf.append(c)
-    f0_a, conf_a = np.asarray(f0), np.asarray(conf)
-    voiced = (conf_a >= min_confidence) & (f0_a > 0)
-    if voiced.sum() < 5:
-        return None, float(voiced.mean()) if len(voiced) else 0.0
-    return round(float(np.median(f0_a[voiced])), 1), round(float(voiced.mean()), 3)
 
 
 def analyse_signal(x: np.ndarray, sr: int, category: str, config: AnalysisConfig = AnalysisConfig(),
@@ -258,8 +238,8 @@ def analyse_signal(x: np.ndarray, sr: int, category: str, config: AnalysisConfig
     d.flatness = None if spec["flatness"] is None else round(spec["flatness"], 5)
     d.bass_ratio = None if spec["bass_ratio"] is None else round(spec["bass_ratio"], 4)
     if category in TONAL_ROLES:
-        es = _es()
-        x44 = _f32(au.resample(x, sr, TEMPO_SR))
+        es = essentia_standard()
+        x44 = as_essentia(au.resample(x, sr, TEMPO_SR))
         tempo = estimate_tempo(x44, spec["envelope"], spec["fps"])
         if "note" in tempo:
             d.notes["bpm"] = tempo.pop("note")

@@ -1,4 +1,4 @@
-"""Essentia access and the TensorFlow models of the paper profile (mood and genre).
+"""The TensorFlow models of the paper profile (mood and genre): their files, checks and graphs.
 
 With ``caption.essentia_model_dir`` set (paper profile), Essentia's published TensorFlow models:
 Discogs-EffNet embeddings, the ``genre_discogs400`` head (400 Discogs styles) and the
@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import audio as au
 from ..fsutil import read_json, text_sha1
+from ..music import as_essentia, essentia_standard
 
 MODEL_SR = 16000  # Discogs-EffNet input rate
 MODEL_TOP_K = 5
@@ -57,25 +58,6 @@ def _models_signature(model_dir: str) -> str:
             p = Path(model_dir) / f"{name}{ext}"
             parts.append(f"{p.name}:{p.stat().st_size if p.exists() else -1}")
     return text_sha1("|".join(parts))
-
-
-# --------------------------------------------------------------------------- essentia access
-
-
-def _es():
-    """``essentia.standard`` with Essentia's INFO chatter switched off."""
-    import essentia
-
-    essentia.log.infoActive = False
-    essentia.log.warningActive = False
-    import essentia.standard as es
-
-    return es
-
-
-def _f32(x: np.ndarray) -> np.ndarray:
-    """Contiguous float32 mono, as Essentia wants it."""
-    return np.ascontiguousarray(au.to_mono(x), dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- TensorFlow models
@@ -128,7 +110,7 @@ def check_essentia_models(model_dir: str | Path) -> dict[str, ModelSpec]:
             f"`pip uninstall -y essentia && pip install essentia-tensorflow=={_essentia_version()}` (never both). "
             "Or set caption.essentia_model_dir: null to use the model-free mood/genre fallback."
         )
-    es = _es()
+    es = essentia_standard()
     if not (hasattr(es, "TensorflowPredictEffnetDiscogs") and hasattr(es, "TensorflowPredict2D")):
         raise CaptionError(
             "caption.essentia_model_dir is set, but the installed Essentia has no TensorFlow algorithms "
@@ -161,7 +143,7 @@ class EssentiaModels:
     def __init__(self, model_dir: str | Path):
         """Build the three graphs (raises :class:`MissingModelsError`/:class:`CaptionError` first)."""
         self.specs = check_essentia_models(model_dir)
-        es = _es()
+        es = essentia_standard()
         emb, genre, mood = self.specs["embeddings"], self.specs["genre"], self.specs["mood"]
         self.embedder = es.TensorflowPredictEffnetDiscogs(graphFilename=emb.graph, input=emb.input, output=emb.output)
         self.genre_head = es.TensorflowPredict2D(graphFilename=genre.graph, input=genre.input, output=genre.output)
@@ -169,7 +151,7 @@ class EssentiaModels:
 
     def predict(self, x: np.ndarray, sr: int) -> tuple[dict[str, float], dict[str, float]]:
         """Mean genre-style and mood activations over the clip (top k of each)."""
-        x16 = _f32(au.resample(au.to_mono(x), sr, MODEL_SR))
+        x16 = as_essentia(au.resample(au.to_mono(x), sr, MODEL_SR))
         emb = np.asarray(self.embedder(x16), dtype=np.float32)
         if emb.ndim != 2 or emb.shape[0] == 0:
             return {}, {}

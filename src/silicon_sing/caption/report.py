@@ -13,6 +13,7 @@ from typing import Any
 from .. import audio as au
 from ..data import augment_description
 from ..fsutil import read_json
+from ..music import same_key
 from ..params import CATEGORIES, Params, RunPaths
 from .stage import CaptionResult, _curated_rows
 from .templates import CaptionRecord
@@ -72,10 +73,6 @@ def captions_player_html(examples: list[tuple[CaptionRecord, Path]], seconds: fl
             f"<th>listen</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
-PITCH_CLASSES = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6, "G": 7,
-                 "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}
-
-
 def tempo_agreement(bpm: float | None, truth: float, alternative: float | None = None, tol: float = 0.02) -> str:
     """``exact`` (±tol), ``octave, flagged``, ``octave`` (unflagged), ``wrong`` or ``withheld``."""
     if bpm is None:
@@ -85,14 +82,6 @@ def tempo_agreement(bpm: float | None, truth: float, alternative: float | None =
     if any(abs(bpm - truth * r) <= tol * truth * r for r in (0.5, 2.0)):
         return "octave, flagged" if alternative and abs(alternative - truth) <= tol * truth else "octave"
     return "wrong"
-
-
-def same_key(a: str | None, b: str | None) -> bool:
-    """Whether two ``"F# minor"``-style keys name the same pitch class and mode."""
-    if not a or not b:
-        return False
-    (ta, ma), (tb, mb) = a.split(), b.split()
-    return PITCH_CLASSES.get(ta) == PITCH_CLASSES.get(tb) and ma == mb
 
 
 def synthetic_truth(params: Params, result: CaptionResult):

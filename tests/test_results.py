@@ -1,66 +1,21 @@
-"""The listening room, result formatting and provenance: the functions notebooks 04–06 call."""
+"""Result formatting and the numbers the evaluation chapter quotes (silicon_sing.results)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-import soundfile as sf
+from fake_generations import make_generations
 
 from silicon_sing.generate import Generation
-from silicon_sing.listen import COLUMNS, listening_examples, listening_panel, listening_room_html
 from silicon_sing.metrics.stats import CellResult, DeltaResult
-from silicon_sing.params import load_params
-from silicon_sing.provenance import hardware, package_versions, pinned_requirements, stage_timings
 from silicon_sing.results import delta_summary, direction_sentence, glue_values, table1_display, voicing_table
-
-REPO = Path(__file__).resolve().parents[1]
-SR = 32000
-
-
-def tone(f0: float | None, seconds: float = 3.0, seed: int = 0) -> np.ndarray:
-    """A harmonic tone (pitched) or noise (f0=None)."""
-    t = np.arange(int(seconds * SR)) / SR
-    if f0 is None:
-        return 0.1 * np.random.default_rng(seed).standard_normal(t.size).astype(np.float32)
-    return (0.2 * sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 5))).astype(np.float32)
 
 
 @pytest.fixture
 def generations(tmp_path: Path) -> list[Generation]:
-    """Originals are pitched voices; the baseline continues with noise, the fine-tune with a voice."""
-    gens = []
-    for artist, f0 in (("Ana", 220.0), ("Bo", 150.0)):
-        for i in range(3):
-            orig = tmp_path / f"{artist}{i}-orig.wav"
-            sf.write(str(orig), tone(f0), SR)
-            for system, gen in (("baseline", tone(None, seed=i)), ("fine-tuned", tone(f0 * 1.02))):
-                path = tmp_path / f"{artist}{i}-{system}.wav"
-                sf.write(str(path), np.concatenate([tone(f0)[:SR], gen[SR:]]), SR)
-                gens.append(Generation(f"{artist}/t/acapella/{i:03d}", artist, "acapella", system, str(orig), str(path),
-                                       1.0, 3.0, "uuid a caption", 7, "nano", "fp", {}, 0.1))
-    return gens
-
-
-def test_listening_room_pairs_systems_and_cuts_the_prompt(generations) -> None:
-    """Each example has four clips; continuations start after the prompt; the HTML has every player."""
-    params = load_params(REPO / "params" / "smoke.yaml")
-    exs = listening_examples(params, per_cell=2, generations=generations)
-    assert len(exs) == 4 and {e.artist for e in exs} == {"Ana", "Bo"}
-    for e in exs:
-        assert list(e.clips) == list(COLUMNS)
-        assert len(e.clips["prompt"]) == SR and all(len(e.clips[c]) == 2 * SR for c in COLUMNS[1:])
-    html = listening_room_html(exs)
-    assert html.count("<audio") == 16 and html.count("data:image/png;base64,") == 16  # a spectrogram per clip
-    assert html.count('<div class="listen-grid">') == 4 and "<table" not in html  # a grid, not a fixed-width table
-    assert "uuid a caption" in html and "<details" in html
-    assert listening_room_html(exs, "full").startswith("<p><em>No continuations")
-    panel = listening_panel(exs)
-    assert "<audio" in panel.children[1].value
-    lone = [g for g in generations if g.system == "baseline"]
-    assert listening_examples(params, generations=lone) == []
+    """Pitched originals, a noisy baseline, a fine-tune that keeps the voice (two artists, three examples each)."""
+    return make_generations(tmp_path)
 
 
 def test_voicing_separates_a_voice_from_noise(generations) -> None:
@@ -109,17 +64,6 @@ def test_table1_display_merges_values_intervals_and_published() -> None:
     assert shown.loc[("acapella", "Kanye"), ("baseline", "KL")] == "—"
 
 
-def test_provenance_reports_this_machine_and_the_pins(tmp_path: Path) -> None:
-    """Hardware, versions and pins are read, not typed; missing timings give an empty table."""
-    hw = hardware()
-    assert hw["cpu_cores"] >= 1 and hw["gpus"] >= 0
-    assert package_versions(("torch", "no-such-package")) ["no-such-package"] == "not installed"
-    pins = pinned_requirements(REPO)
-    assert "torch==2.9.1" in pins and "audiocraft==1.3.0" in pins
-    params = load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(tmp_path)})
-    assert isinstance(stage_timings(params), pd.DataFrame) and stage_timings(params).empty
-
-
 def test_glued_counts_read_as_written_by_a_person() -> None:
     """'between 4 and 4 examples' is '4 examples'; ranges and singulars read naturally."""
     from silicon_sing.results import count_phrase, signed
@@ -147,7 +91,7 @@ def tracked_deltas() -> list[DeltaResult]:
 def test_table1_in_the_papers_layout_published_beside_and_directions_compared() -> None:
     """Our table: KL/FAD per system + change [CI] + tracks; the paper's is its own table; directions compared."""
     from silicon_sing.metrics.table import load_published_table1
-    from silicon_sing.results import (direction_comparison, published_table, table1_ours, table1_ours_html)
+    from silicon_sing.results import direction_comparison, published_table, table1_ours, table1_ours_html
 
     deltas = tracked_deltas()
     cells = [CellResult(a, c, s, 6, 0.2 if s == "baseline" else 0.1, (0, 1), 100.0, (90, 110), 100.0,
@@ -206,27 +150,3 @@ def test_voicing_verdict_is_computed(generations) -> None:
     assert text.startswith("the fine-tuned model kept the voice") and "closer" in text and "excluding zero" in text
     lost = dict(v, finetuned=0.1, kept=False, gap_ci=(0.1, 0.3))
     assert "lost the voice" in voicing_sentence(lost) and "further" in voicing_sentence(lost)
-
-
-def test_parameters_shown_in_the_book_hold_no_machine_path(tmp_path: Path) -> None:
-    """Notebook 06 prints the parameters: run dir and source relative to the repo, else only their last part."""
-    from silicon_sing.provenance import params_for_readers
-
-    inside = params_for_readers(load_params(REPO / "params" / "smoke.yaml"))
-    assert inside["run_dir"] == "runs/smoke" and inside["source"] == "params/smoke.yaml"
-    outside = params_for_readers(load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(tmp_path / "run0")}))
-    assert outside["run_dir"] == "…/run0" and outside["overrides"] == {"run_dir": "…/run0"}
-    assert str(tmp_path) not in repr(outside) and str(REPO) not in repr(inside)
-
-
-def test_listening_room_spans_tracks_before_repeating_one(generations) -> None:
-    """With two examples per cell and several test tracks, the room shows two songs, not two cuts of one."""
-    import dataclasses
-
-    params = load_params(REPO / "params" / "smoke.yaml")
-    # Ana's three examples: track t0 segments 000 and 001, track t1 segment 000
-    ids = {"Ana/t/acapella/000": "Ana/t0/acapella/000", "Ana/t/acapella/001": "Ana/t0/acapella/001",
-           "Ana/t/acapella/002": "Ana/t1/acapella/000"}
-    gens = [dataclasses.replace(g, example_id=ids.get(g.example_id, g.example_id)) for g in generations]
-    ana = [e.example_id for e in listening_examples(params, per_cell=2, generations=gens) if e.artist == "Ana"]
-    assert ana == ["Ana/t0/acapella/000", "Ana/t1/acapella/000"]

@@ -1,0 +1,153 @@
+"""Pitch and key theory and the f0 trackers: one home for what synthesis, captioning and evaluation share.
+
+- Pitch-class names (:data:`PITCH_CLASSES`, sharp and flat spellings; :data:`NOTE_NAMES` for
+  printing), the major and natural-minor :data:`SCALES`, equal-tempered :func:`midi_to_hz` /
+  :func:`hz_to_midi` (A4 = MIDI 69 = 440 Hz).
+- Key names (``"F# minor"``): :func:`same_key`.
+- Two f0 trackers, different on purpose:
+
+  * :func:`estimate_pitch` — Essentia ``PitchYinFFT`` over a whole stem, reduced to one median
+    pitch and a voiced fraction. Stage 02 uses it to word a singer's register; it runs on
+    Essentia like the stage's other descriptors (cached with them).
+  * :func:`estimate_f0` — our own time-domain YIN (librosa) with a stricter trough and an explicit
+    periodicity/level voicing rule, returning the per-frame contour. The synthetic voices'
+    tests compare it frame by frame with the generator's notes, and stage 04's voicing check
+    uses it on generated clips, where no Essentia descriptor cache applies.
+
+Essentia itself is reached through :func:`essentia_standard` (its INFO chatter silenced) and
+:func:`as_essentia` (contiguous float32 mono), so every caller talks to it alike.
+
+Notebooks: notebooks/02_caption.ipynb (key and register descriptors),
+notebooks/04_evaluate.ipynb (does it still sing).
+"""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+
+import numpy as np
+
+from .audio import resample, to_mono
+
+PITCH_CLASSES = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6, "G": 7,
+                 "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}
+NOTE_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")  # pitch class -> printed name
+SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
+F0_SR = 16000  # estimate_f0 analyses at this rate
+
+
+# --------------------------------------------------------------------------- notes and keys
+
+
+def midi_to_hz(m: float | np.ndarray) -> float | np.ndarray:
+    """Equal-tempered MIDI note number (scalar or array of any shape) to Hz (A4 = 69 = 440 Hz)."""
+    return 440.0 * 2.0 ** ((m - 69.0) / 12.0)
+
+
+def hz_to_midi(f: float) -> float:
+    """Hz to fractional MIDI note number."""
+    return 69.0 + 12.0 * math.log2(f / 440.0)
+
+
+def same_key(a: str | None, b: str | None) -> bool:
+    """Whether two ``"F# minor"``-style keys name the same pitch class and mode."""
+    if not a or not b:
+        return False
+    (ta, ma), (tb, mb) = a.split(), b.split()
+    return PITCH_CLASSES.get(ta) == PITCH_CLASSES.get(tb) and ma == mb
+
+
+# --------------------------------------------------------------------------- Essentia access
+
+
+def essentia_standard() -> ModuleType:
+    """``essentia.standard`` with Essentia's INFO chatter switched off."""
+    import essentia  # lazy: a compiled extension (or its TensorFlow build) only the analysis needs
+
+    essentia.log.infoActive = False
+    essentia.log.warningActive = False
+    import essentia.standard as es  # lazy: as above
+
+    return es
+
+
+def as_essentia(x: np.ndarray) -> np.ndarray:
+    """Contiguous float32 mono, as Essentia wants it.
+
+    Args:
+        x: audio, float ``[N]`` or ``[C, N]`` (channels first).
+    Returns:
+        float32 ``[N]``.
+    """
+    return np.ascontiguousarray(to_mono(x), dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- f0 trackers
+
+
+def estimate_pitch(x: np.ndarray, sr: int, min_confidence: float = 0.6) -> tuple[float | None, float]:
+    """Median confident YIN (FFT) pitch of a monophonic voice and the voiced fraction of frames.
+
+    Args:
+        x: audio, float ``[N]`` or ``[C, N]``.
+        sr: its sample rate.
+        min_confidence: PitchYinFFT confidence from which a frame counts as voiced.
+    Returns:
+        (median f0 in Hz of the voiced frames, or None under 5 voiced frames; voiced fraction 0–1).
+    """
+    es = essentia_standard()
+    frame, hop = 2048, 512
+    x = as_essentia(x)
+    if len(x) < frame:
+        return None, 0.0
+    window, spectrum = es.Windowing(type="hann"), es.Spectrum()
+    yin = es.PitchYinFFT(sampleRate=float(sr), frameSize=frame, minFrequency=60.0, maxFrequency=1100.0)
+    f0, conf = [], []
+    for fr in es.FrameGenerator(x, frameSize=frame, hopSize=hop, startFromZero=True):
+        p, c = yin(spectrum(window(fr)))
+        f0.append(p)
+        conf.append(c)
+    f0_a, conf_a = np.asarray(f0), np.asarray(conf)
+    voiced = (conf_a >= min_confidence) & (f0_a > 0)
+    if voiced.sum() < 5:
+        return None, float(voiced.mean()) if len(voiced) else 0.0
+    return round(float(np.median(f0_a[voiced])), 1), round(float(voiced.mean()), 3)
+
+
+def estimate_f0(x: np.ndarray, sr: int, fmin: float = 60.0, fmax: float = 1100.0, hop_s: float = 0.01,
+                trough_threshold: float = 0.05) -> np.ndarray:
+    """Per-frame f0 in Hz (YIN at 16 kHz, 10 ms hop); NaN where a frame is quiet or aperiodic.
+
+    Args:
+        x: audio, float ``[N]`` or ``[C, N]`` (channels first), at ``sr``.
+        sr: its sample rate.
+    Returns:
+        float64 ``[T]``, one value per ``hop_s`` frame (centred; ``T`` ≈ duration / ``hop_s``);
+        empty when the clip is shorter than one 1024-sample frame at 16 kHz.
+    """
+    import librosa  # lazy: librosa (numba) costs seconds to import and only this tracker uses it
+
+    y = resample(to_mono(np.asarray(x, dtype=np.float32)), sr, F0_SR).astype(np.float64)
+    frame, hop = 1024, int(round(hop_s * F0_SR))
+    if y.size < frame:
+        return np.full(0, np.nan)
+    # a stricter trough than librosa's 0.1 avoids octave-up errors when F1 boosts the 2nd harmonic
+    f0 = librosa.yin(y, fmin=fmin, fmax=fmax, sr=F0_SR, frame_length=frame, hop_length=hop, center=True,
+                     trough_threshold=trough_threshold)
+    frames = librosa.util.frame(np.pad(y, frame // 2), frame_length=frame, hop_length=hop)
+    k = min(frames.shape[1], f0.size)
+    frames, f0 = frames[:, :k], f0[:k]
+    # voicing rule: loud enough and strongly periodic at the YIN period (normalised autocorrelation)
+    w = frame // 2
+    lag = np.clip(np.round(float(F0_SR) / f0).astype(int), 1, frame - w)
+    a = frames[:w]
+    b = frames[np.arange(w)[:, None] + lag[None, :], np.arange(k)[None, :]]
+    corr = (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0) + 1e-20)
+    level = 10 * np.log10(np.mean(frames ** 2, axis=0) + 1e-20)
+    voiced = (corr > 0.7) & (level > level.max() - 35.0)
+    return np.where(voiced, f0, np.nan)
+
+
+__all__ = ["PITCH_CLASSES", "NOTE_NAMES", "SCALES", "F0_SR", "midi_to_hz", "hz_to_midi", "same_key",
+           "essentia_standard", "as_essentia", "estimate_pitch", "estimate_f0"]
