@@ -14,15 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..fsutil import read_json
-from .descriptors import (
-    MIN_PERIODICITY,
-    NOISE_FLATNESS,
-    SIBLING_RATIO,
-    TONAL_ROLES,
-    AnalysisConfig,
-    StemDescriptors,
-    TrackDescriptors,
-)
+from .descriptors import (MIN_PERIODICITY, NOISE_FLATNESS, SIBLING_RATIO, TONAL_ROLES, AnalysisConfig, StemDescriptors,
+                          TrackDescriptors)
 
 QUADRANT_MOODS = {
     (True, True): ["energetic", "upbeat", "happy", "uplifting", "fun"],

@@ -6,9 +6,12 @@ Notebook: notebooks/02_caption.ipynb
 from __future__ import annotations
 
 import dataclasses
+import html
 import random
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from .. import audio as au
 from ..data import augment_description
@@ -21,10 +24,8 @@ from .templates import CaptionRecord
 # --------------------------------------------------------------------------- notebook helpers
 
 
-def tables(result: CaptionResult) -> dict[str, Any]:
+def tables(result: CaptionResult) -> dict[str, pd.DataFrame]:
     """pandas tables for the chapter: ``captions`` (track × category) and ``descriptors`` (per track)."""
-    import pandas as pd
-
     caps = pd.DataFrame([{**dataclasses.asdict(r), "moods": ", ".join(r.moods)} for r in result.records])
     desc = pd.DataFrame([{
         "artist": t.artist, "track": t.track, "track_id": t.track_id, "split": t.split, "bpm": t.bpm,
@@ -60,8 +61,6 @@ def example_captions(result: CaptionResult, split: str = "test",
 
 def captions_player_html(examples: list[tuple[CaptionRecord, Path]], seconds: float = 10.0) -> str:
     """An HTML table: artist, category, caption text and a compact player of (the start of) the segment."""
-    import html
-
     rows = []
     for rec, path in examples:
         x, sr = au.load_audio(path)
@@ -84,15 +83,17 @@ def tempo_agreement(bpm: float | None, truth: float, alternative: float | None =
     return "wrong"
 
 
-def synthetic_truth(params: Params, result: CaptionResult):
-    """On the smoke corpus, the generator's tempo, key and sung pitch beside our estimates (else None)."""
-    import pandas as pd
+def synthetic_truth(result: CaptionResult, corpus_tracks: list[dict[str, Any]] | None) -> pd.DataFrame | None:
+    """The generator's tempo, key and sung pitch beside our estimates (None without ground truth).
 
-    if params.curate.data_root or not (params.run.raw / "corpus.json").exists():
+    Args:
+        result: what :func:`~silicon_sing.caption.stage.run_captioning` returned.
+        corpus_tracks: the smoke corpus's per-track truth (:func:`silicon_sing.synth.corpus_truth`),
+            or None for a user's stems.
+    """
+    if not corpus_tracks:
         return None
-    from .synth import load_corpus_tracks
-
-    truth = {(t["artist"], t["track"]): t for t in load_corpus_tracks(params.run.raw)}
+    truth = {(t["artist"], t["track"]): t for t in corpus_tracks}
     rows = []
     for td in result.tracks:
         g = truth.get((td.artist, td.track))
@@ -126,15 +127,14 @@ def simulate_uuid_retention(description: str, uuid: str, n: int = 4000, seed: in
     return {"audiocraft": kept_audiocraft / n, "ours": kept_ours / n}
 
 
-def summary(result: CaptionResult, params: Params) -> dict[str, Any]:
-    """Numbers and phrases the chapter quotes (glued, never typed)."""
+def summary(result: CaptionResult, params: Params, truth: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Numbers and phrases the chapter quotes (glued, never typed); ``truth`` is :func:`synthetic_truth`'s table."""
     tds = result.tracks
     uuid_info = read_json(RunPaths(Path(result.captions_dir).parent).run_uuid)
     example = next((r for r in result.records if r.category == "full"), result.records[0] if result.records else None)
     word_dropout = float(params.train.word_dropout)
     retention = (simulate_uuid_retention(example.description, result.uuid, word_dropout=word_dropout) if example
                  else {"audiocraft": 0, "ours": 0})
-    truth = synthetic_truth(params, result)
     if truth is not None:
         truth_text = (f"{int((truth['tempo'] == 'exact').sum())} of {len(truth)} tempi are within 2 % of the "
                       f"generator's and {int(truth['key right'].sum())} of {len(truth)} keys are right")
@@ -163,10 +163,8 @@ def summary(result: CaptionResult, params: Params) -> dict[str, Any]:
     }
 
 
-def captions_by_artist(result: CaptionResult):
+def captions_by_artist(result: CaptionResult) -> pd.DataFrame:
     """Captions as a table: one row per artist and track, one column per stem category."""
-    import pandas as pd
-
     df = pd.DataFrame([{"artist": r.artist, "track": r.track, "split": r.split, "category": r.category,
                         "caption": r.caption} for r in result.records])
     wide = df.pivot_table(index=["artist", "track", "split"], columns="category", values="caption", aggfunc="first")
