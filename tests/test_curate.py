@@ -12,8 +12,9 @@ import soundfile as sf
 
 from silicon_sing import audio as au
 from silicon_sing.curate import (assign_splits, load_report, load_segments, load_tracks, run_curation,
-                                 shared_gain_db, slugify)
+                                 shared_gain_db)
 from silicon_sing.fsutil import file_sha1
+from silicon_sing.names import slugify
 from silicon_sing.params import CATEGORIES, load_params
 from stems import tone_stems, write_track
 
