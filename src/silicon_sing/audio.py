@@ -1,4 +1,9 @@
-"""Audio I/O, resampling, loudness and compact HTML players used by every stage."""
+"""Audio I/O, resampling, loudness and compact HTML players used by every stage.
+
+Arrays are float32, channels first: ``[C, N]`` as :func:`load_audio` returns them, or mono ``[N]``.
+
+Notebook: notebooks/01_curate.ipynb (loading, loudness, the players every chapter uses)
+"""
 
 from __future__ import annotations
 
@@ -105,7 +110,7 @@ def to_mono(x: np.ndarray) -> np.ndarray:
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """High-quality resampling (soxr) along the last axis."""
+    """High-quality resampling (soxr) along the last axis: ``[N]`` or ``[C, N]`` in, float32 of the same rank out."""
     if sr_in == sr_out:
         return x.astype(np.float32, copy=False)
     import soxr

@@ -6,6 +6,8 @@ same rows are rendered as static HTML for the book (no kernel needed: audio is c
 inlined, spectrograms are small PNGs on one colour scale) and as an ipywidgets panel for Jupyter.
 The row is a CSS grid (``book/_static/silicon.css``): four equal columns that shrink with the page,
 two by two on narrow screens, so no player is ever cut off.
+
+Notebook: notebooks/05_listen.ipynb
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Formats Table 1 for reading — ours in the paper's layout (KL and FAD per syste
 with its interval), the published table as its own table, and one comparison of directions — and
 turns the paired deltas into the counts, directions, detectable changes and verdicts the analysis
 quotes via ``glue``. Every interval is over test *tracks* (see :mod:`silicon_sing.metrics.stats`).
+The voicing check tracks f0 with :func:`silicon_sing.music.estimate_f0`.
+
+Notebook: notebooks/04_evaluate.ipynb
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pandas as pd
 from . import audio as au
 from .metrics.evaluation import track_of
 from .metrics.stats import CellResult, DeltaResult, bootstrap_mean_ci, detectable_change
+from .generate import Generation
 from .music import estimate_f0
 from .params import CATEGORIES, CATEGORY_ORDER
 
@@ -384,7 +388,7 @@ def detectable_glue(det: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def voicing_examples(generations: Iterable[Any], sr: int = 32000) -> pd.DataFrame:
+def voicing_examples(generations: Iterable[Generation], sr: int = 32000) -> pd.DataFrame:
     """Voiced-frame fraction and median f0 of the continuation part, one row per (example, source).
 
     Sources are "original" and each system. A crude, honest proxy for 'does it still sing': a
@@ -419,7 +423,7 @@ def summarise_voicing(per_example: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def voicing_table(generations: Iterable[Any], sr: int = 32000) -> pd.DataFrame:
+def voicing_table(generations: Iterable[Generation], sr: int = 32000) -> pd.DataFrame:
     """Voiced-frame fraction and median f0 of the continuation part: original vs each system, per artist."""
     return summarise_voicing(voicing_examples(generations, sr))
 

@@ -144,7 +144,14 @@ class AnalysisConfig:
 
 
 def spectral_summary(x: np.ndarray, sr: int, n_fft: int = 2048, hop: int = 512) -> dict[str, Any]:
-    """Median centroid, flatness, sub-150 Hz energy share and the spectral-flux onset envelope."""
+    """Median centroid, flatness, sub-150 Hz energy share and the spectral-flux onset envelope.
+
+    Args:
+        x: audio, float ``[N]`` or ``[C, N]``.
+    Returns:
+        ``centroid_hz``, ``flatness``, ``bass_ratio`` (floats, None when silent), ``envelope`` (float
+        ``[F - 1]`` spectral flux per ``hop`` frame) and ``fps`` (its frame rate, ``sr / hop``).
+    """
     x = au.to_mono(x).astype(np.float32)
     if len(x) < n_fft:
         x = np.pad(x, (0, n_fft - len(x)))
@@ -167,7 +174,7 @@ def spectral_summary(x: np.ndarray, sr: int, n_fft: int = 2048, hop: int = 512) 
 
 
 def periodicity(envelope: np.ndarray, fps: float, bpm: float) -> float:
-    """Normalised autocorrelation of an onset envelope at the beat period of ``bpm`` (±3 %)."""
+    """Normalised autocorrelation of an onset envelope (float ``[F]`` at ``fps``) at the beat period of ``bpm`` (±3 %)."""
     e = envelope - envelope.mean()
     if len(e) < 4 or not np.any(e):
         return 0.0
@@ -187,7 +194,12 @@ def octave_sibling(bpm: float) -> float | None:
 
 
 def estimate_tempo(x44: np.ndarray, envelope: np.ndarray | None = None, fps: float | None = None) -> dict[str, Any]:
-    """RhythmExtractor2013 tempo and confidence on 44.1 kHz audio, plus an octave-sibling check."""
+    """RhythmExtractor2013 tempo and confidence on 44.1 kHz audio, plus an octave-sibling check.
+
+    Args:
+        x44: mono float32 ``[N]`` at 44.1 kHz.
+        envelope, fps: :func:`spectral_summary`'s onset envelope ``[F]`` and its frame rate.
+    """
     es = essentia_standard()
     out: dict[str, Any] = {"bpm_estimate": None, "bpm_confidence": None, "bpm_periodicity": None,
                            "bpm_sibling": None, "bpm_sibling_salience": None}
@@ -212,7 +224,7 @@ def estimate_tempo(x44: np.ndarray, envelope: np.ndarray | None = None, fps: flo
 
 
 def estimate_key(x: np.ndarray, sr: int, profile: str) -> dict[str, Any]:
-    """Essentia KeyExtractor key, scale and strength."""
+    """Essentia KeyExtractor key, scale and strength of ``x`` (float ``[N]`` or ``[C, N]`` at ``sr``)."""
     try:
         key, scale, strength = essentia_standard().KeyExtractor(profileType=profile, sampleRate=float(sr))(as_essentia(x))
     except Exception as e:
@@ -222,7 +234,12 @@ def estimate_key(x: np.ndarray, sr: int, profile: str) -> dict[str, Any]:
 
 def analyse_signal(x: np.ndarray, sr: int, category: str, config: AnalysisConfig = AnalysisConfig(),
                    sha1: str | None = None) -> StemDescriptors:
-    """All raw descriptors of one stem (no thresholds applied; silence is reported, not raised)."""
+    """All raw descriptors of one stem (no thresholds applied; silence is reported, not raised).
+
+    Args:
+        x: the stem, float ``[N]`` or ``[C, N]`` at ``sr``.
+        category: ``acapella``, ``instrumental`` or ``full`` (decides which descriptors apply).
+    """
     start = time.perf_counter()
     x = au.to_mono(x).astype(np.float32)
     level = au.rms_db(x)

@@ -150,7 +150,13 @@ class EssentiaModels:
         self.mood_head = es.TensorflowPredict2D(graphFilename=mood.graph, input=mood.input, output=mood.output)
 
     def predict(self, x: np.ndarray, sr: int) -> tuple[dict[str, float], dict[str, float]]:
-        """Mean genre-style and mood activations over the clip (top k of each)."""
+        """Mean genre-style and mood activations over the clip (top k of each).
+
+        Args:
+            x: audio, float ``[N]`` or ``[C, N]`` at ``sr`` (resampled to 16 kHz mono here).
+        Returns:
+            (Discogs style -> activation, Jamendo mood/theme -> activation), best first.
+        """
         x16 = as_essentia(au.resample(au.to_mono(x), sr, MODEL_SR))
         emb = np.asarray(self.embedder(x16), dtype=np.float32)
         if emb.ndim != 2 or emb.shape[0] == 0:
