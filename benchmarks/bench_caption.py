@@ -17,7 +17,7 @@ from pathlib import Path
 from silicon_sing.caption import run_captioning
 from silicon_sing.curate import run_curation
 from silicon_sing.fsutil import atomic_write_json
-from silicon_sing.params import load_params
+from silicon_sing.params import RunPaths, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ def main(out: Path) -> dict:
         results = {}
         for label, workers in (("1 process", 1), ("all cores", 0)):
             run_dir = Path(tmp) / f"w{workers}"
-            shutil.copytree(base.run.curated, run_dir / "curated", symlinks=True)
+            shutil.copytree(base.run.curated, RunPaths(run_dir).curated, symlinks=True)
             p = load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(run_dir), "workers": workers})
             first = run_captioning(p, progress=False)
             rerun = run_captioning(p, progress=False)

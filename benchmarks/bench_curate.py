@@ -6,13 +6,12 @@ smoke corpus, so the reported ratios are comparable across machines; absolute ti
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from silicon_sing.curate import run_curation
+from silicon_sing.curate import raw_root, run_curation
 from silicon_sing.fsutil import atomic_write_json
 from silicon_sing.params import load_params
 
@@ -23,8 +22,6 @@ def main(out: Path) -> dict:
     """Curate the smoke corpus with 1 worker and with all cores, then rerun unchanged."""
     with tempfile.TemporaryDirectory() as tmp:
         base = load_params(REPO / "params" / "smoke.yaml", {"run_dir": f"{tmp}/shared"})
-        from silicon_sing.curate import raw_root
-
         t0 = time.perf_counter()
         raw = raw_root(base)  # synthesise once, outside the timings
         synth_s = time.perf_counter() - t0

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import audio as au
+from .fsutil import atomic_write_text
 from .generate import Generation, load_generations
 from .params import CATEGORIES, Params
 
@@ -89,7 +90,7 @@ def spectrogram_png(x: np.ndarray, sr: int, n_mels: int = 48, pool: int = 2) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plots import log_mel
+    from .plots import log_mel  # lazy: plots is presentation, above this stage; log_mel belongs in audio
 
     img = log_mel(x, sr, n_mels=n_mels) if len(x) else np.full((n_mels, 1), SPEC_DB_RANGE[0])
     if pool > 1 and img.shape[1] >= pool:
@@ -170,8 +171,6 @@ def listening_panel(examples: Sequence[ListeningExample]):
 
 def static_listening_pages(examples: Sequence[ListeningExample], out_dir: Path) -> list[Path]:
     """Write one standalone HTML file per category (for sharing outside the book)."""
-    from .fsutil import atomic_write_text
-
     paths = []
     for cat in CATEGORIES:
         body = listening_room_html(examples, cat)
