@@ -18,6 +18,7 @@ import numpy as np
 from .. import audio as au
 from ..fsutil import text_sha1
 from ..params import CATEGORIES, Params
+from ..synth import CORPUS_FILE
 from .records import FileReport, TrackFiles
 
 CURATE_VERSION = 2  # bump when the processing changes, so cached tracks are redone (2: content hashes, checks)
@@ -53,7 +54,7 @@ def discover(root: Path) -> tuple[list[TrackFiles], list[FileReport]]:
     strays: list[FileReport] = []
     for artist_dir in _entries(root, "", "", strays) or []:
         if not artist_dir.is_dir():
-            if artist_dir.name not in ("corpus.json",):
+            if artist_dir.name not in (CORPUS_FILE,):
                 strays.append(FileReport("", "", str(artist_dir), None, "unexpected", "file at the root; expected artist folders"))
             continue
         entries = _entries(artist_dir, artist_dir.name, "", strays)

@@ -29,6 +29,7 @@ from .voice import _render_vocal
 
 SYNTH_VERSION = 1  # bump whenever the rendered audio changes, so existing corpora regenerate
 STEMS = ("acapella", "instrumental", "full")
+CORPUS_FILE = "corpus.json"  # the spec, file list and ground truth, beside the artist folders
 PEAK = 0.89  # the loudest sample of any stem after the shared gain
 
 
@@ -101,7 +102,7 @@ def make_synthetic_corpus(
 
     root = Path(root)
     spec = corpus_spec(tracks_per_artist, seconds, sr, seed, formats, artists)
-    manifest = root / "corpus.json"
+    manifest = root / CORPUS_FILE
     old: dict[str, Any] | None = read_json(manifest) if manifest.is_file() else None
     if old and old.get("complete") and old.get("spec") == spec:
         paths = [root / p for p in old["files"]]
@@ -152,9 +153,9 @@ def _write_track(job: tuple[Path, ArtistStyle, TrackPlan, float, int, int, str])
 
 def load_corpus_tracks(root: str | Path) -> list[dict[str, Any]]:
     """Ground-truth track summaries (tempo, key, chords, vocal stats) from ``corpus.json``."""
-    return list(read_json(Path(root) / "corpus.json").get("tracks", []))
+    return list(read_json(Path(root) / CORPUS_FILE).get("tracks", []))
 
 
 def corpus_truth(root: str | Path) -> list[dict[str, Any]] | None:
     """:func:`load_corpus_tracks` when ``root`` holds a synthetic corpus (``corpus.json``), else None."""
-    return load_corpus_tracks(root) if (Path(root) / "corpus.json").is_file() else None
+    return load_corpus_tracks(root) if (Path(root) / CORPUS_FILE).is_file() else None
