@@ -26,7 +26,13 @@ INSTRUMENT_TAG = {"acapella": "vocals", "instrumental": "instrumental", "full": 
 
 
 def shared_gain_db(stems: dict[str, np.ndarray], sr: int, target_lufs: float) -> tuple[float, float]:
-    """One gain for all stems: reach ``target_lufs`` on the full mix without any stem above −1 dBFS."""
+    """One gain for all stems: reach ``target_lufs`` on the full mix without any stem above −1 dBFS.
+
+    Args:
+        stems: category -> mono float ``[N]`` at ``sr`` (``full`` is required).
+    Returns:
+        (gain in dB, the full mix's loudness in LUFS before it).
+    """
     loud = au.loudness_lufs(stems["full"], sr)
     gain = target_lufs - loud
     peak = max(float(np.max(np.abs(v))) for v in stems.values())

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..fsutil import read_json, read_jsonl, write_if_changed
 from ..names import slugify
@@ -24,6 +24,9 @@ from .inputs import discover, track_fingerprint
 from .process import _process_with_state
 from .records import CurationResult, FileReport, SegmentRecord, TrackFiles, TrackRecord
 from .split import assign_splits, keep_duplicates_together
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def write_manifests(curated: Path, segments: list[SegmentRecord], sample_rate: int) -> dict[str, dict[str, int]]:
@@ -168,9 +171,9 @@ def load_report(run_dir: str | Path) -> tuple[dict[str, Any], list[FileReport]]:
     return data["summary"], [FileReport(**r) for r in data["files"]]
 
 
-def tables(result: CurationResult) -> dict[str, Any]:
+def tables(result: CurationResult) -> dict[str, pd.DataFrame]:
     """DataFrames the dataset chapter shows: tracks, segment counts, problems."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas only for the notebook's tables, not in curation workers
 
     tracks = pd.DataFrame([dataclasses.asdict(t) for t in result.tracks])
     segs = pd.DataFrame([dataclasses.asdict(s) for s in result.segments])

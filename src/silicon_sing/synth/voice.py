@@ -103,7 +103,7 @@ def formant_cascade(x: np.ndarray, freqs: np.ndarray, bws: np.ndarray, sr: int, 
 
 def render_vowel(voice: str, vowel: str, f0: float, seconds: float = 1.0, sr: int = 44100,
                  brightness_hz: float | None = 3000.0) -> np.ndarray:
-    """A steady vowel (no vibrato) for illustrating source-filter synthesis; mono float32."""
+    """A steady vowel (no vibrato) for illustrating source-filter synthesis; mono float32 ``[seconds * sr]``."""
     n = int(seconds * sr)
     src = glottal_source(np.full(n, float(f0)), sr, brightness_hz)
     f, b = FORMANTS[voice][vowel]
