@@ -81,12 +81,19 @@ def notebooks_lock_path(params: Params) -> Path:
     return params.run.root / ".lock-notebooks"
 
 
+def _repo_of(params: Params) -> Path:
+    """The repository holding the parameter file ``params`` was loaded from."""
+    if params.source is None:
+        raise ValueError("params were not loaded from a file (params.source is None); use load_params")
+    return find_repo_root(Path(params.source).parent)
+
+
 def run_notebooks(params: Params, only: list[str] | None = None) -> list[StageTiming]:
     """Execute the notebooks in order for ``params``' profile; record timings in the run dir.
 
     Holds :func:`notebooks_lock_path` throughout: a second pipeline on the same run dir fails at once.
     """
-    repo = find_repo_root(Path(params.source).parent)
+    repo = _repo_of(params)
     check_prerequisites(params, [nb.name for nb in source_notebooks(repo, only)])  # all stages' needs, before any runs
     with run_lock(notebooks_lock_path(params), f"the {params.profile} pipeline on {params.run.root}"):
         return _run_notebooks(params, only)
@@ -98,7 +105,7 @@ def _run_notebooks(params: Params, only: list[str] | None) -> list[StageTiming]:
 
     for key, value in KERNEL_ENV.items():  # kernels and their children inherit it; a user's own setting wins
         os.environ.setdefault(key, value)
-    repo = find_repo_root(Path(params.source).parent)
+    repo = _repo_of(params)
     timings: list[StageTiming] = []
     out_dir = params.run.notebooks
     timing_file = out_dir / "timings.json"
@@ -207,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
     args = ap.parse_args(argv)
     params = load_params(args.params, args.overrides)
-    repo = find_repo_root(Path(params.source).parent)
+    repo = _repo_of(params)
     try:
         if args.command in ("run", "book"):
             run_notebooks(params, args.only)

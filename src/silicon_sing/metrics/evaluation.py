@@ -111,14 +111,20 @@ def as_pairs(rows: Iterable[Any], exclude_prompt: bool = False) -> list[EvalPair
         if isinstance(r, EvalPair):
             out.append(r)
         elif isinstance(r, (tuple, list)):
-            out.append(EvalPair(*(str(v) for v in r[:6]), *(float(v) for v in r[6:7]), *(str(v) for v in r[7:8])))
+            fields: dict[str, Any] = dict(zip(names, (str(v) for v in r[:6])))
+            if len(r) > 6:
+                fields["skip_seconds"] = float(r[6])
+            if len(r) > 7:
+                fields["track_id"] = str(r[7])
+            out.append(EvalPair(**fields))
         else:
             rec = r if isinstance(r, dict) else vars(r)
             missing = [k for k in names if rec.get(k) is None]
             if missing:
                 raise ValueError(f"pair record {r!r} lacks {missing}")
             skip = float(rec.get("prompt_seconds", 0.0) if exclude_prompt else rec.get("skip_seconds", 0.0))
-            out.append(EvalPair(*(str(rec[k]) for k in names), skip, str(rec.get("track_id") or "")))
+            out.append(EvalPair(**{k: str(rec[k]) for k in names}, skip_seconds=skip,
+                                track_id=str(rec.get("track_id") or "")))
     return out
 
 
