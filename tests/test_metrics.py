@@ -10,39 +10,29 @@ import pytest
 from scipy import linalg
 
 from silicon_sing.audio import save_audio
-from silicon_sing.metrics import (
-    EvalPair,
+from silicon_sing.metrics.backends import (
+    PASST_WEIGHTS,
+    VGGISH_WEIGHTS,
     MelStatsEmbedding,
     MissingWeightsError,
+    PasstBackend,
     SpectralClassesBackend,
-    cached_embed,
-    cached_probs,
-    cached_window_probs,
-    cells_frame,
-    delta_table,
+    VggishBackend,
+    get_embedding_backend,
+    get_probability_backend,
+    resolve_weights,
+    split_windows,
+)
+from silicon_sing.metrics.cache import cache_key, cache_path, cached_embed, cached_probs, cached_window_probs
+from silicon_sing.metrics.evaluation import EvalPair, evaluate, read_metrics, write_metrics
+from silicon_sing.metrics.frechet import (
     embedding_stats,
-    evaluate,
     fad_from_embeddings,
     fad_inf,
     frechet_distance,
     frechet_distance_eig,
-    get_embedding_backend,
-    get_probability_backend,
-    kl_divergence,
-    pair_kl,
-    read_metrics,
-    table1,
-    write_metrics,
 )
-from silicon_sing.metrics.backends import (
-    PASST_WEIGHTS,
-    VGGISH_WEIGHTS,
-    PasstBackend,
-    VggishBackend,
-    resolve_weights,
-    split_windows,
-)
-from silicon_sing.metrics.cache import cache_key, cache_path
+from silicon_sing.metrics.kl import kl_divergence, pair_kl
 from silicon_sing.metrics.stats import (
     ClipMoments,
     bootstrap_fads,
@@ -53,7 +43,7 @@ from silicon_sing.metrics.stats import (
     fad_delta_ci,
     paired_delta_ci,
 )
-from silicon_sing.metrics.table import PUBLISHED_TABLE1, load_published_table1
+from silicon_sing.metrics.table import PUBLISHED_TABLE1, cells_frame, delta_table, load_published_table1, table1
 
 SR = 32000
 
@@ -634,8 +624,7 @@ def test_published_table1_asset():
 def test_pairs_from_records_and_prompt_exclusion(tmp_path):
     from dataclasses import dataclass
 
-    from silicon_sing.metrics import compute_features
-    from silicon_sing.metrics.evaluation import as_pairs
+    from silicon_sing.metrics.evaluation import as_pairs, compute_features
 
     @dataclass
     class Record:  # the fields of silicon_sing.generate.Generation that matter here

@@ -1,4 +1,7 @@
-"""Where and how a build ran: hardware, versions, and the time each stage took."""
+"""Where and how a build ran: hardware, versions, and the time each stage took.
+
+Notebook: notebooks/06_reproduce.ipynb
+"""
 
 from __future__ import annotations
 

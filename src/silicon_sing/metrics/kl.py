@@ -12,6 +12,8 @@ Convention of audiocraft (``audiocraft/metrics/kld.py``), which MusicGen's paper
 audiocraft averages over all window pairs of all clips at once; we average the window KLs per
 clip pair first and then over the pairs of a cell, which is the same when clips have equal length
 and gives every example equal weight otherwise.
+
+Notebook: notebooks/04_evaluate.ipynb
 """
 
 from __future__ import annotations

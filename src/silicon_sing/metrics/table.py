@@ -4,6 +4,8 @@ The published Table 1 (KL and FAD per model, category and artist) ships with the
 ``silicon_sing/assets/table1_published.csv``; its categories use our names (the paper's
 "Complete" and "Full Song" rows are both ``full``). The paper states neither n, the split nor
 the prompt length, so its numbers are a reference, not a like-for-like comparison.
+
+Notebook: notebooks/04_evaluate.ipynb
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ..names import match_key
-from .evaluation import BASELINE, CATEGORY_ORDER, FINETUNED
+from ..params import CATEGORY_ORDER
+from .evaluation import BASELINE, FINETUNED
 from .stats import CellResult, DeltaResult
 
 PUBLISHED_TABLE1 = Path(__file__).resolve().parent.parent / "assets" / "table1_published.csv"
