@@ -9,11 +9,13 @@ import json
 import os
 import platform
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .machine import usable_cpus
 from .params import Params, find_repo_root
 
 KEY_PACKAGES = ("torch", "torchaudio", "audiocraft", "xformers", "essentia", "jupyter-book", "papermill",
@@ -21,18 +23,16 @@ KEY_PACKAGES = ("torch", "torchaudio", "audiocraft", "xformers", "essentia", "ju
 
 
 def hardware() -> dict[str, Any]:
-    """CPU cores, GPU count and names, OS and Python of this machine."""
-    import torch
+    """CPU cores this build may use (:func:`~silicon_sing.machine.usable_cpus`), GPU count and names, OS and Python."""
+    import torch  # lazy: torch takes seconds to import; only hardware() needs it
 
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return {"cpu_cores": os.cpu_count(), "gpus": len(gpus), "gpu_names": sorted(set(gpus)),
+    return {"cpu_cores": usable_cpus(), "gpus": len(gpus), "gpu_names": sorted(set(gpus)),
             "platform": platform.platform(terse=True), "python": sys.version.split()[0]}
 
 
 def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
     """Installed versions of the packages that decide the results."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {}
     for n in names:
         try:
