@@ -8,9 +8,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import glued
 from silicon_sing.params import load_params
 from silicon_sing.pipeline import NotebookFailed, run_notebooks, source_notebooks
+from stems import glued
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = source_notebooks(REPO)

@@ -1,4 +1,4 @@
-"""Tests for silicon_sing.plots: each figure function on a tiny input, and the one mel filterbank."""
+"""Tests for silicon_sing.plots: each figure function on a tiny input; spectrograms unchanged by the shared filterbank."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from silicon_sing.metrics.spectral import mel_filterbank
 from silicon_sing.plots import delta_forest, grouped_counts, log_mel, metric_bars, spectrogram_grid
 
 matplotlib.use("Agg")
@@ -41,17 +40,6 @@ def test_log_mel_is_unchanged_by_the_shared_filterbank(sr: int) -> None:
     got = log_mel(x, sr)
     assert got.shape == (64, 1 + sr // 2 // 320)
     np.testing.assert_array_equal(got, _reference_log_mel(x, sr))
-
-
-def test_mel_filterbank_is_librosas_with_explicit_edges() -> None:
-    """One definition: Slaney by default, HTK on request, cached per argument set."""
-    fb = mel_filterbank(16000, 1024, 64, 30.0, 8000.0)
-    assert fb.shape == (64, 513) and fb.dtype == np.float32
-    np.testing.assert_array_equal(fb, librosa.filters.mel(sr=16000, n_fft=1024, n_mels=64, fmin=30.0,
-                                                          fmax=8000.0).astype(np.float32))
-    htk = mel_filterbank(16000, 1024, 64, 30.0, 8000.0, htk=True)
-    assert not np.array_equal(fb, htk)
-    assert mel_filterbank(16000, 1024, 64, 30.0, 8000.0) is fb
 
 
 def test_spectrogram_grid_lays_out_rows_and_columns_with_labels() -> None:
