@@ -32,6 +32,7 @@ from .fsutil import atomic_write_json, run_lock
 from .params import Params, find_repo_root, load_params
 from .preflight import PrerequisitesMissing
 from .preflight import check as check_prerequisites
+from .provenance import timings_path
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def _run_notebooks(params: Params, only: list[str] | None) -> list[StageTiming]:
     repo = _repo_of(params)
     timings: list[StageTiming] = []
     out_dir = params.run.notebooks
-    timing_file = out_dir / "timings.json"
+    timing_file = timings_path(params)
     previous = json.loads(timing_file.read_text()) if timing_file.exists() else {}
     for src in source_notebooks(repo, only):
         log.info("▶ %s (%s)", src.name, params.profile)

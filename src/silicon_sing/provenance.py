@@ -42,9 +42,14 @@ def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
     return out
 
 
+def timings_path(params: Params) -> Path:
+    """``<run_dir>/notebooks/timings.json``: the wall time of each notebook, written by the pipeline."""
+    return params.run.notebooks / "timings.json"
+
+
 def stage_timings(params: Params) -> pd.DataFrame:
     """Wall time of each executed notebook of this run (from the pipeline's ``timings.json``)."""
-    path = params.run.notebooks / "timings.json"
+    path = timings_path(params)
     data = json.loads(path.read_text()) if path.exists() else {}
     rows = [{"notebook": k, "seconds": v["seconds"], "ok": v["ok"]} for k, v in sorted(data.items())]
     return pd.DataFrame(rows, columns=["notebook", "seconds", "ok"])

@@ -9,7 +9,7 @@ from segment ids ``<artist>/<track>/<category>/<index>`` when not given): see :m
     pairs = [EvalPair(orig, gen, artist, category, system, example_id), ...]
     kl_b, fad_b = backends_from_params(params.evaluate)
     report = evaluate(pairs, kl_b, fad_b, params.run.metrics_cache, n_boot=..., seed=...)
-    write_metrics(params.run.metrics / "metrics.json", report)
+    write_metrics(params.run.metrics_json, report)
 
 Notebook: notebooks/04_evaluate.ipynb
 """
