@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .metrics.evaluation import BASELINE, FINETUNED
 from .metrics.spectral import mel_filterbank
 from .params import CATEGORY_ORDER
 
@@ -80,7 +81,7 @@ def grouped_counts(counts: pd.DataFrame, title: str, ylabel: str) -> Figure:
     return fig
 
 
-SYSTEM_COLORS = {"baseline": "#7f7f7f", "fine-tuned": "#d62728"}
+SYSTEM_COLORS = {BASELINE: "#7f7f7f", FINETUNED: "#d62728"}
 
 
 def metric_bars(cells: pd.DataFrame, metric: str, title: str | None = None) -> Figure:
