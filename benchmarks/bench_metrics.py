@@ -19,14 +19,8 @@ import numpy as np
 
 from silicon_sing.audio import save_audio
 from silicon_sing.fsutil import atomic_write_json
-from silicon_sing.metrics import (
-    MelStatsEmbedding,
-    PasstBackend,
-    SpectralClassesBackend,
-    VggishBackend,
-    cached_embed,
-    cached_window_probs,
-)
+from silicon_sing.metrics.backends import MelStatsEmbedding, PasstBackend, SpectralClassesBackend, VggishBackend
+from silicon_sing.metrics.cache import cached_embed, cached_window_probs
 from silicon_sing.metrics.stats import bootstrap_fads
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,20 +1,20 @@
-"""Shared pytest configuration."""
+"""Shared pytest configuration: the environment every test sees and the expensive shared fixtures.
+
+Helpers tests import (stems, signals, glued values) live in ``tests/stems.py``, importable as
+``stems`` because ``pythonpath = ["tests"]`` (pyproject.toml).
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))  # tests/stems.py helpers
 os.environ.setdefault("SILICON_SING_ROOT", str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-import nbformat  # noqa: E402
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -42,14 +42,18 @@ def smoke_book(smoke_run, tmp_path_factory: pytest.TempPathFactory):
     return out / "_build" / "html", seconds, params
 
 
-def glued(nb_path: Path) -> dict[str, str]:
-    """Names and plain-text values glued by an executed notebook."""
-    nb = nbformat.read(nb_path, as_version=4)
-    out = {}
-    for cell in nb.cells:
-        for o in cell.get("outputs", []):
-            meta = o.get("metadata", {}).get("scrapbook", {})
-            if meta.get("name"):
-                data = o.get("data", {})
-                out[meta["name"]] = data.get(meta.get("mime_prefix", "") + "text/plain", data.get("text/plain", ""))
-    return out
+
+@pytest.fixture(scope="module")
+def passt():
+    """PaSST with random-init weights (no download), 0.5 s windows, on CPU."""
+    from silicon_sing.metrics.passt import PasstBackend
+
+    return PasstBackend(pretrained=False, seed=0, window_seconds=0.5, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def vggish():
+    """VGGish with random-init weights (no download), on CPU."""
+    from silicon_sing.metrics.vggish import VggishBackend
+
+    return VggishBackend(pretrained=False, seed=0, device="cpu")

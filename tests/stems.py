@@ -1,9 +1,10 @@
-"""Small hand-made stems for tests that must not depend on the synthetic corpus generator."""
+"""Shared test helpers: small hand-made stems and signals (no synthetic corpus generator), glued notebook values."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import soundfile as sf
 
@@ -33,3 +34,27 @@ def write_track(root: Path, artist: str, track: str, stems: dict[str, np.ndarray
         if name not in skip:
             sf.write(str(d / f"{name}.{ext}"), x.T, sr)
     return d
+
+
+def tone(freq: float = 440.0, seconds: float = 1.0, sr: int = 32000, amp: float = 0.3) -> np.ndarray:
+    """A sine tone, float32 mono."""
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def noise(seconds: float = 1.0, sr: int = 32000, seed: int = 0, amp: float = 0.1) -> np.ndarray:
+    """White noise, float32 mono."""
+    return (amp * np.random.default_rng(seed).standard_normal(int(seconds * sr))).astype(np.float32)
+
+
+def glued(nb_path: Path) -> dict[str, str]:
+    """Names and plain-text values glued by an executed notebook."""
+    nb = nbformat.read(nb_path, as_version=4)
+    out = {}
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            meta = o.get("metadata", {}).get("scrapbook", {})
+            if meta.get("name"):
+                data = o.get("data", {})
+                out[meta["name"]] = data.get(meta.get("mime_prefix", "") + "text/plain", data.get("text/plain", ""))
+    return out

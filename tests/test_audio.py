@@ -1,7 +1,4 @@
-"""Audio I/O, resampling and levels (silicon_sing.audio): shapes and round trips every stage relies on.
-
-(The players' size and the decode error's message are tested in test_params_and_notebooks.py.)
-"""
+"""silicon_sing.audio: I/O, resampling, levels, players and decoding errors (shapes every stage relies on)."""
 
 from __future__ import annotations
 
@@ -43,3 +40,22 @@ def test_save_then_load_round_trips_stereo_pcm(tmp_path: Path) -> None:
     assert sr == SR and y.shape == x.shape and y.dtype == np.float32
     assert np.max(np.abs(y - x)) < 1e-3
     assert au.audio_info(path)[1:] == (SR, 2)
+
+
+def test_players_are_compact() -> None:
+    """A 6 s clip becomes an <audio> element of tens of kB, not a megabyte of WAV."""
+    x = 0.1 * np.random.default_rng(0).standard_normal(32000 * 6).astype(np.float32)
+    html = au.player_html(x, 32000, "noise")
+    assert html.startswith("<audio") and "audio/mpeg" in html
+    wav_b64 = 32000 * 6 * 2 * 4 / 3
+    assert len(html) < wav_b64 / 8
+    table = au.player_table_html(["a"], ["x", "y"], {("a", "x"): (x, 32000)})
+    assert table.count("<audio") == 1 and "—" in table
+
+
+def test_load_audio_names_the_file(tmp_path: Path) -> None:
+    """Undecodable input raises with the file's path in the message."""
+    bad = tmp_path / "bad.wav"
+    bad.write_text("nope")
+    with pytest.raises(au.AudioDecodeError, match="bad.wav"):
+        au.load_audio(bad)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import glued
+from stems import glued
+
+REPO = Path(__file__).resolve().parents[1]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BOOK_BUDGET_MB = 25  # the smoke book, theme assets included; audio is MP3 inlined per page
@@ -67,8 +69,6 @@ OVERFLOW_JS = """() => {
 
 def machine_strings(params) -> list[str]:
     """Absolute locations of this machine that a built page must not contain."""
-    from conftest import REPO
-
     return sorted({str(REPO), str(Path(params.run_dir).resolve()), str(Path.home()), sys.prefix}, key=len)
 
 
@@ -77,8 +77,6 @@ GLUE_REF = re.compile(r"\{glue(?::text)?\}`(?:([^`:]+\.ipynb)::)?([A-Za-z0-9_]+)
 
 def referenced_glue(page: str, params) -> dict[str, str]:
     """Glue keys a page's source references, with the plain text their notebook stored for them."""
-    from conftest import REPO
-
     stem = Path(page).with_suffix("").name
     source = (REPO / "notebooks" / f"{stem}.ipynb") if page.startswith("book/executed/") else \
         (REPO / "book" / f"{stem}.md")

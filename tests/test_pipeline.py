@@ -10,7 +10,7 @@ import pytest
 
 from silicon_sing.params import load_params
 from silicon_sing.pipeline import NotebookFailed, run_notebooks, source_notebooks
-from conftest import glued
+from stems import glued
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = source_notebooks(REPO)

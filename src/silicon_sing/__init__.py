@@ -1,13 +1,15 @@
 """Making Silicon Sing, reproduced: the helper package behind the book.
 
 Every computation lives here; the notebooks in ``notebooks/`` only set parameters, call these
-functions, plot, play audio and ``glue`` numbers. One module per pipeline stage:
+functions, plot, play audio and glue numbers. Foundations (:mod:`~silicon_sing.params`,
+:mod:`~silicon_sing.machine`, :mod:`~silicon_sing.fsutil`, :mod:`~silicon_sing.audio`, ...) sit under
+the stages in pipeline order (:mod:`~silicon_sing.synth`, :mod:`~silicon_sing.curate`,
+:mod:`~silicon_sing.data`, :mod:`~silicon_sing.caption`, :mod:`~silicon_sing.train`,
+:mod:`~silicon_sing.generate`, :mod:`~silicon_sing.metrics`, :mod:`~silicon_sing.results`,
+:mod:`~silicon_sing.listen`), under presentation (:mod:`~silicon_sing.plots`,
+:mod:`~silicon_sing.nbtools`); imports only point down. One line per module: CONTRIBUTING.md, "Package map".
 
-- :mod:`silicon_sing.synth`   — the embedded default's synthetic stems (3 artists)
-- :mod:`silicon_sing.curate`  — validation, resampling, loudness, segments, split, manifests
-- :mod:`silicon_sing.caption` — Essentia descriptors, captions, UUID prefix
-- :mod:`silicon_sing.train`   — torchrun fine-tuning entry point
-- :mod:`silicon_sing.generate`, :mod:`silicon_sing.metrics` — continuations, KL and FAD
+Notebook: every chapter (``notebooks/``).
 
 :func:`load_export` loads an exported model directory (a smoke export needs our conditioner).
 """
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import os
 from typing import Any
+
+from .fsutil import load_tensors_only
 
 __version__ = "0.1.0"
 
@@ -26,10 +30,10 @@ def load_export(directory: str | os.PathLike[str], device: str | None = None) ->
     Smoke exports use that conditioner and load only through this function (or after
     ``import silicon_sing.models``); paper exports load with audiocraft alone.
     """
+    # lazy: audiocraft (and models, which imports it) take seconds and are not needed to import the package
     from audiocraft.models import MusicGen
 
     from . import models  # noqa: F401  (importing it registers hashed_text with audiocraft's builders)
-    from .fsutil import load_tensors_only
 
     for name in ("state_dict.bin", "compression_state_dict.bin"):
         path = os.path.join(os.fspath(directory), name)
@@ -42,7 +46,7 @@ def load_export(directory: str | os.PathLike[str], device: str | None = None) ->
 
 def _cuda() -> bool:
     """Whether torch sees a GPU (audiocraft's own default device)."""
-    import torch
+    import torch  # lazy: see load_export
 
     return torch.cuda.is_available()
 

@@ -1,17 +1,22 @@
-"""Notebook hygiene: strip outputs from source notebooks and check their parameters cell; safe HTML.
+"""Notebook helpers: glue values, safe HTML; hygiene: strip outputs from source notebooks, check parameters cells.
 
 ``python -m silicon_sing.nbtools strip notebooks/*.ipynb`` (``make strip``) removes outputs and
 execution counts; ``check`` fails if a source notebook has outputs or no ``parameters`` cell.
+
+Notebooks: every chapter (``glue_all``); ``make strip`` for the sources.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import nbformat
+
+from .fsutil import atomic_write_text
 
 
 def strip_notebook(path: Path) -> bool:
@@ -30,8 +35,6 @@ def strip_notebook(path: Path) -> bool:
         del nb.metadata["papermill"]
         changed = True
     if changed:
-        from .fsutil import atomic_write_text
-
         atomic_write_text(path, nbformat.writes(nb))
     return changed
 
@@ -60,6 +63,18 @@ def escaped_style(df: Any) -> Any:
     for axis in (0, 1):
         styler = styler.format_index(escape="html", axis=axis, level=list(range(df.axes[axis].nlevels)))
     return styler
+
+
+def glue_all(values: Mapping[str, object], display: bool = False) -> None:
+    """``myst_nb.glue`` every ``name: value`` of ``values`` (the one way notebooks glue a batch of values).
+
+    With ``display=False`` (the default) values only become available to ``{glue:text}`` roles and
+    ``{glue:figure}`` directives; ``display=True`` also shows each one in the cell's output.
+    """
+    from myst_nb import glue  # lazy: myst_nb pulls in Sphinx; only notebooks glue
+
+    for name, value in values.items():
+        glue(name, value, display=display)
 
 
 def main(argv: list[str] | None = None) -> int:

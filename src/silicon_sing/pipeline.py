@@ -10,12 +10,16 @@ of running them again. The book's copies are made for readers (:func:`for_reader
 injected-parameters cell is removed from the page and its machine paths made relative, and stderr
 (library warnings, progress bars) is left out. A failing notebook stops the pipeline; its executed copy, error included, is
 kept and named in the message.
+
+Notebook: notebooks/06_reproduce.ipynb (how the book is built)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import re
 import shutil
 import subprocess
@@ -28,6 +32,9 @@ from .fsutil import atomic_write_json, run_lock
 from .params import Params, find_repo_root, load_params
 from .preflight import PrerequisitesMissing
 from .preflight import check as check_prerequisites
+from .provenance import timings_path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,7 +60,7 @@ def source_notebooks(repo: Path, only: list[str] | None = None) -> list[Path]:
 
 def execute_notebook(src: Path, out: Path, params: Params, repo: Path) -> float:
     """Execute one notebook with papermill (cwd = repo root); return its wall time in seconds."""
-    import papermill as pm
+    import papermill as pm  # lazy: papermill (and its kernel machinery) only when notebooks run
 
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -78,7 +85,14 @@ KERNEL_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 def notebooks_lock_path(params: Params) -> Path:
     """The lock file that makes one pipeline at a time execute notebooks into this run dir."""
-    return params.run.root / ".lock-notebooks"
+    return params.run.notebooks_lock
+
+
+def _repo_of(params: Params) -> Path:
+    """The repository holding the parameter file ``params`` was loaded from."""
+    if params.source is None:
+        raise ValueError("params were not loaded from a file (params.source is None); use load_params")
+    return find_repo_root(Path(params.source).parent)
 
 
 def run_notebooks(params: Params, only: list[str] | None = None) -> list[StageTiming]:
@@ -86,7 +100,7 @@ def run_notebooks(params: Params, only: list[str] | None = None) -> list[StageTi
 
     Holds :func:`notebooks_lock_path` throughout: a second pipeline on the same run dir fails at once.
     """
-    repo = find_repo_root(Path(params.source).parent)
+    repo = _repo_of(params)
     check_prerequisites(params, [nb.name for nb in source_notebooks(repo, only)])  # all stages' needs, before any runs
     with run_lock(notebooks_lock_path(params), f"the {params.profile} pipeline on {params.run.root}"):
         return _run_notebooks(params, only)
@@ -94,17 +108,15 @@ def run_notebooks(params: Params, only: list[str] | None = None) -> list[StageTi
 
 def _run_notebooks(params: Params, only: list[str] | None) -> list[StageTiming]:
     """:func:`run_notebooks` once the run dir's lock is held."""
-    import os
-
     for key, value in KERNEL_ENV.items():  # kernels and their children inherit it; a user's own setting wins
         os.environ.setdefault(key, value)
-    repo = find_repo_root(Path(params.source).parent)
+    repo = _repo_of(params)
     timings: list[StageTiming] = []
     out_dir = params.run.notebooks
-    timing_file = out_dir / "timings.json"
+    timing_file = timings_path(params)
     previous = json.loads(timing_file.read_text()) if timing_file.exists() else {}
     for src in source_notebooks(repo, only):
-        print(f"▶ {src.name} ({params.profile})", flush=True)
+        log.info("▶ %s (%s)", src.name, params.profile)
         try:
             secs = execute_notebook(src, out_dir / src.name, params, repo)
         except NotebookFailed:
@@ -114,7 +126,7 @@ def _run_notebooks(params: Params, only: list[str] | None) -> list[StageTiming]:
             merged = {**previous, **{t.notebook: {"seconds": t.seconds, "ok": t.ok} for t in timings}}
             atomic_write_json(timing_file, merged)
         timings.append(StageTiming(src.name, secs, True))
-        print(f"  done in {secs:.1f} s", flush=True)
+        log.info("  done in %.1f s", secs)
     atomic_write_json(timing_file, {**previous, **{t.notebook: {"seconds": t.seconds, "ok": t.ok} for t in timings}})
     return timings
 
@@ -133,7 +145,7 @@ def for_readers(nb_path: Path, repo: Path) -> None:
 
     The run directory keeps the executed notebook exactly as papermill wrote it; this edits the book's copy.
     """
-    import nbformat
+    import nbformat  # lazy: only when publishing notebooks
 
     nb = nbformat.read(nb_path, as_version=4)
     for cell in nb.cells:
@@ -206,8 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                     help='dotted parameter overrides as JSON or YAML, e.g. \'{"train.epochs": 1}\'')
     ap.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the progress lines of run_notebooks
     params = load_params(args.params, args.overrides)
-    repo = find_repo_root(Path(params.source).parent)
+    repo = _repo_of(params)
     try:
         if args.command in ("run", "book"):
             run_notebooks(params, args.only)

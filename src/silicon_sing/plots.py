@@ -1,38 +1,46 @@
-"""Figures shared by the chapters: spectrogram grids and count plots (matplotlib)."""
+"""Figures shared by the chapters: spectrogram grids and count plots (matplotlib).
+
+Notebooks: notebooks/01_curate.ipynb (count plots, spectrograms), notebooks/04_evaluate.ipynb (metric figures).
+"""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-
-@functools.lru_cache(maxsize=8)
-def _mel_filters(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """Slaney mel filterbank (librosa's filters are plain numpy, unlike its JIT-compiled STFT)."""
-    import librosa
-
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).astype(np.float32)
+from .metrics.evaluation import BASELINE, FINETUNED
+from .metrics.spectral import mel_filterbank
+from .params import CATEGORY_ORDER
 
 
 def log_mel(x: np.ndarray, sr: int, n_mels: int = 64, hop: int = 320, n_fft: int = 1024) -> np.ndarray:
-    """Log-mel power spectrogram in dB re full scale (floored at −80 dB) of mono audio, for display."""
+    """Log-mel power spectrogram in dB re full scale (floored at −80 dB) of mono audio, for display.
+
+    Args:
+        x: mono audio ``[N]``.
+        sr: its sample rate.
+
+    Returns:
+        ``[n_mels, frames]`` in dB, frames centred every ``hop`` samples (zero-padded ends, symmetric Hann).
+    """
     x = np.pad(x.astype(np.float32), (n_fft // 2, n_fft // 2))
     n_frames = 1 + max(0, (len(x) - n_fft) // hop)
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop][:n_frames]
     window = np.hanning(n_fft).astype(np.float32)
     # scaled so that a full-scale sine peaks near 0 dB
     power = (np.abs(np.fft.rfft(frames * window, axis=1)) / (window.sum() / 2)) ** 2
-    mel = _mel_filters(sr, n_fft, n_mels) @ power.T
+    # librosa's defaults (0 Hz to Nyquist, Slaney), as this display has always used
+    mel = mel_filterbank(sr, n_fft, n_mels, 0.0, sr / 2) @ power.T
     return np.maximum(10 * np.log10(mel + 1e-10), -80.0)
 
 
 def spectrogram_grid(clips: dict[tuple[str, str], tuple[np.ndarray, int]], rows: Sequence[str],
-                     cols: Sequence[str], title: str | None = None, cell_size: tuple[float, float] = (3.2, 1.8)):
+                     cols: Sequence[str], title: str | None = None, cell_size: tuple[float, float] = (3.2, 1.8)) -> Figure:
     """A rows × cols grid of log-mel spectrograms sharing one colour scale; returns the figure."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(cell_size[0] * len(cols), cell_size[1] * len(rows)),
                              squeeze=False, sharex=True, sharey=True, constrained_layout=True)
     image = None
@@ -60,10 +68,8 @@ def spectrogram_grid(clips: dict[tuple[str, str], tuple[np.ndarray, int]], rows:
     return fig
 
 
-def grouped_counts(counts, title: str, ylabel: str):
+def grouped_counts(counts: pd.DataFrame, title: str, ylabel: str) -> Figure:
     """Bar chart of a DataFrame indexed by (artist, category) with one column per split."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(8, 3.2), constrained_layout=True)
     counts.plot(kind="bar", stacked=True, ax=ax, width=0.75, colormap="viridis")
     ax.set_title(title)
@@ -75,15 +81,13 @@ def grouped_counts(counts, title: str, ylabel: str):
     return fig
 
 
-SYSTEM_COLORS = {"baseline": "#7f7f7f", "fine-tuned": "#d62728"}
+SYSTEM_COLORS = {BASELINE: "#7f7f7f", FINETUNED: "#d62728"}
 
 
-def metric_bars(cells, metric: str, title: str | None = None):
+def metric_bars(cells: pd.DataFrame, metric: str, title: str | None = None) -> Figure:
     """Per (category, artist) bars of ``metric`` for each system with their bootstrap intervals."""
-    import matplotlib.pyplot as plt
-
     df = cells[cells["metric"] == metric]
-    cats = [c for c in ("instrumental", "acapella", "full") if c in set(df["category"])]
+    cats = [c for c in CATEGORY_ORDER if c in set(df["category"])]
     fig, axes = plt.subplots(1, max(len(cats), 1), figsize=(3.6 * max(len(cats), 1), 3.0), sharey=True,
                              squeeze=False, constrained_layout=True)
     systems = [s for s in SYSTEM_COLORS if s in set(df["system"])]
@@ -105,10 +109,8 @@ def metric_bars(cells, metric: str, title: str | None = None):
     return fig
 
 
-def delta_forest(deltas, title: str | None = None):
+def delta_forest(deltas: pd.DataFrame, title: str | None = None) -> Figure:
     """Paired deltas (fine-tuned − baseline) with 95 % intervals, one panel per metric; left of 0 = closer."""
-    import matplotlib.pyplot as plt
-
     metrics = [m for m in ("KL", "FAD") if m in set(deltas.columns.get_level_values(0))]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 0.45 * len(deltas) + 1.2),
                              squeeze=False, constrained_layout=True)

@@ -1,4 +1,7 @@
-"""Where and how a build ran: hardware, versions, and the time each stage took."""
+"""Where and how a build ran: hardware, versions, and the time each stage took.
+
+Notebook: notebooks/06_reproduce.ipynb
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,13 @@ import json
 import os
 import platform
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .machine import usable_cpus
 from .params import Params, find_repo_root
 
 KEY_PACKAGES = ("torch", "torchaudio", "audiocraft", "xformers", "essentia", "jupyter-book", "papermill",
@@ -18,18 +23,16 @@ KEY_PACKAGES = ("torch", "torchaudio", "audiocraft", "xformers", "essentia", "ju
 
 
 def hardware() -> dict[str, Any]:
-    """CPU cores, GPU count and names, OS and Python of this machine."""
-    import torch
+    """CPU cores this build may use (:func:`~silicon_sing.machine.usable_cpus`), GPU count and names, OS and Python."""
+    import torch  # lazy: torch takes seconds to import; only hardware() needs it
 
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return {"cpu_cores": os.cpu_count(), "gpus": len(gpus), "gpu_names": sorted(set(gpus)),
+    return {"cpu_cores": usable_cpus(), "gpus": len(gpus), "gpu_names": sorted(set(gpus)),
             "platform": platform.platform(terse=True), "python": sys.version.split()[0]}
 
 
 def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
     """Installed versions of the packages that decide the results."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {}
     for n in names:
         try:
@@ -39,9 +42,14 @@ def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
     return out
 
 
+def timings_path(params: Params) -> Path:
+    """``<run_dir>/notebooks/timings.json``: the wall time of each notebook, written by the pipeline."""
+    return params.run.notebooks / "timings.json"
+
+
 def stage_timings(params: Params) -> pd.DataFrame:
     """Wall time of each executed notebook of this run (from the pipeline's ``timings.json``)."""
-    path = params.run.notebooks / "timings.json"
+    path = timings_path(params)
     data = json.loads(path.read_text()) if path.exists() else {}
     rows = [{"notebook": k, "seconds": v["seconds"], "ok": v["ok"]} for k, v in sorted(data.items())]
     return pd.DataFrame(rows, columns=["notebook", "seconds", "ok"])

@@ -1,96 +1,34 @@
 """Stage 04 metrics: KL divergence (PaSST label distributions) and FAD (VGGish embeddings), honestly.
 
-Modules:
+Notebook: notebooks/04_evaluate.ipynb
 
-- :mod:`.backends` — label-distribution and embedding backends: "passt", "vggish" (paper profile,
-  real models) and "spectral-classes", "mel-stats" (smoke profile, model-free stand-ins).
+The package exports the entry points a reader needs (below); everything else is imported from its
+module, one hop away:
+
+- :mod:`.evaluation` — file pairs → cells and deltas → metrics JSON (:func:`evaluate_with_params`).
 - :mod:`.kl` — KL(original ‖ generated) in audiocraft's convention.
 - :mod:`.frechet` — Fréchet distance (reference sqrtm algorithm), FAD, FAD-∞ (fadtk).
-- :mod:`.cache` — per-file cache of embeddings/distributions under ``<run_dir>/metrics/cache``.
-- :mod:`.stats` — bootstrap intervals, paired deltas, :class:`CellResult`, :class:`DeltaResult`.
-- :mod:`.evaluation` — file pairs → cells and deltas → metrics JSON.
+- :mod:`.stats` — bootstrap intervals, paired deltas, :class:`~.stats.CellResult`, :class:`~.stats.DeltaResult`.
 - :mod:`.table` — Table 1 in the paper's layout with the published figures; tidy frames for plots.
+- :mod:`.cache` — per-file cache of embeddings/distributions under ``<run_dir>/metrics/cache``.
+- :mod:`.backends` — the backends by name: "passt", "vggish" (paper profile, real models:
+  :mod:`.passt`, :mod:`.vggish`, weights in :mod:`.weights`) and "spectral-classes", "mel-stats"
+  (smoke profile, model-free stand-ins); interfaces in :mod:`.base`, audio front end in :mod:`.spectral`.
 
 Typical use (notebook 04)::
 
-    from silicon_sing import metrics as M
-    kl_b, fad_b = M.backends_from_params(params.evaluate)
-    report = M.evaluate(pairs, kl_b, fad_b, M.default_cache_dir(params.run_dir),
-                        n_boot=params.evaluate.bootstrap, seed=params.seed,
-                        out=params.run.metrics / "metrics.json")   # a rerun with unchanged inputs reads it back
-    # or, equivalently: report = M.evaluate_with_params(pairs, params)
-    M.table1(report.cells, ci=True); M.delta_table(report.deltas); M.cells_frame(report.cells)
+    from silicon_sing.metrics import cells_frame, delta_table, evaluate_with_params
+    report = evaluate_with_params(generations, params)  # writes params.run.metrics_json; a rerun reads it back
+    table1(report.cells, ci=True); delta_table(report.deltas); cells_frame(report.cells)
 """
 
-from .backends import (
-    EMBEDDING_BACKENDS,
-    PASST_WEIGHTS,
-    PROBABILITY_BACKENDS,
-    VGGISH_WEIGHTS,
-    EmbeddingBackend,
-    MelStatsEmbedding,
-    MissingWeightsError,
-    PasstBackend,
-    ProbabilityBackend,
-    SpectralClassesBackend,
-    VggishBackend,
-    get_embedding_backend,
-    get_probability_backend,
-)
-from .cache import cached_embed, cached_probs, cached_window_probs, default_cache_dir
-from .evaluation import (
-    BASELINE,
-    FINETUNED,
-    EvalPair,
-    MetricsReport,
-    PairFeatures,
-    analyse_features,
-    backends_from_params,
-    cells_from_features,
-    compute_features,
-    deltas_from_features,
-    evaluate,
-    evaluate_cells,
-    evaluate_deltas,
-    evaluate_with_params,
-    inputs_fingerprint,
-    read_metrics,
-    write_metrics,
-)
-from .frechet import (
-    FadInfResult,
-    FadResult,
-    FrechetError,
-    embedding_stats,
-    fad_from_embeddings,
-    fad_inf,
-    frechet_distance,
-    frechet_distance_eig,
-)
-from .kl import KL_EPS, kl_divergence, mean_kl, pair_kl, symmetric_kl
-from .stats import (
-    CellResult,
-    DeltaResult,
-    bootstrap_mean_ci,
-    fad_bootstrap_ci,
-    fad_delta_ci,
-    paired_delta_ci,
-)
-from .table import PUBLISHED_TABLE1, cells_frame, delta_table, load_published_table1, table1
+from .evaluation import EvalPair, MetricsReport, evaluate, evaluate_with_params, read_metrics
+from .frechet import fad_from_embeddings
+from .kl import kl_divergence
+from .table import cells_frame, delta_table, load_published_table1, table1
 
 __all__ = [
-    "BASELINE", "FINETUNED", "EMBEDDING_BACKENDS", "PROBABILITY_BACKENDS", "PASST_WEIGHTS", "VGGISH_WEIGHTS",
-    "PUBLISHED_TABLE1", "KL_EPS",
-    "EmbeddingBackend", "ProbabilityBackend", "MelStatsEmbedding", "SpectralClassesBackend", "PasstBackend",
-    "VggishBackend", "MissingWeightsError", "get_embedding_backend", "get_probability_backend",
-    "cached_embed", "cached_probs", "cached_window_probs", "default_cache_dir",
-    "EvalPair", "MetricsReport", "PairFeatures", "analyse_features", "backends_from_params", "compute_features",
-    "cells_from_features", "deltas_from_features", "evaluate", "evaluate_cells", "evaluate_deltas", "evaluate_with_params",
-    "inputs_fingerprint",
-    "read_metrics", "write_metrics",
-    "FadInfResult", "FadResult", "FrechetError", "embedding_stats", "fad_from_embeddings", "fad_inf",
-    "frechet_distance", "frechet_distance_eig",
-    "kl_divergence", "mean_kl", "pair_kl", "symmetric_kl",
-    "CellResult", "DeltaResult", "bootstrap_mean_ci", "fad_bootstrap_ci", "fad_delta_ci", "paired_delta_ci",
-    "cells_frame", "delta_table", "load_published_table1", "table1",
+    "evaluate_with_params", "evaluate", "EvalPair", "MetricsReport", "read_metrics",
+    "kl_divergence", "fad_from_embeddings",
+    "table1", "delta_table", "cells_frame", "load_published_table1",
 ]

@@ -4,6 +4,8 @@
 and ``cache_dir`` normally ``<run_dir>/metrics/cache`` (:func:`default_cache_dir`). A file whose
 bytes or whose backend settings/weights change gets a new key, so a stale entry is never read;
 entries are written atomically, so an interrupted run leaves no half-written array.
+
+Notebook: notebooks/04_evaluate.ipynb
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import numpy as np
 
 from ..audio import load_audio
 from ..fsutil import atomic_path, file_sha1, text_sha1
+from ..params import RunPaths
 from .backends import EmbeddingBackend, ProbabilityBackend
 
 
 def default_cache_dir(run_dir: str | os.PathLike[str]) -> Path:
-    """``<run_dir>/metrics/cache``."""
-    return Path(run_dir) / "metrics" / "cache"
+    """``<run_dir>/metrics/cache`` (:attr:`silicon_sing.params.RunPaths.metrics_cache`)."""
+    return RunPaths(Path(run_dir)).metrics_cache
 
 
 def cache_key(path: str | os.PathLike[str], fingerprint: str) -> str:

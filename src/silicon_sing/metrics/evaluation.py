@@ -8,8 +8,10 @@ from segment ids ``<artist>/<track>/<category>/<index>`` when not given): see :m
 
     pairs = [EvalPair(orig, gen, artist, category, system, example_id), ...]
     kl_b, fad_b = backends_from_params(params.evaluate)
-    report = evaluate(pairs, kl_b, fad_b, default_cache_dir(params.run_dir), n_boot=..., seed=...)
-    write_metrics(params.run.metrics / "metrics.json", report)
+    report = evaluate(pairs, kl_b, fad_b, params.run.metrics_cache, n_boot=..., seed=...)
+    write_metrics(params.run.metrics_json, report)
+
+Notebook: notebooks/04_evaluate.ipynb
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..fsutil import atomic_write_json, file_sha1, read_json, text_sha1
+from ..params import CATEGORY_ORDER, EvaluateParams, Params  # CATEGORY_ORDER: re-exported (results imports it here)
 from .backends import (
     EmbeddingBackend,
     ProbabilityBackend,
@@ -50,7 +53,6 @@ from .stats import (
 RESAMPLING_UNIT = "track"
 
 BASELINE, FINETUNED = "baseline", "fine-tuned"
-CATEGORY_ORDER = ("instrumental", "acapella", "full")  # the paper's Table 1 order ("full" = its "Complete")
 METRICS_SCHEMA = 2  # 2: intervals resample tracks; cells carry n_tracks, n_segments
 
 
@@ -111,27 +113,31 @@ def as_pairs(rows: Iterable[Any], exclude_prompt: bool = False) -> list[EvalPair
         if isinstance(r, EvalPair):
             out.append(r)
         elif isinstance(r, (tuple, list)):
-            out.append(EvalPair(*(str(v) for v in r[:6]), *(float(v) for v in r[6:7]), *(str(v) for v in r[7:8])))
+            fields: dict[str, Any] = dict(zip(names, (str(v) for v in r[:6])))
+            if len(r) > 6:
+                fields["skip_seconds"] = float(r[6])
+            if len(r) > 7:
+                fields["track_id"] = str(r[7])
+            out.append(EvalPair(**fields))
         else:
             rec = r if isinstance(r, dict) else vars(r)
             missing = [k for k in names if rec.get(k) is None]
             if missing:
                 raise ValueError(f"pair record {r!r} lacks {missing}")
             skip = float(rec.get("prompt_seconds", 0.0) if exclude_prompt else rec.get("skip_seconds", 0.0))
-            out.append(EvalPair(*(str(rec[k]) for k in names), skip, str(rec.get("track_id") or "")))
+            out.append(EvalPair(**{k: str(rec[k]) for k in names}, skip_seconds=skip,
+                                track_id=str(rec.get("track_id") or "")))
     return out
 
 
-def backends_from_params(ev: Any, device: str | None = None) -> tuple[ProbabilityBackend, EmbeddingBackend]:
+def backends_from_params(ev: EvaluateParams, device: str | None = None) -> tuple[ProbabilityBackend, EmbeddingBackend]:
     """Build the KL and FAD backends named in an ``EvaluateParams`` section."""
     kl_kw: dict[str, Any] = {}
     fad_kw: dict[str, Any] = {}
     if ev.kl_backend == "passt":
-        kl_kw = dict(weights=getattr(ev, "passt_weights", None), allow_download=getattr(ev, "allow_download", False),
-                     device=device)
+        kl_kw = dict(weights=ev.passt_weights, allow_download=ev.allow_download, device=device)
     if ev.fad_backend == "vggish":
-        fad_kw = dict(weights=getattr(ev, "vggish_weights", None), allow_download=getattr(ev, "allow_download", False),
-                      device=device)
+        fad_kw = dict(weights=ev.vggish_weights, allow_download=ev.allow_download, device=device)
     return get_probability_backend(ev.kl_backend, **kl_kw), get_embedding_backend(ev.fad_backend, **fad_kw)
 
 
@@ -141,7 +147,7 @@ def compute_features(pairs: Iterable[Any], prob_backend: ProbabilityBackend,
     """Per-pair KL (audiocraft convention) and embedding frames, through the per-file cache."""
     items = as_pairs(pairs)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # lazy: only with progress=True (tqdm.auto probes for a notebook)
 
         items = tqdm(items, desc="KL/FAD features")
     out = []
@@ -408,7 +414,7 @@ def read_metrics(path: str | os.PathLike[str]) -> MetricsReport:
                          [_from_dict(DeltaResult, x) for x in d.get("deltas", [])], d.get("meta", {}))
 
 
-def evaluate_with_params(pairs: Iterable[EvalPair | Sequence[Any]], params: Any, device: str | None = None,
+def evaluate_with_params(pairs: Iterable[EvalPair | Sequence[Any]], params: Params, device: str | None = None,
                          progress: bool = False, out: str | os.PathLike[str] | None = "default") -> MetricsReport:
     """:func:`evaluate` with backends, cache dir, bootstrap, FAD-∞ and prompt-exclusion settings from a ``Params``.
 
@@ -416,12 +422,10 @@ def evaluate_with_params(pairs: Iterable[EvalPair | Sequence[Any]], params: Any,
     ``out="default"`` writes ``<run_dir>/metrics/metrics.json`` (and reuses it when nothing changed);
     ``out=None`` writes nothing.
     """
-    from .cache import default_cache_dir
-
     ev = params.evaluate
     kl_b, fad_b = backends_from_params(ev, device)
-    target = Path(params.run_dir) / "metrics" / "metrics.json" if out == "default" else out
-    pairs = as_pairs(pairs, exclude_prompt=getattr(ev, "metrics_exclude_prompt", False))
-    return evaluate(pairs, kl_b, fad_b, default_cache_dir(params.run_dir), n_boot=ev.bootstrap,
+    target = params.run.metrics_json if out == "default" else out
+    pairs = as_pairs(pairs, exclude_prompt=ev.metrics_exclude_prompt)
+    return evaluate(pairs, kl_b, fad_b, params.run.metrics_cache, n_boot=ev.bootstrap,
                     level=ev.ci_level, seed=params.seed, fad_inf_steps=ev.fad_inf_steps,
                     fad_inf_min_n=ev.fad_inf_min_n, progress=progress, out=target)

@@ -14,6 +14,8 @@ batched and used by the bootstrap and FAD-∞.
 
 FAD depends on how many frames were used (it is biased upward at small n), so every result carries
 its sample counts, and :func:`fad_inf` extrapolates to n → ∞ as fadtk does (Gui et al., 2024).
+
+Notebook: notebooks/04_evaluate.ipynb
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ Convention of audiocraft (``audiocraft/metrics/kld.py``), which MusicGen's paper
 audiocraft averages over all window pairs of all clips at once; we average the window KLs per
 clip pair first and then over the pairs of a cell, which is the same when clips have equal length
 and gives every example equal weight otherwise.
+
+Notebook: notebooks/04_evaluate.ipynb
 """
 
 from __future__ import annotations
@@ -23,7 +25,16 @@ KL_EPS = 1e-6  # audiocraft's epsilon, added to the generated distribution befor
 
 
 def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = KL_EPS) -> np.ndarray:
-    """KL(p ‖ q) over the last axis, audiocraft-style (ε on q only, 0·log 0 = 0); broadcasts."""
+    """KL(p ‖ q) over the last axis, audiocraft-style (ε on q only, 0·log 0 = 0); broadcasts.
+
+    Args:
+        p: distributions of the originals, ``[..., classes]``.
+        q: distributions of the generations, ``[..., classes]`` (broadcastable against ``p``).
+        eps: added to ``q`` only.
+
+    Returns:
+        KL per distribution, ``[...]`` (the broadcast leading shape; a 0-d array for two ``[classes]``).
+    """
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     if p.shape[-1] != q.shape[-1]:

@@ -20,6 +20,8 @@ ordinary bootstrap over examples (same draws for the same seed).
   interval would just exclude zero with the same spread (:func:`detectable_change`).
 
 All draws are seeded (``numpy.random.default_rng``) and vectorised.
+
+Notebook: notebooks/04_evaluate.ipynb
 """
 
 from __future__ import annotations

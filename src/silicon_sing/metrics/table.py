@@ -4,19 +4,22 @@ The published Table 1 (KL and FAD per model, category and artist) ships with the
 ``silicon_sing/assets/table1_published.csv``; its categories use our names (the paper's
 "Complete" and "Full Song" rows are both ``full``). The paper states neither n, the split nor
 the prompt length, so its numbers are a reference, not a like-for-like comparison.
+
+Notebook: notebooks/04_evaluate.ipynb
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .evaluation import BASELINE, CATEGORY_ORDER, FINETUNED
 from ..names import match_key
+from ..params import CATEGORY_ORDER
+from .evaluation import BASELINE, FINETUNED
 from .stats import CellResult, DeltaResult
 
 PUBLISHED_TABLE1 = Path(__file__).resolve().parent.parent / "assets" / "table1_published.csv"
@@ -38,7 +41,7 @@ def _category_key(c: str) -> tuple[int, str]:
     return (CATEGORY_ORDER.index(c) if c in CATEGORY_ORDER else len(CATEGORY_ORDER), c)
 
 
-def _frame(rows: dict, index: list[tuple[str, str]], columns: list[tuple[str, ...]], names: list[str]) -> pd.DataFrame:
+def _frame(rows: dict, index: list[tuple[str, str]], columns: Sequence[tuple[str, ...]], names: list[str]) -> pd.DataFrame:
     """A (category, artist) × MultiIndex-column frame; missing entries are NaN."""
     data = [[rows[i].get(col, np.nan) for col in columns] for i in index]
     idx = pd.MultiIndex.from_tuples(index, names=["category", "artist"]) if index else \

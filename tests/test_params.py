@@ -1,15 +1,11 @@
-"""Parameter files, notebook hygiene and the helpers every stage shares."""
+"""Tests for silicon_sing.params: the shipped profiles, overrides and validation rules."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from silicon_sing import audio as au
-from silicon_sing.fsutil import atomic_path, atomic_write_json, read_json
-from silicon_sing.nbtools import check_notebook
 from silicon_sing.params import ParamsError, load_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,42 +30,6 @@ def test_overrides_apply_and_are_recorded() -> None:
     """Dotted overrides reach the section and are kept for papermill to pass on."""
     p = load_params(REPO / "params" / "smoke.yaml", {"train.epochs": 1, "seed": 7})
     assert p.train.epochs == 1 and p.seed == 7 and p.overrides == {"train.epochs": 1, "seed": 7}
-
-
-@pytest.mark.parametrize("nb", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
-def test_source_notebooks_are_clean_and_parameterised(nb: Path) -> None:
-    """Committed notebooks carry no outputs and exactly one parameters cell."""
-    assert check_notebook(nb) == []
-
-
-def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path) -> None:
-    """A failing write keeps the previous content and leaves no temporary file behind."""
-    target = tmp_path / "x.json"
-    atomic_write_json(target, {"a": 1})
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("partial")
-            raise RuntimeError("boom")
-    assert read_json(target) == {"a": 1} and [p.name for p in tmp_path.iterdir()] == ["x.json"]
-
-
-def test_players_are_compact() -> None:
-    """A 6 s clip becomes an <audio> element of tens of kB, not a megabyte of WAV."""
-    x = 0.1 * np.random.default_rng(0).standard_normal(32000 * 6).astype(np.float32)
-    html = au.player_html(x, 32000, "noise")
-    assert html.startswith("<audio") and "audio/mpeg" in html
-    wav_b64 = 32000 * 6 * 2 * 4 / 3
-    assert len(html) < wav_b64 / 8
-    table = au.player_table_html(["a"], ["x", "y"], {("a", "x"): (x, 32000)})
-    assert table.count("<audio") == 1 and "—" in table
-
-
-def test_load_audio_names_the_file(tmp_path: Path) -> None:
-    """Undecodable input raises with the file's path in the message."""
-    bad = tmp_path / "bad.wav"
-    bad.write_text("nope")
-    with pytest.raises(au.AudioDecodeError, match="bad.wav"):
-        au.load_audio(bad)
 
 
 def test_smoke_profile_holds_out_three_test_tracks_per_artist_with_two_segments_each() -> None:
