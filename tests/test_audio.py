@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import librosa
 import numpy as np
 import pytest
 
@@ -59,3 +60,14 @@ def test_load_audio_names_the_file(tmp_path: Path) -> None:
     bad.write_text("nope")
     with pytest.raises(au.AudioDecodeError, match="bad.wav"):
         au.load_audio(bad)
+
+
+def test_mel_filterbank_is_librosas_with_explicit_edges() -> None:
+    """One definition: Slaney by default, HTK on request, cached per argument set."""
+    fb = au.mel_filterbank(16000, 1024, 64, 30.0, 8000.0)
+    assert fb.shape == (64, 513) and fb.dtype == np.float32
+    np.testing.assert_array_equal(fb, librosa.filters.mel(sr=16000, n_fft=1024, n_mels=64, fmin=30.0,
+                                                          fmax=8000.0).astype(np.float32))
+    htk = au.mel_filterbank(16000, 1024, 64, 30.0, 8000.0, htk=True)
+    assert not np.array_equal(fb, htk)
+    assert au.mel_filterbank(16000, 1024, 64, 30.0, 8000.0) is fb

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from silicon_sing.plots import delta_forest, grouped_counts, log_mel, metric_bars, spectrogram_grid
+from silicon_sing.audio import log_mel
+from silicon_sing.plots import delta_forest, grouped_counts, metric_bars, spectrogram_grid
 
 matplotlib.use("Agg")
 

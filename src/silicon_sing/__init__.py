@@ -2,7 +2,8 @@
 
 Every computation lives here; the notebooks in ``notebooks/`` only set parameters, call these
 functions, plot, play audio and glue numbers. Foundations (:mod:`~silicon_sing.params`,
-:mod:`~silicon_sing.machine`, :mod:`~silicon_sing.fsutil`, :mod:`~silicon_sing.audio`, ...) sit under
+:mod:`~silicon_sing.machine`, :mod:`~silicon_sing.fsutil`, :mod:`~silicon_sing.audio`,
+:mod:`~silicon_sing.names`, :mod:`~silicon_sing.music`) sit under
 the stages in pipeline order (:mod:`~silicon_sing.synth`, :mod:`~silicon_sing.curate`,
 :mod:`~silicon_sing.data`, :mod:`~silicon_sing.caption`, :mod:`~silicon_sing.train`,
 :mod:`~silicon_sing.generate`, :mod:`~silicon_sing.metrics`, :mod:`~silicon_sing.results`,

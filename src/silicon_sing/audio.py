@@ -8,6 +8,7 @@ Notebook: notebooks/01_curate.ipynb (loading, loudness, the players every chapte
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import os
@@ -199,3 +200,47 @@ def player_table_html(
         f'<table class="silicon-players">{cap}<thead><tr><th></th>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>"
     )
+
+
+# --------------------------------------------------------------------------- spectrograms
+
+
+@functools.lru_cache(maxsize=16)
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float, htk: bool = False) -> np.ndarray:
+    """Mel filterbank ``[n_mels, n_fft // 2 + 1]`` (librosa, Slaney area normalisation), float32, cached.
+
+    Args:
+        sr: sample rate of the spectrogram it multiplies.
+        n_fft: FFT size of that spectrogram (``n_fft // 2 + 1`` bins).
+        n_mels: number of bands.
+        fmin, fmax: edges of the lowest and highest band in Hz.
+        htk: HTK mel scale instead of Slaney's (librosa's ``htk``).
+
+    Returns:
+        ``[n_mels, n_fft // 2 + 1]`` weights; ``power[frames, bins] @ fb.T`` gives mel power ``[frames, n_mels]``.
+    """
+    import librosa  # lazy: librosa's import pulls in numba and takes seconds
+
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk).astype(np.float32)
+
+
+
+def log_mel(x: np.ndarray, sr: int, n_mels: int = 64, hop: int = 320, n_fft: int = 1024) -> np.ndarray:
+    """Log-mel power spectrogram in dB re full scale (floored at −80 dB) of mono audio, for display.
+
+    Args:
+        x: mono audio ``[N]``.
+        sr: its sample rate.
+
+    Returns:
+        ``[n_mels, frames]`` in dB, frames centred every ``hop`` samples (zero-padded ends, symmetric Hann).
+    """
+    x = np.pad(x.astype(np.float32), (n_fft // 2, n_fft // 2))
+    n_frames = 1 + max(0, (len(x) - n_fft) // hop)
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop][:n_frames]
+    window = np.hanning(n_fft).astype(np.float32)
+    # scaled so that a full-scale sine peaks near 0 dB
+    power = (np.abs(np.fft.rfft(frames * window, axis=1)) / (window.sum() / 2)) ** 2
+    # librosa's defaults (0 Hz to Nyquist, Slaney), as this display has always used
+    mel = mel_filterbank(sr, n_fft, n_mels, 0.0, sr / 2) @ power.T
+    return np.maximum(10 * np.log10(mel + 1e-10), -80.0)

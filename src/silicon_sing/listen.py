@@ -90,9 +90,7 @@ def spectrogram_png(x: np.ndarray, sr: int, n_mels: int = 48, pool: int = 2) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plots import log_mel  # lazy: plots is presentation, above this stage; log_mel belongs in audio
-
-    img = log_mel(x, sr, n_mels=n_mels) if len(x) else np.full((n_mels, 1), SPEC_DB_RANGE[0])
+    img = au.log_mel(x, sr, n_mels=n_mels) if len(x) else np.full((n_mels, 1), SPEC_DB_RANGE[0])
     if pool > 1 and img.shape[1] >= pool:
         img = img[:, : img.shape[1] // pool * pool].reshape(img.shape[0], -1, pool).mean(axis=2)
     buf = io.BytesIO()

@@ -287,6 +287,11 @@ class RunPaths:
         return self.metrics / "metrics.json"
 
     @property
+    def timings(self) -> Path:
+        """Wall time of each executed notebook (``timings.json``), read by the reproduce chapter."""
+        return self.notebooks / "timings.json"
+
+    @property
     def notebooks_lock(self) -> Path:
         """The lock that lets one ``run_notebooks`` at a time write this run dir."""
         return self.root / ".lock-notebooks"

@@ -12,30 +12,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .audio import log_mel
 from .metrics.evaluation import BASELINE, FINETUNED
-from .metrics.spectral import mel_filterbank
 from .params import CATEGORY_ORDER
-
-
-def log_mel(x: np.ndarray, sr: int, n_mels: int = 64, hop: int = 320, n_fft: int = 1024) -> np.ndarray:
-    """Log-mel power spectrogram in dB re full scale (floored at −80 dB) of mono audio, for display.
-
-    Args:
-        x: mono audio ``[N]``.
-        sr: its sample rate.
-
-    Returns:
-        ``[n_mels, frames]`` in dB, frames centred every ``hop`` samples (zero-padded ends, symmetric Hann).
-    """
-    x = np.pad(x.astype(np.float32), (n_fft // 2, n_fft // 2))
-    n_frames = 1 + max(0, (len(x) - n_fft) // hop)
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop][:n_frames]
-    window = np.hanning(n_fft).astype(np.float32)
-    # scaled so that a full-scale sine peaks near 0 dB
-    power = (np.abs(np.fft.rfft(frames * window, axis=1)) / (window.sum() / 2)) ** 2
-    # librosa's defaults (0 Hz to Nyquist, Slaney), as this display has always used
-    mel = mel_filterbank(sr, n_fft, n_mels, 0.0, sr / 2) @ power.T
-    return np.maximum(10 * np.log10(mel + 1e-10), -80.0)
 
 
 def spectrogram_grid(clips: dict[tuple[str, str], tuple[np.ndarray, int]], rows: Sequence[str],

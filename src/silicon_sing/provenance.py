@@ -44,7 +44,7 @@ def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
 
 def timings_path(params: Params) -> Path:
     """``<run_dir>/notebooks/timings.json``: the wall time of each notebook, written by the pipeline."""
-    return params.run.notebooks / "timings.json"
+    return params.run.timings
 
 
 def stage_timings(params: Params) -> pd.DataFrame:

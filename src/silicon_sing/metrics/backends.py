@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from ..audio import mel_filterbank
 from .base import EmbeddingBackend, ProbabilityBackend, package_version
 from .passt import PASST_MIN_SECONDS, PASST_WINDOW_SECONDS, PasstBackend, quiet
-from .spectral import as_mono, mel_filterbank, pad_to, power_spectrogram, prepare_audio, split_windows
+from .spectral import as_mono, pad_to, power_spectrogram, prepare_audio, split_windows
 from .vggish import VGGISH_MIN_SECONDS, VggishBackend
 from .weights import (
     PASST_WEIGHTS,

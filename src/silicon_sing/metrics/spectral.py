@@ -2,13 +2,11 @@
 
 Notebook: notebooks/04_evaluate.ipynb
 
-Arrays are numpy; ``audio`` is ``[N]`` or channels-first ``[C, N]``. :func:`mel_filterbank` is the
-one mel filterbank of the package (the metric backends and :func:`silicon_sing.plots.log_mel` use it).
+Arrays are numpy; ``audio`` is ``[N]`` or channels-first ``[C, N]``. :func:`silicon_sing.audio.mel_filterbank` is
+the one mel filterbank of the package (the metric backends and :func:`silicon_sing.audio.log_mel` use it).
 """
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 
@@ -47,25 +45,6 @@ def split_windows(x: np.ndarray, window: int, min_len: int) -> list[np.ndarray]:
     wins = [x[i:i + window] for i in range(0, x.shape[-1], window)]
     wins = [w for w in wins if w.shape[-1] > min_len]
     return wins or [pad_to(x, min_len + 1)]
-
-
-@functools.lru_cache(maxsize=16)
-def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float, htk: bool = False) -> np.ndarray:
-    """Mel filterbank ``[n_mels, n_fft // 2 + 1]`` (librosa, Slaney area normalisation), float32, cached.
-
-    Args:
-        sr: sample rate of the spectrogram it multiplies.
-        n_fft: FFT size of that spectrogram (``n_fft // 2 + 1`` bins).
-        n_mels: number of bands.
-        fmin, fmax: edges of the lowest and highest band in Hz.
-        htk: HTK mel scale instead of Slaney's (librosa's ``htk``).
-
-    Returns:
-        ``[n_mels, n_fft // 2 + 1]`` weights; ``power[frames, bins] @ fb.T`` gives mel power ``[frames, n_mels]``.
-    """
-    import librosa  # lazy: librosa's import pulls in numba and takes seconds
-
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk).astype(np.float32)
 
 
 def power_spectrogram(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
