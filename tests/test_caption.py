@@ -12,9 +12,19 @@ import soundfile as sf
 
 from silicon_sing import caption as cap
 from silicon_sing import data
-from silicon_sing.caption import (AnalysisConfig, CaptionError, MissingModelsError, TrackDescriptors, analyse_signal,
-                                  describe_track, descriptors, essentia_models, load_captions, make_caption,
-                                  run_captioning)
+from silicon_sing.caption import (
+    AnalysisConfig,
+    CaptionError,
+    MissingModelsError,
+    TrackDescriptors,
+    analyse_signal,
+    describe_track,
+    descriptors,
+    essentia_models,
+    load_captions,
+    make_caption,
+    run_captioning,
+)
 from silicon_sing.fsutil import read_json, read_jsonl
 from silicon_sing.params import CATEGORIES, load_params
 

@@ -11,8 +11,7 @@ import pytest
 import soundfile as sf
 
 from silicon_sing import audio as au
-from silicon_sing.curate import (assign_splits, load_report, load_segments, load_tracks, run_curation,
-                                 shared_gain_db)
+from silicon_sing.curate import assign_splits, load_report, load_segments, load_tracks, run_curation, shared_gain_db
 from silicon_sing.fsutil import file_sha1
 from silicon_sing.names import slugify
 from silicon_sing.params import CATEGORIES, load_params

@@ -572,8 +572,8 @@ def test_a_corrupt_run_uuid_stops_naming_the_file_and_the_fix(tmp_path: Path) ->
 def test_a_corrupt_curation_state_file_is_recomputed_with_a_warning_naming_it(tmp_path: Path) -> None:
     import re
 
-    from silicon_sing.names import slugify
     from silicon_sing.fsutil import read_json
+    from silicon_sing.names import slugify
 
     root = tmp_path / "stems"
     _good(root, n=2, seconds=4.5)

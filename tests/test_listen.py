@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_generations import SR, make_generations
 
+from fake_generations import SR, make_generations
 from silicon_sing.generate import Generation
 from silicon_sing.listen import COLUMNS, listening_examples, listening_panel, listening_room_html
 from silicon_sing.params import load_params

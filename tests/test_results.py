@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_generations import make_generations
 
+from fake_generations import make_generations
 from silicon_sing.generate import Generation
 from silicon_sing.metrics.stats import CellResult, DeltaResult
 from silicon_sing.results import delta_summary, direction_sentence, glue_values, table1_display, voicing_table

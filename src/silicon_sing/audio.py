@@ -45,7 +45,7 @@ def _load_with_av(path: Path) -> tuple[np.ndarray, int]:
 
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
-        frames = [f.to_ndarray() for f in container.decode(stream)]
+        frames: list[np.ndarray] = [f.to_ndarray() for f in container.decode(stream)]
         sr = stream.rate
         if not frames:
             raise AudioDecodeError(f"{path}: no audio frames")

@@ -180,7 +180,7 @@ def run_lock(path: str | os.PathLike[str], what: str) -> Iterator[Path]:
                 f"Wait for it to finish, or stop it (kill {pid}; a training job checkpoints on SIGTERM) and "
                 f"rerun. The lock goes away with that process; do not delete the file.") from None
         info = {"pid": os.getpid(), "host": socket.gethostname(), "what": what,
-                "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "command": " ".join(sys.argv) or sys.executable}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)

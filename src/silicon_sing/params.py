@@ -423,7 +423,7 @@ def _build(cls: type, data: Any, file: str, prefix: str = "", overridden: frozen
         dotted = prefix + k
         tp = hints[k]
         if dataclasses.is_dataclass(tp):
-            v = _build(tp, v, file, dotted + ".", overridden)
+            v = _build(typing.cast(type, tp), v, file, dotted + ".", overridden)
         else:
             try:
                 try:

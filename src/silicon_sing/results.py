@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from . import audio as au
+from .generate import Generation
 from .metrics.evaluation import track_of
 from .metrics.stats import CellResult, DeltaResult, bootstrap_mean_ci, detectable_change
-from .generate import Generation
 from .music import estimate_f0
 from .params import CATEGORIES, CATEGORY_ORDER
 
@@ -62,7 +62,7 @@ def table1_display(t1: pd.DataFrame, digits: dict[str, int] | None = None) -> pd
                 out[(s, m)] = [f"{_fmt(v, d)} [{_fmt(a, d)}, {_fmt(b, d)}]" if not pd.isna(v) else "—"
                                for v, a, b in zip(ours, lo, hi)]
             else:
-                out[(s, m)] = ours.map(lambda v: _fmt(v, d))
+                out[(s, m)] = ours.map(lambda v, d=d: _fmt(v, d))
             if (s, m, "published") in t1.columns:
                 out[(s, f"{m} (paper)")] = t1[(s, m, "published")].map(lambda v: _fmt(v, 2))
     out.columns = pd.MultiIndex.from_tuples(out.columns, names=["system", "column"])

@@ -85,16 +85,60 @@ Notebook: notebooks/02_caption.ipynb
 
 from __future__ import annotations
 
-from .decisions import (QUADRANT_MOODS, brightness01, decide_key, decide_tempo, describe_track, energy_score,
-                        fallback_moods, read_user_metadata)
-from .descriptors import (DESCRIPTOR_VERSION, TONAL_ROLES, AnalysisConfig, StemDescriptors, TrackDescriptors,
-                          analyse_signal, describe_stem, estimate_key, estimate_tempo, load_cached, spectral_summary)
-from .essentia_models import (ESSENTIA_MODELS, ESSENTIA_MODELS_URL, CaptionError, EssentiaModels, MissingModelsError,
-                              ModelSpec, check_essentia_models, expected_model_files)
-from .report import (captions_by_artist, captions_player_html, example_captions, simulate_uuid_retention, summary,
-                     synthetic_truth, tables, tempo_agreement)
-from .stage import (CSV_COLUMNS, CaptionResult, analysis_config, load_captions, load_descriptors, run_captioning,
-                    sidecar_fields, write_sidecars, write_tables)
+from .decisions import (
+                        QUADRANT_MOODS,
+                        brightness01,
+                        decide_key,
+                        decide_tempo,
+                        describe_track,
+                        energy_score,
+                        fallback_moods,
+                        read_user_metadata,
+)
+from .descriptors import (
+                        DESCRIPTOR_VERSION,
+                        TONAL_ROLES,
+                        AnalysisConfig,
+                        StemDescriptors,
+                        TrackDescriptors,
+                        analyse_signal,
+                        describe_stem,
+                        estimate_key,
+                        estimate_tempo,
+                        load_cached,
+                        spectral_summary,
+)
+from .essentia_models import (
+                        ESSENTIA_MODELS,
+                        ESSENTIA_MODELS_URL,
+                        CaptionError,
+                        EssentiaModels,
+                        MissingModelsError,
+                        ModelSpec,
+                        check_essentia_models,
+                        expected_model_files,
+)
+from .report import (
+                        captions_by_artist,
+                        captions_player_html,
+                        example_captions,
+                        simulate_uuid_retention,
+                        summary,
+                        synthetic_truth,
+                        tables,
+                        tempo_agreement,
+)
+from .stage import (
+                        CSV_COLUMNS,
+                        CaptionResult,
+                        analysis_config,
+                        load_captions,
+                        load_descriptors,
+                        run_captioning,
+                        sidecar_fields,
+                        write_sidecars,
+                        write_tables,
+)
 from .templates import CAPTION_VERSION, MOOD_ADJECTIVE, CaptionRecord, caption_rng, make_caption
 
 __all__ = [

@@ -14,8 +14,15 @@ from typing import Any
 import numpy as np
 
 from ..fsutil import read_json
-from .descriptors import (MIN_PERIODICITY, NOISE_FLATNESS, SIBLING_RATIO, TONAL_ROLES, AnalysisConfig, StemDescriptors,
-                          TrackDescriptors)
+from .descriptors import (
+    MIN_PERIODICITY,
+    NOISE_FLATNESS,
+    SIBLING_RATIO,
+    TONAL_ROLES,
+    AnalysisConfig,
+    StemDescriptors,
+    TrackDescriptors,
+)
 
 QUADRANT_MOODS = {
     (True, True): ["energetic", "upbeat", "happy", "uplifting", "fun"],
@@ -41,6 +48,8 @@ def decide_tempo(stems: dict[str, StemDescriptors], min_confidence: float) -> di
                         for c in TONAL_ROLES if c in stems)
         return {"bpm": None, "note": why or "no full or instrumental stem"}
     cat, s = max(cands, key=lambda cs: cs[1].bpm_confidence or 0.0)
+    bpm = s.bpm_estimate
+    assert bpm is not None  # cands keeps only stems with an estimate
     out: dict[str, Any] = {"bpm_confidence": s.bpm_confidence, "category": cat}
     if (s.bpm_confidence or 0.0) < min_confidence:
         out.update(bpm=None, note=f"low confidence {s.bpm_confidence:.2f} < {min_confidence:g} "
@@ -52,19 +61,20 @@ def decide_tempo(stems: dict[str, StemDescriptors], min_confidence: float) -> di
         out.update(bpm=None, note=f"low confidence: onsets do not repeat at {s.bpm_estimate:.1f} BPM "
                                   f"(periodicity {s.bpm_periodicity:.2f} < {MIN_PERIODICITY})")
         return out
-    out["bpm"] = round(s.bpm_estimate, 1)
+    out["bpm"] = round(bpm, 1)
     # No signal measure separates a 70 BPM groove with eighth-note hats from a 140 BPM half-time one
     # (they are the same audio): the flag says the other octave is a plausible pop tempo with a
     # regular pulse, and the caption keeps Essentia's reading.
     ambiguous = s.bpm_sibling is not None and (s.bpm_sibling_salience or 0.0) >= SIBLING_RATIO
     # full and instrumental reading different octaves is the same ambiguity, seen directly
     others = [o.bpm_estimate for c, o in cands if c != cat and o.bpm_estimate]
-    split_octave = [o for o in others if any(abs(o / s.bpm_estimate - r) < 0.04 for r in (0.5, 2.0))]
+    alt: float | None
+    split_octave = [o for o in others if any(abs(o / bpm - r) < 0.04 for r in (0.5, 2.0))]
     if split_octave:
         ambiguous, alt, why = True, split_octave[0], "the other stem reads this tempo"
     else:
         alt, why = s.bpm_sibling, f"onset periodicity there is {s.bpm_sibling_salience} of that at the estimate"
-    if ambiguous:
+    if ambiguous and alt is not None:  # ambiguous implies an alternative
         out["alternative"] = round(alt, 1)
         out["note"] = f"tempo octave ambiguous: {alt:.1f} BPM is also plausible ({why})"
     out["ambiguous"] = ambiguous
@@ -74,7 +84,7 @@ def decide_tempo(stems: dict[str, StemDescriptors], min_confidence: float) -> di
 def decide_key(stems: dict[str, StemDescriptors], min_strength: float) -> dict[str, Any]:
     """The caption's key: the strongest of full/instrumental, withheld for noise or weak tonality."""
     notes = []
-    best = None
+    best: tuple[str, StemDescriptors] | None = None
     for c in TONAL_ROLES:
         s = stems.get(c)
         if s is None:
@@ -85,7 +95,7 @@ def decide_key(stems: dict[str, StemDescriptors], min_strength: float) -> dict[s
             notes.append(f"{c}: noise-like spectrum (flatness {s.flatness:.2f} > {NOISE_FLATNESS})")
         elif (s.key_strength or 0.0) < min_strength:
             notes.append(f"{c}: weak tonality (strength {s.key_strength:.2f} < {min_strength:g})")
-        elif best is None or s.key_strength > best[1].key_strength:
+        elif best is None or (s.key_strength or 0.0) > (best[1].key_strength or 0.0):
             best = (c, s)
     if best is None:
         return {"key": None, "note": "; ".join(notes) or "no full or instrumental stem"}
@@ -109,8 +119,9 @@ def energy_score(s: StemDescriptors, bpm: float | None) -> float | None:
         parts.append(_clip01((tempo - 70) / 80))
     if s.onset_rate is not None:
         parts.append(_clip01(s.onset_rate / 5))
-    if s.centroid_hz is not None:
-        parts.append(brightness01(s.centroid_hz))
+    bright = brightness01(s.centroid_hz)
+    if bright is not None:
+        parts.append(bright)
     return round(float(np.mean(parts)), 3) if parts else None
 
 
@@ -121,8 +132,9 @@ def fallback_moods(energy: float | None, scale: str | None, brightness_hz: float
         return [], {}
     arousal = 2 * energy - 1
     valence = {"major": 0.5, "minor": -0.5}.get(scale or "", 0.0)
-    if brightness_hz is not None:
-        valence += 0.5 * (brightness01(brightness_hz) - 0.5)
+    bright = brightness01(brightness_hz)
+    if bright is not None:
+        valence += 0.5 * (bright - 0.5)
     words = QUADRANT_MOODS[(arousal >= 0, valence >= 0)]
     # stronger quadrant membership -> the more intense words come first; two moods are kept
     moods = list(words[:2]) if abs(arousal) + abs(valence) > 0.5 else [words[1], words[0]]

@@ -42,7 +42,7 @@ def tables(result: CaptionResult) -> dict[str, pd.DataFrame]:
 def example_captions(result: CaptionResult, split: str = "test",
                      per_artist: int = 1) -> list[tuple[CaptionRecord, Path]]:
     """A few (caption record, first segment wav) pairs per artist and category, for listening."""
-    segs = {}
+    segs: dict[tuple[str, str], dict[str, Any]] = {}
     run = RunPaths(Path(result.captions_dir).parent)
     for s in _curated_rows(run.root)[1]:
         segs.setdefault((s["track_id"], s["category"]), s)

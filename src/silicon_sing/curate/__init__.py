@@ -37,8 +37,16 @@ from .inputs import CURATE_VERSION, discover, signal_warnings, track_fingerprint
 from .process import process_track, shared_gain_db
 from .records import CurationResult, FileReport, SegmentRecord, TrackFiles, TrackRecord
 from .split import assign_splits, keep_duplicates_together
-from .stage import (example_segments, load_report, load_segments, load_tracks, raw_root, run_curation, tables,
-                    write_manifests)
+from .stage import (
+                    example_segments,
+                    load_report,
+                    load_segments,
+                    load_tracks,
+                    raw_root,
+                    run_curation,
+                    tables,
+                    write_manifests,
+)
 
 __all__ = [
     "CURATE_VERSION", "tables", "example_segments",

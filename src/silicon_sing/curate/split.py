@@ -26,7 +26,7 @@ def assign_splits(track_ids: Iterable[tuple[str, str]], fractions: dict[str, flo
     for artist, tid in track_ids:
         by_artist[artist].append(tid)
     out: dict[str, str] = {}
-    for artist, tids in sorted(by_artist.items()):
+    for _artist, tids in sorted(by_artist.items()):
         # order by a seeded hash, so a track's rank does not depend on which other tracks exist
         order = sorted(tids, key=lambda t: text_sha1(f"{seed}:{t}"))
         n_test, n_valid = _split_sizes(len(order), fractions)

@@ -191,7 +191,7 @@ def example_segments(segments: list[SegmentRecord], split: str = "test") -> dict
         if s.split == split:
             by_key[(s.track_id, s.index)][s.category] = s
     out: dict[str, dict[str, SegmentRecord]] = {}
-    for (tid, idx), cats in sorted(by_key.items()):
+    for (_tid, _idx), cats in sorted(by_key.items()):
         artist = next(iter(cats.values())).artist
         if artist not in out and len(cats) == len(CATEGORIES):
             out[artist] = cats

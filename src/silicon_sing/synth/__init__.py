@@ -25,8 +25,17 @@ the captions in notebooks/02_caption.ipynb)
 
 from __future__ import annotations
 
-from .corpus import (CORPUS_FILE, PEAK, STEMS, SYNTH_VERSION, corpus_spec, corpus_truth, load_corpus_tracks,
-                     make_synthetic_corpus, synth_track)
+from .corpus import (
+                     CORPUS_FILE,
+                     PEAK,
+                     STEMS,
+                     SYNTH_VERSION,
+                     corpus_spec,
+                     corpus_truth,
+                     load_corpus_tracks,
+                     make_synthetic_corpus,
+                     synth_track,
+)
 from .plan import ARTISTS, ArtistStyle, Syllable, TrackPlan, chord_name, chord_pcs, plan_track, scale_notes
 from .voice import FORMANTS, formant_cascade, glottal_source, render_vowel
 

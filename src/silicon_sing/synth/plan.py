@@ -280,7 +280,7 @@ def plan_track(style: ArtistStyle, track_index: int, seconds: float, seed: int) 
             # speech intonation: a phrase pitch from the scale's lower half, declining, with accents
             base = notes[int(rng.integers(max(1, len(notes) // 4), max(2, len(notes) // 2 + 1)))]
             pitches, glides = [], []
-            for j, on in enumerate(onsets):
+            for on in onsets:
                 frac = (on - p0) / style.phrase_beats
                 acc = 1.5 if abs(on - round(on)) < 1e-6 else 0.0
                 pitches.append(base - 2.5 * frac + acc + float(rng.normal(0.0, 0.6)))

@@ -178,14 +178,14 @@ def _render_vocal(
         depth = style.vibrato_cents / 100.0 * (1.0 + 0.15 * _smooth_noise(rng, n, sr, 1.5))
         midi += _one_pole(vib, 0.05, sr) * depth * np.sin(2 * np.pi * np.cumsum(rate) / sr)
     midi += 12.0 * math.log2(1.0 + style.jitter) * _smooth_noise(rng, n, sr, 60.0)
-    f0 = midi_to_hz(midi)
+    f0 = np.asarray(midi_to_hz(midi))
 
     src = glottal_source(f0, sr, style.brightness_hz)
     phase = np.cumsum(f0 / sr) % 1.0
     asp = signal.sosfilt(_band_sos(400.0, 0.0, sr), rng.standard_normal(n)) * (0.35 + 0.65 * (phase < 0.5))
     shimmer = 10.0 ** (style.shimmer_db / 20.0 * _smooth_noise(rng, n, sr, 40.0))
-    b = style.breathiness
-    x = env * shimmer * ((1.0 - b) * src + b * 1.2 * asp)
+    breath = style.breathiness
+    x = env * shimmer * ((1.0 - breath) * src + breath * 1.2 * asp)
     voice = formant_cascade(x, form_f, form_b, sr)
     voice /= np.sqrt(np.mean(voice[env > 0.5] ** 2)) if np.any(env > 0.5) else 1.0
 
