@@ -48,7 +48,7 @@ def _captions(params: Params) -> list[str]:
 def _model(params: Params) -> list[str]:
     """Stage 03: the pretrained MusicGen (and what its config loads), offline; GPUs for nccl."""
     from .models import _hub_offline, _missing_message, missing_pretrained_files, resolve_model_name
-    from .train import NoGPU, require_gpus_for
+    from .train.distributed import NoGPU, require_gpus_for
 
     out = []
     try:

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from .losses import conditioned_lm_loss
 from .fsutil import atomic_write_bytes, atomic_write_json, file_sha1, read_json
 
 PRETRAIN_SEED = 20240607  # not the smoke (1234) or paper seed: pre-training never hears an evaluation track
@@ -419,13 +420,11 @@ def _attributes(captions: Sequence[str | None]) -> list[Any]:
 
 def lm_loss(lm: Any, codes: torch.Tensor,
             captions: Sequence[str | None]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Fine-tuning's loss (``train.codebook_cross_entropy``) of codes ``[B, K, T]`` under the captions."""
-    from .train import codebook_cross_entropy
+    """Fine-tuning's loss (:func:`silicon_sing.losses.conditioned_lm_loss`) of codes ``[B, K, T]`` under the captions.
 
-    provider = lm.condition_provider
-    conditions = provider(provider.tokenize(_attributes(captions)))
-    out = lm.compute_predictions(codes, [], conditions)
-    return codebook_cross_entropy(out.logits, codes, out.mask)
+    Returns ``(loss, per-codebook CE sums [K], per-codebook counts [K])``.
+    """
+    return conditioned_lm_loss(lm, codes, _attributes(captions))
 
 
 def code_windows(codes: Sequence[torch.Tensor], frames: int, rng: np.random.Generator,
