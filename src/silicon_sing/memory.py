@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
