@@ -117,7 +117,7 @@ def nano_pretrain_config(codec: CodecSpec, lm: LMSpec, max_duration: float = 30.
     cfg = M.nano_config(max_duration=max_duration, dim=lm.dim, num_layers=lm.num_layers, num_heads=lm.num_heads,
                         card=codec.bins, n_q=codec.n_q)
     OmegaConf.set_struct(cfg, False)
-    enc = OmegaConf.create(M._encodec_cfg(n_filters=codec.n_filters, dimension=codec.dimension,
+    enc = OmegaConf.create(M.encodec_config(n_filters=codec.n_filters, dimension=codec.dimension,
                                           ratios=list(codec.ratios), n_q=codec.n_q, bins=codec.bins))
     enc.seanet.lstm = codec.lstm
     enc.rvq.threshold_ema_dead_code = codec.dead_code_threshold
