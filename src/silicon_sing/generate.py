@@ -40,7 +40,7 @@ from . import audio as au
 from . import torchrun
 from .data import HeldOutExample, held_out_examples
 from .fsutil import atomic_write_json, file_sha1, read_json, text_sha1
-from .params import CATEGORIES, Params, load_params
+from .params import CATEGORIES, Params, RunPaths, load_params
 
 if TYPE_CHECKING:
     import torch
@@ -252,7 +252,7 @@ def run_generation(params: Params, categories: Sequence[str] = CATEGORIES, syste
 
 def load_generations(run_dir: str | Path, systems: Iterable[str] = SYSTEMS) -> list[Generation]:
     """Every continuation recorded under ``<run_dir>/generations``."""
-    root = Path(run_dir) / "generations"
+    root = RunPaths(Path(run_dir)).generations
     out = []
     for system in systems:
         for side in sorted((root / system).rglob("*.json")) if (root / system).exists() else []:

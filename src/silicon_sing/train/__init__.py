@@ -32,7 +32,7 @@ from .distributed import (PARENT_DIED, Dist, NoGPU, StopFlag, all_reduce, barrie
 from .launch import (TrainingFailed, TrainingInterrupted, gpu_memory_bytes, launch, memory_estimate, params_overrides,
                      preflight, rendezvous_args, torchrun_command, train_all)
 from .report import describe_export, loss_curves, plot_loss_curves, read_log, results_table, summary
-from .stage import (LOCK_HELD_ENV, TrainResult, category_dir, export_dir, inputs_fingerprint, is_up_to_date,
+from .stage import (LOCK_HELD_ENV, TrainResult, category_dir, done_path, export_dir, inputs_fingerprint, is_up_to_date,
                     load_result, lock_path, log_path, read_done)
 from .trainer import (PROGRESS, Batch, PrecisionPlan, Trainer, TrainingDiverged, enable_activation_checkpointing,
                       master_weights_fp32)
@@ -40,7 +40,7 @@ from .worker import main, train
 
 __all__ = [
     "TrainingExample", "TrainResult", "TrainingDiverged", "TrainingFailed", "TrainingInterrupted",
-    "inputs_fingerprint", "is_up_to_date", "read_done", "epoch_order", "rank_positions", "step_rngs", "augment",
+    "inputs_fingerprint", "is_up_to_date", "read_done", "done_path", "epoch_order", "rank_positions", "step_rngs", "augment",
     "codebook_cross_entropy", "LMLoss", "make_attributes", "apply_condition_dropout", "train", "launch",
     "train_all", "load_result", "read_log", "loss_curves", "category_dir", "log_path", "lock_path", "export_dir",
     "LOCK_HELD_ENV", "PROGRESS", "CHECKPOINT", "torchrun_command", "rendezvous_args", "params_overrides",

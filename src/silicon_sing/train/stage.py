@@ -71,6 +71,11 @@ def export_dir(params: Params, category: str) -> Path:
     return params.run.export(category)
 
 
+def done_path(params: Params, category: str) -> Path:
+    """``export/done.json``: the record of a finished fine-tuning (:class:`TrainResult` fields and more)."""
+    return export_dir(params, category) / "done.json"
+
+
 def inputs_fingerprint(params: Params, category: str) -> str:
     """Hash of everything that determines the fine-tuned model (not how many processes compute it)."""
     t = dataclasses.asdict(params.train)
@@ -95,7 +100,7 @@ def inputs_fingerprint(params: Params, category: str) -> str:
 
 def read_done(params: Params, category: str) -> dict[str, Any] | None:
     """The finished export's record, if any."""
-    path = export_dir(params, category) / "done.json"
+    path = done_path(params, category)
     return read_json(path) if path.exists() else None
 
 
@@ -118,4 +123,4 @@ def load_result(params: Params, category: str, reused: bool = False) -> TrainRes
 
 
 __all__ = ["TrainResult", "LOCK_HELD_ENV", "category_dir", "log_path", "lock_path", "export_dir",
-           "inputs_fingerprint", "read_done", "is_up_to_date", "load_result"]
+           "done_path", "inputs_fingerprint", "read_done", "is_up_to_date", "load_result"]

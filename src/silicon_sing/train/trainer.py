@@ -58,7 +58,7 @@ from .batches import apply_condition_dropout, augment, epoch_order, make_attribu
 from .checkpoint import (CHECKPOINT, load_checkpoint, remove_leftover_temps, rng_state, save_checkpoint,
                          set_rng_state)
 from .distributed import Dist, StopFlag, all_reduce, barrier, gather_objects
-from .stage import category_dir, export_dir, inputs_fingerprint, log_path
+from .stage import category_dir, done_path, export_dir, inputs_fingerprint, log_path
 
 PROGRESS = "@@progress "  # marks rank 0's machine-readable progress lines on stdout
 
@@ -501,7 +501,7 @@ class Trainer:
                 "weights_cast_to_fp32": self.cast_to_fp32, "fsdp": self.use_fsdp,
                 "conditioners": {k: type(v).__name__ for k, v in self.lm.condition_provider.conditioners.items()},
             }
-            atomic_write_json(out / "done.json", done)
+            atomic_write_json(done_path(self.params, self.category), done)
             self.log({"kind": "event", "event": "done", "epoch": self.t.epochs, "step": self.global_step})
             with contextlib.suppress(FileNotFoundError):
                 # the export holds the weights; the optimizer state would only take disk (GBs for the paper model)
