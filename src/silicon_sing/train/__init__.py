@@ -40,7 +40,8 @@ from .worker import main, train
 
 __all__ = [
     "TrainingExample", "TrainResult", "TrainingDiverged", "TrainingFailed", "TrainingInterrupted",
-    "inputs_fingerprint", "is_up_to_date", "read_done", "done_path", "epoch_order", "rank_positions", "step_rngs", "augment",
+    "inputs_fingerprint", "is_up_to_date", "read_done", "done_path", "epoch_order", "rank_positions", "step_rngs",
+    "augment",
     "codebook_cross_entropy", "LMLoss", "make_attributes", "apply_condition_dropout", "train", "launch",
     "train_all", "load_result", "read_log", "loss_curves", "category_dir", "log_path", "lock_path", "export_dir",
     "LOCK_HELD_ENV", "PROGRESS", "CHECKPOINT", "torchrun_command", "rendezvous_args", "params_overrides",
