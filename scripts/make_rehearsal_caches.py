@@ -18,6 +18,7 @@ a Makefile recipe. The paper profile never runs this script.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Build (or confirm) the caches; print the environment when asked."""
     args = parse_args(argv)
+    # the library logs its progress lines; show them on stderr as before (stdout stays free for --print-env)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     env = R.build_rehearsal_caches(args.root, lm_layers=args.lm_layers, t5_layers=args.t5_layers, seed=args.seed,
                                    progress=not args.no_progress, full_demucs=args.full_demucs)
     if args.print_env:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import demucs.pretrained
+import sentencepiece as spm
+from audiocraft.modules import conditioners as ac_cond
+from demucs.htdemucs import HTDemucs
+from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
 from audiocraft.models import MusicGen
 from audiocraft.modules.codebooks_patterns import DelayedPatternProvider
@@ -131,7 +140,7 @@ def test_missing_paper_weights_fail_fast_with_instructions(tmp_path: Path, monke
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(M, "_hf_cached_path", lambda repo, filename: None)  # whatever this machine has cached
+    monkeypatch.setattr(M.hub, "hf_cached_path", lambda repo, filename: None)  # whatever this machine has cached
     params = load_params("params/paper.yaml", {"run_dir": str(tmp_path / "run")})
     start = time.perf_counter()
     with pytest.raises(M.ModelWeightsMissing) as err:
@@ -159,10 +168,59 @@ def test_download_failure_is_reported_as_missing_weights(monkeypatch: pytest.Mon
         M.load_pretrained(M.MELODY)
 
 
+# --------------------------------------------------------------------------- random-init stand-ins
+
+
+def _tiny_t5_tokenizer(workdir: Path) -> T5Tokenizer:
+    """A T5 tokenizer over a sentencepiece model trained here on a few words (no download)."""
+    model_file = workdir / "tiny_spm.model"
+    if not model_file.exists():
+        words = ("energetic calm dark bright track song voice vocals instrumental guitar piano drums bass "
+                 "slow fast major minor happy sad tempo bpm key mood genre pop rock jazz acapella full").split()
+        sentences = [" ".join(words[i:] + words[:i]) for i in range(len(words))] * 4
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences), model_prefix=str(workdir / "tiny_spm"), vocab_size=48,
+            hard_vocab_limit=False,
+            pad_id=0, eos_id=1, unk_id=2, bos_id=-1, model_type="unigram", minloglevel=2)
+    return T5Tokenizer(vocab_file=str(model_file), legacy=True)
+
+
+@contextlib.contextmanager
+def random_init_pretrained_parts(workdir: str | os.PathLike[str], seed: int = 0) -> Iterator[None]:
+    """Within the block, T5 and demucs load as tiny random-init stand-ins instead of downloading.
+
+    For tests of the paper-profile construction path on machines that reach no hub: T5 keeps
+    t5-base's hidden size (768, what the conditioner expects) with one small layer; demucs is a
+    small HTDemucs with the same four sources. Never used by the pipeline itself.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    tokenizer = _tiny_t5_tokenizer(workdir)
+
+    def t5_model(name: str, *args: object, **kwargs: object) -> T5EncoderModel:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            cfg = T5Config(vocab_size=len(tokenizer), d_model=ac_cond.T5Conditioner.MODELS_DIMS[name], d_kv=16,
+                           d_ff=64, num_layers=1, num_heads=2)
+            return T5EncoderModel(cfg).eval()
+
+    def demucs_model(name: str, *args: object, **kwargs: object) -> HTDemucs:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = HTDemucs(sources=["drums", "bass", "other", "vocals"], channels=4, depth=2, t_layers=1,
+                             t_heads=1, nfft=512, dconv_comp=2, t_hidden_scale=1.0, segment=4)
+            return model.eval()
+
+    with mock.patch.object(ac_cond.T5Tokenizer, "from_pretrained", side_effect=lambda *a, **k: tokenizer), \
+         mock.patch.object(ac_cond.T5EncoderModel, "from_pretrained", side_effect=t5_model), \
+         mock.patch.object(demucs.pretrained, "get_model", side_effect=demucs_model):
+        yield
+
+
 @pytest.fixture(scope="module")
 def melody_parts(tmp_path_factory: pytest.TempPathFactory):
     """T5 and demucs as tiny random-init stand-ins for the whole module."""
-    with M.random_init_pretrained_parts(tmp_path_factory.mktemp("parts")):
+    with random_init_pretrained_parts(tmp_path_factory.mktemp("parts")):
         yield
 
 

@@ -14,7 +14,7 @@ from silicon_sing.pipeline import run_notebooks
 def test_the_paper_profile_here_lists_every_missing_prerequisite_before_running_anything(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no PaSST/VGGish/demucs weights
-    monkeypatch.setattr("silicon_sing.models._hf_cached_path", lambda repo, filename: None)
+    monkeypatch.setattr("silicon_sing.models.hub.hf_cached_path", lambda repo, filename: None)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     params = load_params("params/paper.yaml", {"run_dir": str(tmp_path / "run"),
                                                "curate.data_root": str(tmp_path / "no-stems")})

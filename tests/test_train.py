@@ -14,7 +14,6 @@ import pytest
 import soundfile as sf
 import torch
 
-from silicon_sing import tokens as tk
 from silicon_sing import train as T
 from silicon_sing.data import load_training_examples
 from silicon_sing.models import nano_musicgen, state_fingerprint
@@ -192,42 +191,6 @@ def test_a_failing_rank_stops_the_job_and_its_error_is_shown(tmp_path: Path) -> 
 
 
 # --------------------------------------------------------------------------- in-process pieces
-
-
-def test_token_cache_equals_on_the_fly_encoding(tmp_path: Path) -> None:
-    run = make_fake_run(tmp_path / "run", tracks_per_artist=1, segments_per_track=2)
-    paths = [e.path for e in load_training_examples(run, "full", "train")]
-    codec = nano_musicgen(seed=0).compression_model
-    fp = tk.compression_fingerprint(codec)
-    directory = tk.cache_dir(run / "tokens", "full", fp)
-    # two "ranks" encode their shares; together they cover everything once
-    shard0 = tk.build_token_cache(codec, paths, directory, rank=0, world_size=2)
-    written0 = {p for p in shard0 if p.exists()}
-    shard1 = tk.build_token_cache(codec, paths, directory, rank=1, world_size=2)
-    assert shard0 == shard1 and len(written0) == (len(paths) + 1) // 2 and all(p.exists() for p in shard1)
-    for path, file in zip(paths, shard1):
-        on_the_fly = tk.encode_audio(codec, tk.load_segment(path, codec.sample_rate)[None])[0]
-        assert torch.equal(tk.load_codes(file), on_the_fly)
-        assert file.is_relative_to(run / "tokens" / "full" / fp)
-    mtimes = [f.stat().st_mtime_ns for f in shard1]
-    assert tk.build_token_cache(codec, paths, directory) == shard1
-    assert [f.stat().st_mtime_ns for f in shard1] == mtimes  # nothing re-encoded
-    with torch.no_grad():
-        next(codec.parameters()).add_(1e-3)
-    assert tk.compression_fingerprint(codec) != fp  # other codec weights, other cache dir
-
-
-def test_loss_is_audiocrafts_per_codebook_cross_entropy() -> None:
-    from audiocraft.solvers.musicgen import MusicGenSolver
-
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(2, 4, 7, 11, generator=g)
-    targets = torch.randint(0, 11, (2, 4, 7), generator=g)
-    mask = torch.rand(2, 4, 7, generator=g) > 0.3
-    ours, sums, counts = T.codebook_cross_entropy(logits, targets, mask)
-    theirs, per_k = MusicGenSolver._compute_cross_entropy(None, logits, targets, mask)
-    torch.testing.assert_close(ours, theirs)
-    torch.testing.assert_close(sums / counts, torch.stack(per_k))
 
 
 def test_batches_do_not_depend_on_the_number_of_processes() -> None:

@@ -15,7 +15,10 @@ choice with every generation.
 Generated audio (prompt included, as audiocraft returns it) is written to
 ``<run_dir>/generations/<system>/<category>/<track_id>/<index>.wav`` with a sidecar ``.json``
 holding the :class:`Generation` record; a generation whose inputs and model are unchanged is not
-redone. Under ``torchrun`` each rank takes every ``world_size``-th batch.
+redone. Under ``torchrun`` (started by :mod:`silicon_sing.torchrun`, the launcher fine-tuning uses too)
+each rank takes every ``world_size``-th batch.
+
+Notebook: notebooks/04_evaluate.ipynb
 """
 
 from __future__ import annotations
@@ -24,20 +27,24 @@ import argparse
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import audio as au
+from . import torchrun
 from .data import HeldOutExample, held_out_examples
 from .fsutil import atomic_write_json, file_sha1, read_json, text_sha1
-from .params import CATEGORIES, Params, load_params
+from .params import CATEGORIES, Params, RunPaths, load_params
+
+if TYPE_CHECKING:
+    import torch
+    from audiocraft.models import MusicGen
 
 SYSTEMS = ("baseline", "fine-tuned")
 
@@ -143,9 +150,9 @@ def is_done(path: Path, fingerprint: str) -> bool:
 # --------------------------------------------------------------------------- generation
 
 
-def prompt_batch(batch: Sequence[HeldOutExample], prompt_seconds: float, sr: int) -> tuple[Any, Any]:
+def prompt_batch(batch: Sequence[HeldOutExample], prompt_seconds: float, sr: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The prompts ``[B, 1, T]`` (first seconds of each original) and the full targets ``[B, 1, N]``."""
-    import torch
+    import torch  # lazy: listen (05) imports this module for its records only; torch is slow to import
 
     originals = []
     for ex in batch:
@@ -156,9 +163,10 @@ def prompt_batch(batch: Sequence[HeldOutExample], prompt_seconds: float, sr: int
     return target[..., : int(round(prompt_seconds * sr))], target
 
 
-def continue_batch(model: Any, batch: Sequence[HeldOutExample], settings: GenerationSettings, seed: int) -> np.ndarray:
+def continue_batch(model: MusicGen, batch: Sequence[HeldOutExample], settings: GenerationSettings,
+                   seed: int) -> np.ndarray:
     """Generate one batch of continuations; returns ``[B, N]`` float32 at the model's rate."""
-    import torch
+    import torch  # lazy: listen (05) imports this module for its records only; torch is slow to import
 
     sr = model.sample_rate
     prompt, target = prompt_batch(batch, settings.prompt_seconds, sr)
@@ -182,10 +190,9 @@ def continue_batch(model: Any, batch: Sequence[HeldOutExample], settings: Genera
 
 
 def generate_system(params: Params, system: str, category: str, examples: Sequence[HeldOutExample] | None = None,
-                    model: Any = None, rank: int = 0, world_size: int = 1, progress: bool = True) -> list[Generation]:
+                    model: MusicGen | None = None, rank: int = 0, world_size: int = 1,
+                    progress: bool = True) -> list[Generation]:
     """Continue every test example of ``category`` with ``system``'s model (skipping finished ones)."""
-    from tqdm.auto import tqdm
-
     settings = GenerationSettings.from_params(params)
     name = model_for(params, system, category)
     model_fp = model_fingerprint(name)
@@ -195,7 +202,7 @@ def generate_system(params: Params, system: str, category: str, examples: Sequen
     pending = [b for b in todo if not all(
         is_done(output_path(params, system, e), generation_fingerprint(e, settings, model_fp)) for e in b)]
     if pending and model is None:
-        from .models import load_model
+        from .models import load_model  # lazy: models imports audiocraft, which listen (05) does not need
 
         model = load_model(name, seed=params.seed)
     bar = tqdm(total=sum(len(b) for b in todo), desc=f"{system} / {category}", unit="clip", disable=not progress)
@@ -224,7 +231,7 @@ def generation_processes(params: Params) -> int:
     """How many processes generate: ``evaluate.gen_nproc``, or with 0 one per visible GPU (1 without GPUs)."""
     if params.evaluate.gen_nproc > 0:
         return params.evaluate.gen_nproc
-    import torch
+    import torch  # lazy: listen (05) imports this module for its records only; torch is slow to import
 
     return max(1, torch.cuda.device_count())
 
@@ -245,7 +252,7 @@ def run_generation(params: Params, categories: Sequence[str] = CATEGORIES, syste
 
 def load_generations(run_dir: str | Path, systems: Iterable[str] = SYSTEMS) -> list[Generation]:
     """Every continuation recorded under ``<run_dir>/generations``."""
-    root = Path(run_dir) / "generations"
+    root = RunPaths(Path(run_dir)).generations
     out = []
     for system in systems:
         for side in sorted((root / system).rglob("*.json")) if (root / system).exists() else []:
@@ -257,15 +264,18 @@ def load_generations(run_dir: str | Path, systems: Iterable[str] = SYSTEMS) -> l
 
 
 def launch(params: Params, categories: Sequence[str], systems: Sequence[str]) -> None:
-    """Run ``python -m silicon_sing.generate`` under torchrun, one process per :func:`generation_processes`."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={generation_processes(params)}", "-m", "silicon_sing.generate",
-           "--params", str(params.source), "--overrides", json.dumps(params.overrides),
-           "--categories", *categories, "--systems", *systems]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-30:])
-        raise RuntimeError(f"generation under torchrun failed (exit {proc.returncode}):\n{tail}")
+    """Run ``python -m silicon_sing.generate`` under torchrun, one process per :func:`generation_processes`.
+
+    Started by the shared launcher :mod:`silicon_sing.torchrun`; a failure raises ``RuntimeError`` with
+    the last 30 lines of the job's stderr (or, when it wrote none, of its stdout).
+    """
+    cmd = torchrun.command(["--standalone"], generation_processes(params), "silicon_sing.generate",
+                           ["--params", str(params.source), "--overrides", json.dumps(params.overrides),
+                            "--categories", *categories, "--systems", *systems])
+    outcome = torchrun.run(cmd, tail_lines=30)
+    if outcome.returncode != 0:
+        _, tail = torchrun.failure_tail(outcome, n_lines=30)
+        raise RuntimeError(f"generation under torchrun failed (exit {outcome.returncode}):\n{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(args.params, json.loads(args.overrides))
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local = int(os.environ.get("LOCAL_RANK", 0))
-    import torch
+    import torch  # lazy: listen (05) imports this module for its records only; torch is slow to import
 
     if torch.cuda.is_available():
         torch.cuda.set_device(local)

@@ -22,6 +22,8 @@ the people waiting for the node. :func:`estimate` adds up, per GPU, what the tra
 Used by :func:`silicon_sing.train.launch` (printed, then checked against the GPUs) and by
 ``python -m silicon_sing.memory`` (the README's table for 8 × A40). Explained in
 ``notebooks/03_finetune.ipynb`` and the README ("Paper profile: memory").
+
+Notebook: notebooks/03_finetune.ipynb
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ import argparse
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 GIB = 1024 ** 3
 OPTIMIZER_STATES = {"dadam": 3, "adamw": 2}  # fp32 tensors per trained weight
@@ -129,8 +134,9 @@ def activation_bytes_per_token_layer(dim: int, hidden_scale: int, precision: str
     return 2 * dim * 4 + (2 + 3 + 1 + 2 * hidden_scale) * dim * low
 
 
-def model_shape(cfg: Any) -> ModelShape:
+def model_shape(cfg: DictConfig) -> ModelShape:
     """Sizes of the MusicGen an audiocraft ``xp.cfg`` describes; the LM is built on the meta device (no memory)."""
+    # lazy: audiocraft (and torch) are heavy; the estimate itself and the CLI's arithmetic need neither
     import torch
     from audiocraft.models import builders
     from audiocraft.modules.conditioners import ConditioningProvider
@@ -242,7 +248,7 @@ def table(shape: ModelShape, world_size: int, batch_per_gpu: int, seconds: float
 
 def main(argv: list[str] | None = None) -> int:
     """Print the per-GPU estimate of the paper recipe for each knob (``python -m silicon_sing.memory``)."""
-    from .models import melody_config
+    from .models import melody_config  # lazy: models imports audiocraft
 
     ap = argparse.ArgumentParser(prog="python -m silicon_sing.memory", description=main.__doc__)
     ap.add_argument("--gpus", type=int, default=8)

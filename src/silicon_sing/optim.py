@@ -9,6 +9,8 @@ reduction made explicit: ``sharded=True`` all-reduces the sums on the parameters
 ``sharded=False`` is audiocraft's step exactly (a test checks they agree bit for bit).
 
 Used by :class:`silicon_sing.train.Trainer`; explained in ``notebooks/03_finetune.ipynb``.
+
+Notebook: notebooks/03_finetune.ipynb
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def _captions(params: Params) -> list[str]:
     """Stage 02: Essentia's TensorFlow models and the TensorFlow build of Essentia, when configured."""
     if not params.caption.essentia_model_dir:
         return []
-    from .caption import check_essentia_models
+    from .caption import check_essentia_models  # lazy: caption imports Essentia/TensorFlow
 
     try:
         check_essentia_models(params.caption.essentia_model_dir)
@@ -47,8 +47,9 @@ def _captions(params: Params) -> list[str]:
 
 def _model(params: Params) -> list[str]:
     """Stage 03: the pretrained MusicGen (and what its config loads), offline; GPUs for nccl."""
-    from .models import _hub_offline, _missing_message, missing_pretrained_files, resolve_model_name
-    from .train import NoGPU, require_gpus_for
+    # lazy: both import audiocraft, which a check of stages 01-02 does not need
+    from .models import hub_offline, missing_message, missing_pretrained_files, resolve_model_name
+    from .train.distributed import NoGPU, require_gpus_for
 
     out = []
     try:
@@ -56,16 +57,17 @@ def _model(params: Params) -> list[str]:
     except NoGPU as e:
         out.append(str(e))
     name = resolve_model_name(params)
-    if name != "nano-random" and not Path(name).is_dir() and _hub_offline():
+    if name != "nano-random" and not Path(name).is_dir() and hub_offline():
         missing = missing_pretrained_files(name)
         if missing:
-            out.append(_missing_message(name, missing))
+            out.append(missing_message(name, missing))
     return out
 
 
 def _metrics(params: Params) -> list[str]:
     """Stage 04: PaSST and VGGish weights for the paper's metric backends."""
-    from .metrics.backends import PASST_WEIGHTS, VGGISH_WEIGHTS, MissingWeightsError, resolve_weights
+    from .metrics.backends import (  # lazy: the metric backends import their models' libraries
+        PASST_WEIGHTS, VGGISH_WEIGHTS, MissingWeightsError, resolve_weights)
 
     ev, out = params.evaluate, []
     for used, spec, weights in ((ev.kl_backend == "passt", PASST_WEIGHTS, ev.passt_weights),

@@ -42,6 +42,16 @@ back, on any error, to the torch hub checkpoint written here; offline, that look
 Output is deterministic given the seed (byte-identical files) and the library versions recorded in
 the stamp file ``<root>/rehearsal.json``; a rerun with the same spec returns without work, another
 spec rebuilds. Usage: ``python scripts/make_rehearsal_caches.py --root /tmp/rehearsal``.
+
+torch, transformers, demucs, audiocraft, hear21passt and torchvggish are imported inside the
+builders that use them (``# lazy``): :func:`rehearsal_env`, :func:`is_built` and
+:func:`export_lines`, which decide whether a build is needed, import none of them.
+
+Kept as one module of ~520 lines: it is one recipe — the cache layout (which file goes where, named
+as the hub clients name it) and the builders of the files in it — and the layout functions and the
+builders change together whenever a library's cache format does.
+
+Notebook: notebooks/06_reproduce.ipynb (rehearsing the paper profile offline)
 """
 
 from __future__ import annotations
@@ -51,18 +61,22 @@ import copy
 import hashlib
 import importlib.metadata
 import io
+import logging
 import os
 import random
+import shlex
 import shutil
-import sys
 import tempfile
 import time
 import typing as tp
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from unittest import mock
 
 from .fsutil import atomic_write_bytes, atomic_write_json, read_json
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 STAMP_FILE = "rehearsal.json"
@@ -176,7 +190,7 @@ def _seed_for(seed: int, component: str) -> int:
 
 def torch_bytes(obj: tp.Any) -> bytes:
     """``torch.save(obj)`` as bytes; saved to memory so the zip records do not carry a temporary file name."""
-    import torch
+    import torch  # lazy: heavy, builders only
 
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -266,7 +280,7 @@ def train_spiece_model(seed: int = 0, vocab_size: int = 512) -> bytes:
 
     Single-threaded with a fixed random seed, so the bytes are reproducible.
     """
-    import sentencepiece as spm
+    import sentencepiece as spm  # lazy: see the module docstring (heavy libraries only inside the builders)
 
     spm.set_random_generator_seed(seed + 1)  # sentencepiece ignores seed 0 ("not set")
     model = io.BytesIO()
@@ -279,8 +293,8 @@ def train_spiece_model(seed: int = 0, vocab_size: int = 512) -> bytes:
 
 def t5_files(t5_layers: int, seed: int) -> dict[str, bytes]:
     """t5-base's hub files: config at t5-base's width with ``t5_layers`` layers, random weights, tokenizer."""
-    import torch
-    from transformers import T5Config, T5ForConditionalGeneration
+    import torch  # lazy: heavy, builders only
+    from transformers import T5Config, T5ForConditionalGeneration  # lazy: heavy, builders only
 
     config = T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_heads=12, num_layers=t5_layers,
                       num_decoder_layers=t5_layers, relative_attention_num_buckets=32, dropout_rate=0.1,
@@ -306,8 +320,8 @@ def htdemucs_kwargs(full: bool = False) -> dict[str, tp.Any]:
 
 def htdemucs_package(seed: int, full: bool = False) -> dict[str, tp.Any]:
     """demucs' model package for ``htdemucs`` (``klass``/``args``/``kwargs``/``state``), random half-precision state."""
-    import torch
-    from demucs.htdemucs import HTDemucs
+    import torch  # lazy: heavy, builders only
+    from demucs.htdemucs import HTDemucs  # lazy: heavy, builders only
 
     kwargs = htdemucs_kwargs(full)
     with torch.random.fork_rng(devices=[]):
@@ -328,11 +342,9 @@ def _local_pretrained_parts(t5_snapshot: Path, demucs_file: Path) -> Iterator[No
     settings); the saved LM state holds neither T5 nor demucs weights (both are frozen and kept out
     of the state dict), so what the loaders later read from the caches is what this build used.
     """
-    from unittest import mock
-
-    import torch
-    from audiocraft.modules import conditioners as ac_cond
-    from demucs import pretrained, states
+    import torch  # lazy: heavy, builders only
+    from audiocraft.modules import conditioners as ac_cond  # lazy: heavy, builders only
+    from demucs import pretrained, states  # lazy: heavy, builders only
 
     tokenizer_from, encoder_from = ac_cond.T5Tokenizer.from_pretrained, ac_cond.T5EncoderModel.from_pretrained
 
@@ -357,12 +369,12 @@ def _local_pretrained_parts(t5_snapshot: Path, demucs_file: Path) -> Iterator[No
 
 def musicgen_files(lm_layers: int, seed: int, t5_snapshot: Path, demucs_file: Path) -> dict[str, bytes]:
     """``state_dict.bin`` (LM, float16) and ``compression_state_dict.bin`` (EnCodec) of musicgen-melody's release."""
-    import audiocraft
-    import torch
-    from audiocraft.models import builders
+    import audiocraft  # lazy: heavy, builders only
+    import torch  # lazy: heavy, builders only
+    from audiocraft.models import builders  # lazy: heavy, builders only
     from omegaconf import OmegaConf
 
-    from .models import melody_config
+    from .models import melody_config  # lazy: imports audiocraft (builders only)
 
     cfg = melody_config(num_layers=lm_layers)
     # RVQ codebooks: uniform random and marked initialised, instead of k-means on a first batch
@@ -389,10 +401,10 @@ def musicgen_files(lm_layers: int, seed: int, t5_snapshot: Path, demucs_file: Pa
 
 def passt_state(seed: int) -> dict[str, tp.Any]:
     """A random-init PaSST-S (``passt_s_swa_p16_128_ap476``) state dict with the release's keys and shapes."""
-    import torch
-    from hear21passt.models.passt import get_model
+    import torch  # lazy: heavy, builders only
+    from hear21passt.models.passt import get_model  # lazy: heavy, builders only
 
-    from .metrics.backends import PasstBackend, quiet
+    from .metrics.backends import PasstBackend, quiet  # lazy: imports the metric libraries (builders only)
 
     with quiet(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(_seed_for(seed, "passt"))
@@ -402,8 +414,8 @@ def passt_state(seed: int) -> dict[str, tp.Any]:
 
 def vggish_state(seed: int) -> dict[str, tp.Any]:
     """A random-init VGGish state dict (``features.*``, ``embeddings.*``), the layout of torchvggish's release."""
-    import torch
-    from torchvggish.torchvggish import VGG, make_layers
+    import torch  # lazy: heavy, builders only
+    from torchvggish.torchvggish import VGG, make_layers  # lazy: heavy, builders only
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_seed_for(seed, "vggish"))
@@ -414,7 +426,7 @@ def vggish_state(seed: int) -> dict[str, tp.Any]:
 # --------------------------------------------------------------------------- the build
 
 class _Progress:
-    """Times each artifact and, when enabled, reports one line per artifact on stderr (stdout stays free)."""
+    """Times each artifact and, when enabled, logs one line per artifact (INFO; the script shows them on stderr)."""
 
     def __init__(self, enabled: bool, total: int) -> None:
         self.enabled, self.total = enabled, total
@@ -427,8 +439,7 @@ class _Progress:
         yield
         self.seconds[key] = time.perf_counter() - t0
         if self.enabled:
-            print(f"[rehearsal {len(self.seconds)}/{self.total}] {what}: {self.seconds[key]:.1f}s", file=sys.stderr,
-                  flush=True)
+            logger.info("[rehearsal %d/%d] %s: %.1fs", len(self.seconds), self.total, what, self.seconds[key])
 
 
 def _remove_managed(root: Path) -> None:
@@ -468,9 +479,9 @@ def build_rehearsal_caches(root: str | os.PathLike[str], lm_layers: int = 4, t5_
     env = rehearsal_env(root)
     if is_built(root, spec):
         if progress:
-            print(f"[rehearsal] {root} is up to date ({STAMP_FILE})", file=sys.stderr, flush=True)
+            logger.info("[rehearsal] %s is up to date (%s)", root, STAMP_FILE)
         return env
-    import torch
+    import torch  # lazy: heavy, builders only
 
     _remove_managed(root)
     # claims the root (see _remove_managed) and marks the build unfinished until the end
@@ -496,15 +507,13 @@ def build_rehearsal_caches(root: str | os.PathLike[str], lm_layers: int = 4, t5_
         "build_seconds": {k: round(v, 2) for k, v in bar.seconds.items()},
         "note": "random-init stand-ins for the paper profile's pretrained weights (silicon_sing.rehearsal)"})
     if progress:
-        print(f"[rehearsal] {sum(sizes.values()) / 1e6:.0f} MB in {time.perf_counter() - t_all:.0f}s under {root}",
-              file=sys.stderr, flush=True)
+        logger.info("[rehearsal] %.0f MB in %.0fs under %s", sum(sizes.values()) / 1e6, time.perf_counter() - t_all,
+                    root)
     return env
 
 
 def export_lines(env: dict[str, str]) -> str:
     """``export K=V`` lines (shell-quoted) for ``eval`` in a shell or Makefile recipe."""
-    import shlex
-
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
 
 

@@ -12,6 +12,8 @@ re-encoded with a warning naming it.
 For the melody model (paper profile) the chroma of each segment is cached the same way, with
 audiocraft's own ``EmbeddingCache`` on the ``ChromaStemConditioner`` (:func:`enable_chroma_cache`),
 which is what audiocraft requires when training from cached tokens.
+
+Notebook: notebooks/03_finetune.ipynb
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import numpy as np
 import torch
 
 from audiocraft.models.encodec import CompressionModel
+from audiocraft.modules.conditioners import ChromaStemConditioner, WavCondition
+from audiocraft.utils.cache import EmbeddingCache
 
 from .audio import load_audio, resample, to_mono
 from .fsutil import atomic_path, file_sha1
@@ -121,9 +125,6 @@ def load_codes(path: str | os.PathLike[str]) -> torch.Tensor:
 
 def enable_chroma_cache(lm: torch.nn.Module, directory: Path) -> bool:
     """Give the LM's chroma conditioner (if any) an on-disk EmbeddingCache; return whether it has one."""
-    from audiocraft.modules.conditioners import ChromaStemConditioner
-    from audiocraft.utils.cache import EmbeddingCache
-
     found = False
     for cond in lm.condition_provider.conditioners.values():
         if isinstance(cond, ChromaStemConditioner):
@@ -136,8 +137,6 @@ def enable_chroma_cache(lm: torch.nn.Module, directory: Path) -> bool:
 def build_chroma_cache(lm: torch.nn.Module, paths: Sequence[str | os.PathLike[str]], n_samples: int,
                        sample_rate: int, rank: int = 0, world_size: int = 1) -> int:
     """Compute this rank's share of missing chroma embeddings (demucs stems → chroma); return how many."""
-    from audiocraft.modules.conditioners import ChromaStemConditioner, WavCondition
-
     done = 0
     for cond in lm.condition_provider.conditioners.values():
         if not isinstance(cond, ChromaStemConditioner) or cond.cache is None:

@@ -1,0 +1,54 @@
+"""Pre-training the nano MusicGen that the smoke profile ships (``assets/nano/``), rerunnable anywhere.
+
+The smoke profile's "baseline" must be a *pre-trained* model for the book to show the paper's
+phenomenon, not noise. This module trains, on 2 CPU cores in minutes, a miniature of MusicGen's
+two stages and writes them in audiocraft's export layout (see :func:`silicon_sing.models.export_model`):
+
+1. **Corpus** — :func:`synth_corpus` renders tracks of the three smoke artists with
+   :mod:`silicon_sing.synth` under :data:`PRETRAIN_SEED`, a seed different from every profile's
+   ``seed`` (smoke: 1234), so no evaluation track is ever heard in pre-training (same artist
+   *styles* — tempo, key, progression pool, drum patterns — different compositions and renderings).
+   32 kHz mono, loudness-normalised per track like stage 01.
+2. **Compression model** — audiocraft's EnCodec (SEANet encoder/decoder + residual VQ, built by
+   ``audiocraft.models.builders``) at a tiny size, trained with audiocraft's compression losses:
+   time-domain L1 and multi-scale mel (``audiocraft.losses``) combined by audiocraft's loss
+   ``Balancer`` with the solver's default weights (0.1 / 2.0), plus the VQ commitment penalty.
+   The adversarial and feature-matching losses are *omitted* for the CPU budget, so the codec is
+   blurrier than a real EnCodec. It sees all three stems equally: it is the shared tokenizer, and a
+   codec that could not represent a voice would confound the LM's instrumental bias.
+3. **Language model** — MusicGen's transformer LM (delay pattern, cross-attention on the caption
+   through :class:`silicon_sing.models.HashedTextConditioner`) trained on the codes of a mostly
+   instrumental corpus (:attr:`CorpusSpec.category_tracks`: every track's instrumental, a few
+   tracks' acapella and full mix), mirroring the paper's premise that MusicGen "has been exposed to
+   more instrumental music in its pre-training phase". Captions are short generic descriptions
+   (:func:`pretrain_caption`, e.g. "instrumental hip-hop beat, 140 BPM") — never a run UUID.
+
+Run: ``python scripts/pretrain_nano.py`` (see ``--help``); provenance (seed, corpus, steps, losses,
+metrics, wall time, versions, file hashes) lands in ``provenance.json`` next to the checkpoints.
+
+One module per part, re-exported here: :mod:`.config` (seeds, sizes, the audiocraft config),
+:mod:`.corpus`, :mod:`.codec`, :mod:`.lm` (its loss is :func:`silicon_sing.losses.conditioned_lm_loss`,
+the fine-tuning loss), :mod:`.ship` (checkpoints, provenance) and :mod:`.run` (the whole run).
+
+Notebook: notebooks/03_finetune.ipynb (the pre-trained nano baseline that fine-tuning starts from)
+"""
+
+from __future__ import annotations
+
+from .codec import (build_codec, codec_metrics, codec_scores, encode_clips, mel_distance, random_crops, reconstruct,
+                    si_snr_db, train_codec)
+from .config import (ASSETS_DIR, CHECKPOINT_FILES, HELDOUT_SEED, PRETRAIN_SEED, PROVENANCE, CodecSpec, CorpusSpec,
+                     LMSpec, PretrainConfig, nano_pretrain_config, tiny_config)
+from .corpus import Clip, pretrain_caption, synth_corpus
+from .lm import build_lm, code_windows, frame_activity, heldout_lm_loss, lm_loss, train_lm
+from .run import evaluate_models, run_pretraining
+from .ship import load_shipped, random_init_like, read_provenance, to_half_state, verify_checkpoints, write_checkpoints
+
+__all__ = [
+    "PRETRAIN_SEED", "HELDOUT_SEED", "ASSETS_DIR", "CHECKPOINT_FILES", "PROVENANCE", "CorpusSpec", "CodecSpec",
+    "LMSpec", "PretrainConfig", "tiny_config", "Clip", "pretrain_caption", "synth_corpus", "nano_pretrain_config",
+    "build_codec", "build_lm", "si_snr_db", "mel_distance", "reconstruct", "codec_scores", "codec_metrics",
+    "random_crops", "train_codec", "encode_clips", "lm_loss", "code_windows", "train_lm", "frame_activity",
+    "heldout_lm_loss", "to_half_state", "write_checkpoints", "load_shipped", "random_init_like", "read_provenance",
+    "verify_checkpoints", "evaluate_models", "run_pretraining",
+]

@@ -1,0 +1,159 @@
+"""The whole pre-training run: synthesise, train codec then LM, evaluate on held-out audio, ship with provenance.
+
+Notebook: notebooks/03_finetune.ipynb (the pre-trained nano baseline that fine-tuning starts from)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import platform
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import audiocraft
+import numpy as np
+import torch
+from audiocraft.models.encodec import CompressionModel
+from audiocraft.models.lm import LMModel
+
+from ..fsutil import atomic_write_json
+from ..machine import usable_cpus
+from ..params import CATEGORY_ORDER
+from .codec import build_codec, codec_metrics, encode_clips, train_codec
+from .config import ASSETS_DIR, CHECKPOINT_FILES, PROVENANCE, PretrainConfig, nano_pretrain_config
+from .corpus import Clip, synth_corpus
+from .lm import build_lm, frame_activity, heldout_lm_loss, train_lm
+from .ship import load_shipped, random_init_like, write_checkpoints
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Use ``n`` intra-op threads inside the block."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _versions() -> dict[str, str]:
+    """Library versions that decide the bytes of the checkpoints."""
+    return {"python": platform.python_version(), "torch": torch.__version__, "audiocraft": audiocraft.__version__,
+            "numpy": np.__version__}
+
+
+def evaluate_models(codec: CompressionModel, lm: LMModel, random_codec: CompressionModel, random_lm: LMModel,
+                    heldout: Sequence[Clip], sample_rate: int, frames: int) -> dict[str, Any]:
+    """Held-out metrics: codec reconstruction and LM loss per category, trained vs random-init."""
+    metrics: dict[str, Any] = {"codec": {}, "lm_loss": {}}
+    for name, model in (("pretrained", codec), ("random_init", random_codec)):
+        metrics["codec"][name] = codec_metrics(model, heldout, sample_rate)
+    codes = encode_clips(codec, heldout, progress=False)
+    hop = int(round(sample_rate / codec.frame_rate))
+    active = [frame_activity(c.audio, hop) for c in heldout]
+    metrics["lm_loss_sounding"] = {}
+    for name, model in (("pretrained", lm), ("random_init", random_lm)):
+        for key, act in (("lm_loss", None), ("lm_loss_sounding", active)):
+            metrics[key][name] = {}
+            for cat in CATEGORY_ORDER:
+                sel = [j for j, c in enumerate(heldout) if c.category == cat]
+                metrics[key][name][cat] = heldout_lm_loss(model, [codes[j] for j in sel],
+                                                          [heldout[j].caption for j in sel], frames,
+                                                          None if act is None else [act[j] for j in sel])
+    metrics["lm_loss"]["uniform"] = metrics["lm_loss_sounding"]["uniform"] = math.log(lm.card)
+    metrics["sounding_fraction"] = {cat: float(torch.cat([a for a, c in zip(active, heldout) if c.category == cat])
+                                               .float().mean()) for cat in CATEGORY_ORDER}
+    return metrics
+
+
+def run_pretraining(config: PretrainConfig, out_dir: str | Path = ASSETS_DIR, progress: bool = True,
+                    half: bool = True) -> dict[str, Any]:
+    """Synthesise, train codec then LM, evaluate on held-out audio, write checkpoints + provenance."""
+    out_dir = Path(out_dir)
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    with _threads(config.threads), torch.random.fork_rng(devices=[]):  # seeds below stay inside
+        t = time.perf_counter()
+        corpus = synth_corpus(config.corpus, all_stems=True, progress=progress)
+        held_spec = dataclasses.replace(config.corpus, seed=config.heldout_seed,
+                                        tracks_per_artist=config.heldout_tracks_per_artist,
+                                        seconds=config.heldout_seconds)
+        heldout = synth_corpus(held_spec, all_stems=True, progress=progress)
+        timings["synthesis_s"] = time.perf_counter() - t
+
+        cfg = nano_pretrain_config(config.codec, config.lm)
+        sr = config.corpus.sample_rate
+        t = time.perf_counter()
+        codec = build_codec(cfg, config.seed)
+        codec_history = train_codec(codec, corpus, config.codec, sr, config.seed, progress=progress)
+        timings["codec_s"] = time.perf_counter() - t
+
+        # the LM hears every instrumental and only a few acapella/full stems (category_tracks)
+        lm_clips = [c for c in corpus if c.track_index < config.corpus.category_tracks.get(c.category, 0)]
+        t = time.perf_counter()
+        codes = encode_clips(codec, lm_clips, progress=progress)
+        timings["encoding_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        lm = build_lm(cfg, config.seed)
+        lm_history = train_lm(lm, codes, [c.caption for c in lm_clips], config.lm, codec.frame_rate, config.seed,
+                              progress=progress)
+        timings["lm_s"] = time.perf_counter() - t
+        training_s = time.perf_counter() - t_start
+
+        hashes = write_checkpoints(codec, lm, out_dir, half=half)
+        t = time.perf_counter()
+        shipped = load_shipped(out_dir)  # metrics of what ships (fp16-rounded), not of the in-memory model
+        rand = random_init_like(out_dir, seed=config.seed)
+        frames = int(round(config.lm.segment_seconds * codec.frame_rate))
+        metrics = evaluate_models(shipped.compression_model, shipped.lm, rand.compression_model, rand.lm, heldout,
+                                  sr, frames)
+        timings["evaluation_s"] = time.perf_counter() - t
+    timings["training_total_s"] = training_s
+    timings["total_s"] = time.perf_counter() - t_start
+    mix = {c: sum(1 for x in lm_clips if x.category == c) for c in CATEGORY_ORDER}
+    provenance = {
+        "what": "nano MusicGen pre-trained on synthetic stems: the smoke profile's baseline and fine-tuning start",
+        "script": "scripts/pretrain_nano.py (silicon_sing.pretrain.run_pretraining)",
+        "config": config.to_dict(),
+        "data": {
+            "generator": "silicon_sing.synth", "artists": sorted({c.artist for c in corpus}),
+            "pretrain_seed": config.corpus.seed, "heldout_seed": config.heldout_seed,
+            "note": ("synthetic tracks of the smoke artists rendered with a seed no profile uses (smoke: 1234), so "
+                     "no evaluation track is heard in pre-training; same artist styles, different compositions"),
+            "codec_corpus_seconds": {c: sum(len(x.audio) for x in corpus if x.category == c) / sr for c in CATEGORY_ORDER},
+            "lm_corpus_clips": mix,
+            "lm_corpus_seconds": {c: sum(len(x.audio) for x in lm_clips if x.category == c) / sr for c in CATEGORY_ORDER},
+            "example_captions": sorted({c.caption for c in lm_clips})[:8],
+        },
+        "codec": {"architecture": "audiocraft EncodecModel (SEANet + RVQ)", "frame_rate": float(codec.frame_rate),
+                  "n_q": int(codec.num_codebooks), "cardinality": int(codec.cardinality),
+                  "parameters": sum(p.numel() for p in codec.parameters()),
+                  "trained_on": "every stem (instrumental, acapella, full) of every pre-training track, equally",
+                  "losses": " + ".join(f"{k} ({w:g})" for k, w in config.codec.loss_weights.items())
+                            + " via audiocraft's Balancer, + VQ commitment penalty; adversarial and feature-matching "
+                              "losses omitted (CPU budget)",
+                  "steps": config.codec.steps, "final": codec_history[-1] if codec_history else {},
+                  "history_every_25": codec_history[::25]},
+        "lm": {"architecture": "audiocraft transformer LM, delay pattern, cross-attention on hashed-text captions",
+               "trained_on": "codes of lm_corpus (mostly instrumental), generic captions without a UUID, "
+                             f"classifier-free-guidance dropout {config.lm.cfg_dropout}",
+               "parameters": sum(p.numel() for p in lm.parameters()), "steps": config.lm.steps,
+               "final_loss": lm_history[-1]["loss"] if lm_history else None,
+               "history_every_25": lm_history[::25]},
+        "metrics_heldout": metrics,
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "machine": {"torch_threads": config.threads, "cpu_count": usable_cpus(), "platform": platform.platform()},
+        "versions": _versions(),
+        "storage": "fp16" if half else "fp32",
+        "files": {name: {"sha1": hashes[name], "bytes": (out_dir / name).stat().st_size} for name in CHECKPOINT_FILES},
+    }
+    atomic_write_json(out_dir / PROVENANCE, provenance).chmod(0o644)  # package data (mkstemp makes 0600)
+    return provenance

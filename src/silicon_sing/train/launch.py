@@ -1,0 +1,221 @@
+"""The notebook side of fine-tuning: check, lock, run the torchrun job, follow it, report its outcome.
+
+:func:`launch` trains one category as its own torchrun job (``python -m silicon_sing.train``,
+:mod:`.worker`) through the shared launcher :mod:`silicon_sing.torchrun`: it returns at once when
+the export is up to date, checks GPUs and memory first (:func:`preflight`), holds the category's lock
+for the whole job, streams rank 0's progress lines into a tqdm bar, and raises
+:class:`TrainingFailed` with the failing rank's stderr tail — or :class:`TrainingInterrupted` when
+the job stopped on a signal after writing a checkpoint.
+
+``progress=True`` is notebook display: besides the bar, :func:`launch` prints one line per outcome
+(reused export, multi-node command, final losses) and the memory estimate; with ``progress=False``
+the same lines go to this module's logger.
+
+Notebook: notebooks/03_finetune.ipynb
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shlex
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import memory
+from .. import torchrun as tr
+from ..fsutil import read_jsonl, run_lock
+from ..machine import usable_cpus
+from ..models import model_config, resolve_model_name
+from ..params import CATEGORIES, Params
+from .distributed import require_gpus_for
+from .stage import (LOCK_HELD_ENV, TrainResult, category_dir, export_dir, is_up_to_date, load_result, lock_path,
+                    log_path)
+from .trainer import PROGRESS
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingFailed(RuntimeError):
+    """A torchrun job failed; the message carries the failing rank's stderr tail."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """The job was stopped by a signal after writing a checkpoint; rerun with resume."""
+
+
+def _say(progress: bool, message: str) -> None:
+    """Notebook display when ``progress`` (printed, so the reader sees it), else an INFO log record."""
+    if progress:
+        print(message, flush=True)
+    else:
+        logger.info(message)
+
+
+def params_overrides(params: Params) -> dict[str, Any]:
+    """Dotted overrides that rebuild ``params`` exactly from its parameter file."""
+    out: dict[str, Any] = {}
+    for k, v in params.to_dict().items():
+        if k in ("source", "overrides"):  # bookkeeping, not parameters
+            continue
+        if isinstance(v, dict) and dataclasses.is_dataclass(getattr(params, k)):
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
+def rendezvous_args(params: Params) -> list[str]:
+    """torchrun's job-shape arguments: one standalone node, or ``train.nnodes`` joined by a c10d rendezvous."""
+    t = params.train
+    if t.nnodes <= 1:
+        return ["--standalone"]
+    if not t.rdzv_endpoint:
+        raise ValueError(f"train.nnodes={t.nnodes} needs train.rdzv_endpoint (host:port of the first node, "
+                         f"reachable from every node; on SLURM the first host of $SLURM_JOB_NODELIST)")
+    return [f"--nnodes={t.nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={t.rdzv_endpoint}",
+            f"--rdzv-id={t.rdzv_id}"]
+
+
+def torchrun_command(params: Params, category: str, nproc: int, log_dir: Path, resume: bool) -> list[str]:
+    """The torchrun command line that trains one category (the same on every node of a multi-node job)."""
+    cmd = tr.command(rendezvous_args(params), nproc, "silicon_sing.train",
+                     ["--params", str(params.source), "--category", category,
+                      "--overrides", json.dumps(params_overrides(params))], log_dir=log_dir)
+    return cmd + (["--resume"] if resume else [])
+
+
+def memory_estimate(params: Params) -> memory.MemoryEstimate:
+    """Per-GPU memory of this run's fine-tuning (:mod:`silicon_sing.memory`), from the model's config only."""
+    t = params.train
+    world = max(1, t.nproc_per_node * t.nnodes)
+    shape = memory.model_shape(model_config(resolve_model_name(params)))
+    return memory.estimate(shape, world, max(1, t.batch_size // world), params.curate.segment_seconds,
+                           t.precision, t.optimizer, fsdp=t.fsdp, activation_checkpointing=t.activation_checkpointing)
+
+
+def gpu_memory_bytes(params: Params) -> float | None:
+    """Memory per GPU for the fit check: ``train.gpu_memory_gib``, else the smallest visible GPU's, else None."""
+    if params.train.gpu_memory_gib:
+        return params.train.gpu_memory_gib * memory.GIB
+    if torch.cuda.is_available():
+        return float(min(torch.cuda.get_device_properties(i).total_memory for i in range(torch.cuda.device_count())))
+    return None
+
+
+def preflight(params: Params, progress: bool = True) -> None:
+    """Checks before any process starts: GPUs for nccl, and whether the job fits the GPUs' memory."""
+    require_gpus_for(params.train.dist_backend)
+    available = gpu_memory_bytes(params)
+    if available is None:
+        return  # CPU processes: nothing to check against
+    est = memory_estimate(params)
+    _say(progress, est.describe())
+    memory.check_fits(est, available, "train.gpu_memory_gib" if params.train.gpu_memory_gib else "the visible GPUs")
+
+
+
+def launch(params: Params, category: str, resume: bool = True, progress: bool = True,
+           nproc: int | None = None, env: dict[str, str] | None = None) -> TrainResult:
+    """Run the torchrun job for one category, with a progress bar; return its result or raise its error.
+
+    ``resume=True`` continues an interrupted run of the same inputs (a checkpoint of other inputs
+    is ignored). Unchanged inputs with a finished export return at once (``reused=True``).
+    """
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown category {category!r}; expected one of {CATEGORIES}")
+    if is_up_to_date(params, category):
+        _say(progress, f"{category}: inputs unchanged since the export in {export_dir(params, category)}; "
+                       "nothing to do")
+        return load_result(params, category, reused=True)
+    nproc = nproc or params.train.nproc_per_node
+    preflight(params, progress)
+    lock = lock_path(params, category)
+    with run_lock(lock, f"training {category}"):  # held for the whole torchrun job
+        return _launch_locked(params, category, resume, progress, nproc, {**(env or {}), LOCK_HELD_ENV: str(lock)})
+
+
+def _launch_locked(params: Params, category: str, resume: bool, progress: bool, nproc: int,
+                   env: dict[str, str]) -> TrainResult:
+    """:func:`launch` once the category's lock is held."""
+    cdir = category_dir(params, category)
+    log_dir = cdir / "torchrun"
+    shutil.rmtree(log_dir, ignore_errors=True)  # a previous job's error files must not be blamed
+    cdir.mkdir(parents=True, exist_ok=True)
+    run_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    if not torch.cuda.is_available():
+        # one compute thread per core per process: oversubscribed cores make every rank slower
+        run_env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // nproc)))
+    cmd = torchrun_command(params, category, nproc, log_dir, resume)
+    if params.train.nnodes > 1:
+        _say(progress, f"{category}: this node joins a {params.train.nnodes}-node job at {params.train.rdzv_endpoint}; "
+                       f"start the same command on every other node (README, 'several nodes'):\n  "
+                       + " ".join(shlex.quote(c) for c in cmd))
+    stderr_path = cdir / "torchrun.stderr"
+    job_start = time.time()
+    total = params.train.epochs * params.train.updates_per_epoch
+    with ProgressBar(category, total, progress) as bar:
+        outcome = tr.run(cmd, env=run_env, stderr_path=stderr_path, on_line=bar.on_line)
+    rc = outcome.returncode
+    if rc == 0:
+        r = load_result(params, category)
+        _say(progress, f"{category}: {r.steps} steps on {r.world_size} process(es), train loss "
+                       f"{r.first_train_loss:.3f} → {r.final_train_loss:.3f}, {r.samples_per_s:.1f} samples/s")
+        return r
+    rows = read_jsonl(log_path(params, category)) if log_path(params, category).exists() else []
+    # only an interruption of *this* job: a row left by an earlier one must not hide this job's error
+    if rows and rows[-1].get("event") == "interrupted" and rows[-1].get("time", 0) >= job_start:
+        raise TrainingInterrupted(f"training {category} was stopped at step {rows[-1].get('step')} after "
+                                  f"writing a checkpoint; call launch(..., resume=True) to continue")
+    rank, tail = tr.failure_tail(outcome, log_dir)
+    where = f"rank {rank}" if rank is not None else "torchrun"
+    raise TrainingFailed(f"training {category} failed (exit code {rc}) on {where}; its stderr ends with:\n"
+                         f"{tail}\n(full logs: {log_dir}, {stderr_path})")
+
+
+class ProgressBar:
+    """A tqdm bar moved by rank 0's progress lines (:data:`silicon_sing.train.trainer.PROGRESS`)."""
+
+    def __init__(self, category: str, total: int, progress: bool):
+        self.total = total
+        self.bar = tqdm(total=total, desc=f"fine-tune {category}", unit="step", disable=not progress)
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    def on_line(self, line: str) -> None:
+        """Move the bar if ``line`` is a progress line; ignore any other output."""
+        i = line.find(PROGRESS)
+        if i < 0:
+            return
+        try:
+            msg = json.loads(line[i + len(PROGRESS):])
+        except json.JSONDecodeError:
+            return
+        if msg.get("kind") == "train":
+            self.bar.n = int(msg["step"])
+            self.bar.set_postfix(loss=f"{msg['loss']:.3f}", epoch=msg["epoch"])
+            self.bar.refresh()
+        elif msg.get("kind") == "event" and msg.get("event") == "up-to-date":
+            self.bar.n = self.total
+            self.bar.refresh()
+
+
+def train_all(params: Params, categories: Sequence[str] = CATEGORIES, progress: bool = True) -> dict[str, TrainResult]:
+    """Fine-tune every category in turn (each its own torchrun job)."""
+    return {c: launch(params, c, progress=progress) for c in categories}
+
+
+__all__ = ["TrainingFailed", "TrainingInterrupted", "params_overrides", "rendezvous_args", "torchrun_command",
+           "memory_estimate", "gpu_memory_bytes", "preflight", "launch", "ProgressBar", "train_all"]
