@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from silicon_sing.curate import run_curation
+from silicon_sing.data import held_out_examples
 from silicon_sing.fsutil import atomic_write_json
 from silicon_sing.generate import GenerationSettings, batches, continue_batch
-from silicon_sing.data import held_out_examples
 from silicon_sing.models import load_model
 from silicon_sing.params import load_params
 

@@ -9,19 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
+import demucs.pretrained
 import numpy as np
 import pytest
+import sentencepiece as spm
 import soundfile as sf
 import torch
-import demucs.pretrained
-import sentencepiece as spm
+from audiocraft.models import MusicGen
 from audiocraft.modules import conditioners as ac_cond
+from audiocraft.modules.codebooks_patterns import DelayedPatternProvider
+from audiocraft.modules.conditioners import ChromaStemConditioner, ConditioningAttributes, T5Conditioner
 from demucs.htdemucs import HTDemucs
 from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
-from audiocraft.models import MusicGen
-from audiocraft.modules.codebooks_patterns import DelayedPatternProvider
-from audiocraft.modules.conditioners import ChromaStemConditioner, ConditioningAttributes, T5Conditioner
 from silicon_sing import models as M
 from silicon_sing.params import load_params
 

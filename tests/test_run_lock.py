@@ -11,10 +11,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_train import make_fake_run, run_params
 
 from silicon_sing import train as T
 from silicon_sing.fsutil import RunLocked, run_lock
+from test_train import make_fake_run, run_params
 
 # enough steps that a worker left running would still be training long after the checks
 LONG = {"train.epochs": 1, "train.updates_per_epoch": 20000, "train.batch_size": 2, "train.warmup_steps": 1}

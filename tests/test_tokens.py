@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from test_train import make_fake_run
 
 from silicon_sing import tokens as tk
 from silicon_sing.data import load_training_examples
 from silicon_sing.models import nano_musicgen
+from test_train import make_fake_run
 
 
 def test_token_cache_equals_on_the_fly_encoding(tmp_path: Path) -> None:

@@ -8,6 +8,13 @@ against the dataclass annotation (``bool`` must be a real YAML boolean, ``int`` 
 ``"3"`` and ``true``; ``float`` accepts ints and stores a float; no NaN/inf), then its range or
 choices from :data:`RULES`; a bad value raises :class:`ParamsError` naming the file, the dotted
 key, the value and what is accepted.
+
+Kept as one module of ~530 lines: it is the parameter schema — one section dataclass per stage, the
+:data:`RULES` table that bounds their fields, the cross-field checks, the loader and
+:class:`RunPaths` — and adding a parameter touches its dataclass field, its rule and its loader
+path together; split, each change would span three files.
+
+Notebook: every chapter (each takes ``params_file`` and ``overrides``).
 """
 
 from __future__ import annotations

@@ -67,7 +67,11 @@ def _model(params: Params) -> list[str]:
 def _metrics(params: Params) -> list[str]:
     """Stage 04: PaSST and VGGish weights for the paper's metric backends."""
     from .metrics.backends import (  # lazy: the metric backends import their models' libraries
-        PASST_WEIGHTS, VGGISH_WEIGHTS, MissingWeightsError, resolve_weights)
+        PASST_WEIGHTS,
+        VGGISH_WEIGHTS,
+        MissingWeightsError,
+        resolve_weights,
+    )
 
     ev, out = params.evaluate, []
     for used, spec, weights in ((ev.kl_backend == "passt", PASST_WEIGHTS, ev.passt_weights),

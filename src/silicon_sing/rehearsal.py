@@ -264,7 +264,7 @@ def caption_sentences(n: int = 400, seed: int = 0) -> list[str]:
     w = CAPTION_WORDS
     out = []
     for _ in range(n):
-        uuid = "%08x-%04x-%04x-%04x-%012x" % tuple(rng.getrandbits(b) for b in (32, 16, 16, 16, 48))
+        uuid = "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}".format(*(rng.getrandbits(b) for b in (32, 16, 16, 16, 48)))
         body = f"{rng.choice(w['mood'])} {rng.choice(w['genre'])} {rng.choice(w['body'])}"
         if rng.random() < 0.5:
             body += f" with {rng.choice(w['voice'])}"

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from audiocraft.models.encodec import CompressionModel
 from audiocraft.modules.conditioners import ChromaStemConditioner, WavCondition
 from audiocraft.utils.cache import EmbeddingCache

@@ -35,10 +35,30 @@ Notebook: notebooks/03_finetune.ipynb (the pre-trained nano baseline that fine-t
 
 from __future__ import annotations
 
-from .codec import (build_codec, codec_metrics, codec_scores, encode_clips, mel_distance, random_crops, reconstruct,
-                    si_snr_db, train_codec)
-from .config import (ASSETS_DIR, CHECKPOINT_FILES, HELDOUT_SEED, PRETRAIN_SEED, PROVENANCE, CodecSpec, CorpusSpec,
-                     LMSpec, PretrainConfig, nano_pretrain_config, tiny_config)
+from .codec import (
+                    build_codec,
+                    codec_metrics,
+                    codec_scores,
+                    encode_clips,
+                    mel_distance,
+                    random_crops,
+                    reconstruct,
+                    si_snr_db,
+                    train_codec,
+)
+from .config import (
+                    ASSETS_DIR,
+                    CHECKPOINT_FILES,
+                    HELDOUT_SEED,
+                    PRETRAIN_SEED,
+                    PROVENANCE,
+                    CodecSpec,
+                    CorpusSpec,
+                    LMSpec,
+                    PretrainConfig,
+                    nano_pretrain_config,
+                    tiny_config,
+)
 from .corpus import Clip, pretrain_caption, synth_corpus
 from .lm import build_lm, code_windows, frame_activity, heldout_lm_loss, lm_loss, train_lm
 from .run import evaluate_models, run_pretraining

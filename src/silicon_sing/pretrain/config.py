@@ -14,7 +14,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from .. import models as M
 
-
 PRETRAIN_SEED = 20240607  # not the smoke (1234) or paper seed: pre-training never hears an evaluation track
 HELDOUT_SEED = PRETRAIN_SEED + 1  # held-out audio for the reported metrics: neither pre-training nor evaluation
 ASSETS_DIR = M.NANO_DIR  # the shipped nano model (models.NANO_DIR)

@@ -18,7 +18,6 @@ from ..params import CATEGORY_ORDER
 from ..synth import ARTISTS, ArtistStyle, TrackPlan, plan_track, synth_track
 from .config import CorpusSpec
 
-
 # --------------------------------------------------------------------------- corpus
 
 

@@ -29,7 +29,6 @@ from .corpus import Clip, synth_corpus
 from .lm import build_lm, frame_activity, heldout_lm_loss, train_lm
 from .ship import load_shipped, random_init_like, write_checkpoints
 
-
 # --------------------------------------------------------------------------- the whole run
 
 

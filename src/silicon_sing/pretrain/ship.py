@@ -21,7 +21,6 @@ from .. import models as M
 from ..fsutil import atomic_write_bytes, file_sha1, load_tensors_only, read_json
 from .config import ASSETS_DIR, CHECKPOINT_FILES, PROVENANCE
 
-
 # --------------------------------------------------------------------------- shipping
 
 

@@ -27,15 +27,53 @@ from ..losses import LMLoss, codebook_cross_entropy
 from ..torchrun import failing_rank_tail
 from .batches import apply_condition_dropout, augment, epoch_order, make_attributes, rank_positions, step_rngs
 from .checkpoint import CHECKPOINT, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .distributed import (PARENT_DIED, Dist, NoGPU, StopFlag, all_reduce, barrier, die_with_parent, gather_objects,
-                          init_distributed, require_gpus_for)
-from .launch import (TrainingFailed, TrainingInterrupted, gpu_memory_bytes, launch, memory_estimate, params_overrides,
-                     preflight, rendezvous_args, torchrun_command, train_all)
+from .distributed import (
+                          PARENT_DIED,
+                          Dist,
+                          NoGPU,
+                          StopFlag,
+                          all_reduce,
+                          barrier,
+                          die_with_parent,
+                          gather_objects,
+                          init_distributed,
+                          require_gpus_for,
+)
+from .launch import (
+                          TrainingFailed,
+                          TrainingInterrupted,
+                          gpu_memory_bytes,
+                          launch,
+                          memory_estimate,
+                          params_overrides,
+                          preflight,
+                          rendezvous_args,
+                          torchrun_command,
+                          train_all,
+)
 from .report import describe_export, loss_curves, plot_loss_curves, read_log, results_table, summary
-from .stage import (LOCK_HELD_ENV, TrainResult, category_dir, done_path, export_dir, inputs_fingerprint, is_up_to_date,
-                    load_result, lock_path, log_path, read_done)
-from .trainer import (PROGRESS, Batch, PrecisionPlan, Trainer, TrainingDiverged, enable_activation_checkpointing,
-                      master_weights_fp32)
+from .stage import (
+                          LOCK_HELD_ENV,
+                          TrainResult,
+                          category_dir,
+                          done_path,
+                          export_dir,
+                          inputs_fingerprint,
+                          is_up_to_date,
+                          load_result,
+                          lock_path,
+                          log_path,
+                          read_done,
+)
+from .trainer import (
+                          PROGRESS,
+                          Batch,
+                          PrecisionPlan,
+                          Trainer,
+                          TrainingDiverged,
+                          enable_activation_checkpointing,
+                          master_weights_fp32,
+)
 from .worker import main, train
 
 __all__ = [

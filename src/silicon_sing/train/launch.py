@@ -37,8 +37,7 @@ from ..machine import usable_cpus
 from ..models import model_config, resolve_model_name
 from ..params import CATEGORIES, Params
 from .distributed import require_gpus_for
-from .stage import (LOCK_HELD_ENV, TrainResult, category_dir, export_dir, is_up_to_date, load_result, lock_path,
-                    log_path)
+from .stage import LOCK_HELD_ENV, TrainResult, category_dir, export_dir, is_up_to_date, load_result, lock_path, log_path
 from .trainer import PROGRESS
 
 logger = logging.getLogger(__name__)

@@ -42,8 +42,13 @@ import torch.distributed as dist
 from audiocraft.modules.transformer import StreamingTransformerLayer
 from audiocraft.optim import CosineLRScheduler
 from torch import nn
-from torch.distributed.fsdp import (FullOptimStateDictConfig, FullStateDictConfig, FullyShardedDataParallel,
-                                    ShardingStrategy, StateDictType)
+from torch.distributed.fsdp import (
+    FullOptimStateDictConfig,
+    FullStateDictConfig,
+    FullyShardedDataParallel,
+    ShardingStrategy,
+    StateDictType,
+)
 from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
 from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
@@ -55,8 +60,7 @@ from ..losses import LMLoss
 from ..optim import DAdaptAdam
 from ..params import Params
 from .batches import apply_condition_dropout, augment, epoch_order, make_attributes, rank_positions, step_rngs
-from .checkpoint import (CHECKPOINT, load_checkpoint, remove_leftover_temps, rng_state, save_checkpoint,
-                         set_rng_state)
+from .checkpoint import CHECKPOINT, load_checkpoint, remove_leftover_temps, rng_state, save_checkpoint, set_rng_state
 from .distributed import Dist, StopFlag, all_reduce, barrier, gather_objects
 from .stage import category_dir, done_path, export_dir, inputs_fingerprint, log_path
 
