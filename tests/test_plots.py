@@ -10,7 +10,15 @@ import pytest
 from matplotlib.figure import Figure
 
 from silicon_sing.audio import log_mel
-from silicon_sing.plots import delta_forest, grouped_counts, metric_bars, spectrogram_grid
+from silicon_sing.plots import (
+    delta_forest,
+    descriptor_overview,
+    grouped_counts,
+    loss_curves_figure,
+    metric_bars,
+    spectrogram_grid,
+    track_splits,
+)
 
 matplotlib.use("Agg")
 
@@ -98,3 +106,27 @@ def test_delta_forest_has_one_panel_per_metric() -> None:
     ax = fig.axes[0]
     by_height = {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks())}
     assert by_height["acapella / A"] > by_height["full / B"]  # the first row is drawn on top
+
+
+def test_loss_curves_figure_has_a_panel_per_category() -> None:
+    curves = {"acapella": {"train": [(1, 5.0), (2, 4.0)], "valid": [(2, 4.5)]},
+              "full": {"train": [(1, 5.5)], "valid": []}}
+    fig = loss_curves_figure(curves)
+    assert isinstance(fig, Figure) and [ax.get_title() for ax in fig.axes] == ["acapella", "full"]
+    assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 1
+
+
+def test_track_splits_colours_each_track_by_split() -> None:
+    tracks = pd.DataFrame({"artist": ["A", "A", "B"], "duration_s": [30.0, 40.0, 35.0],
+                           "split": ["train", "test", "valid"]})
+    fig = track_splits(tracks)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["A", "B"] and len(ax.collections) == 2
+
+
+def test_descriptor_overview_draws_the_four_views() -> None:
+    D = pd.DataFrame({"artist": ["A", "B"], "bpm": [90.0, 140.0], "octave_ambiguous": [False, True],
+                      "vocal_pitch_hz": [180.0, 320.0], "key": ["C major", None], "moods": ["calm", "dark, energetic"]})
+    fig = descriptor_overview(D, "edma")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 4 and any("edma" in t for t in titles)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.figure import Figure
 
 from .audio import log_mel
@@ -106,3 +107,77 @@ def delta_forest(deltas: pd.DataFrame, title: str | None = None) -> Figure:
     if title:
         fig.suptitle(title)
     return fig
+
+
+def loss_curves_figure(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure:
+    """Train (per step) and validation (per epoch) cross-entropy, one panel per category.
+
+    Args:
+        curves: ``{category: {"train": [(step, loss)], "valid": [(step, loss)]}}``, as
+            :func:`silicon_sing.train.loss_curves` returns for each category.
+
+    Notebook: notebooks/03_finetune.ipynb
+    """
+    cats = list(curves)
+    fig, axes = plt.subplots(1, len(cats), figsize=(4.2 * len(cats), 3.4), sharey=True,
+                             constrained_layout=True, squeeze=False)
+    for ax, c in zip(axes[0], cats):
+        if curves[c]["train"]:
+            ax.plot(*zip(*curves[c]["train"]), color="C0", lw=1.2, label="train (per step)")
+        if curves[c]["valid"]:
+            ax.plot(*zip(*curves[c]["valid"]), "o-", color="C3", label="valid (per epoch)")
+        ax.set(title=c, xlabel="optimizer step")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("cross-entropy (nats, mean over codebooks)")
+    axes[0][0].legend(fontsize=8)
+    return fig
+
+
+SPLIT_COLORS = {"train": "C0", "valid": "C1", "test": "C3"}
+
+
+def track_splits(tracks: pd.DataFrame) -> Figure:
+    """Each track as a dot at its duration, one row per artist, coloured by split.
+
+    Args:
+        tracks: one row per track with columns ``artist``, ``duration_s``, ``split``.
+
+    Notebook: notebooks/01_curate.ipynb
+    """
+    fig, ax = plt.subplots(figsize=(8, 2.6), constrained_layout=True)
+    for i, (_, grp) in enumerate(tracks.groupby("artist")):
+        ax.scatter(grp["duration_s"], [i] * len(grp), c=[SPLIT_COLORS[s] for s in grp["split"]], s=60)
+    ax.set_yticks(range(tracks["artist"].nunique()), sorted(tracks["artist"].unique()))
+    ax.set_xlabel("track duration (s)")
+    ax.set_title("Tracks by artist (blue train, orange valid, red test)")
+    return fig
+
+
+def descriptor_overview(descriptors: pd.DataFrame, key_profile: str) -> Figure:
+    """Tempo, the singer's pitch, key and moods per artist: the four views of stage 02's descriptors.
+
+    Args:
+        descriptors: one row per track with ``artist``, ``bpm``, ``octave_ambiguous``,
+            ``vocal_pitch_hz``, ``key`` (None when withheld) and ``moods`` (comma-separated).
+        key_profile: the KeyExtractor profile named in the key panel's title.
+
+    Notebook: notebooks/02_caption.ipynb
+    """
+    D = descriptors
+    fig, axes = plt.subplots(2, 2, figsize=(12, 6.5), constrained_layout=True)
+    sns.stripplot(data=D, x="bpm", y="artist", hue="octave_ambiguous", palette={True: "C3", False: "C0"},
+                  size=8, jitter=0.15, ax=axes[0, 0])
+    axes[0, 0].set(title="Tempo (RhythmExtractor2013); red: octave-ambiguous", xlabel="BPM", ylabel="")
+    sns.stripplot(data=D, x="vocal_pitch_hz", y="artist", size=8, jitter=0.15, color="C2", ax=axes[0, 1])
+    axes[0, 1].set(xscale="log", title="Singer's median pitch (acapella, YIN)", xlabel="Hz", ylabel="")
+    keys = D.assign(key=D["key"].fillna("withheld")).groupby(["artist", "key"]).size().unstack(fill_value=0)
+    sns.heatmap(keys, annot=True, cbar=False, cmap="Blues", ax=axes[1, 0])
+    axes[1, 0].set(title=f"Key (KeyExtractor, {key_profile}): tracks", xlabel="", ylabel="")
+    moods = D.assign(mood=D["moods"].str.split(", ")).explode("mood").groupby(["artist", "mood"]).size()
+    sns.heatmap(moods.unstack(fill_value=0), annot=True, cbar=False, cmap="Greens", ax=axes[1, 1])
+    axes[1, 1].set(title="Moods: tracks tagged", xlabel="", ylabel="")
+    axes[0, 0].legend(title="octave-ambiguous", loc="lower right", fontsize=8)
+    for ax in axes[1]:
+        ax.tick_params(axis="y", rotation=0)
+    return fig
+

@@ -51,7 +51,7 @@ from .launch import (
                           torchrun_command,
                           train_all,
 )
-from .report import describe_export, loss_curves, plot_loss_curves, read_log, results_table, summary
+from .report import describe_export, loss_curves, read_log, results_table, summary
 from .stage import (
                           LOCK_HELD_ENV,
                           TrainResult,
@@ -83,7 +83,7 @@ __all__ = [
     "codebook_cross_entropy", "LMLoss", "make_attributes", "apply_condition_dropout", "train", "launch",
     "train_all", "load_result", "read_log", "loss_curves", "category_dir", "log_path", "lock_path", "export_dir",
     "LOCK_HELD_ENV", "PROGRESS", "CHECKPOINT", "torchrun_command", "rendezvous_args", "params_overrides",
-    "failing_rank_tail", "main", "describe_export", "results_table", "summary", "plot_loss_curves",
+    "failing_rank_tail", "main", "describe_export", "results_table", "summary",
     "Dist", "NoGPU", "StopFlag", "PARENT_DIED", "require_gpus_for", "init_distributed", "all_reduce", "barrier",
     "gather_objects", "die_with_parent", "PrecisionPlan", "master_weights_fp32", "enable_activation_checkpointing",
     "Batch", "Trainer", "rng_state", "set_rng_state", "save_checkpoint", "load_checkpoint",

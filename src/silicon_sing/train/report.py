@@ -1,8 +1,9 @@
-"""What notebook 03 shows about fine-tuning: loss curves, the exported architecture, a results table,
-and the chapter's glued numbers.
+"""What notebook 03 shows about fine-tuning: loss curves (data; the figure is
+:func:`silicon_sing.plots.loss_curves_figure`), the exported architecture, a results table, and the
+chapter's glued numbers.
 
-pandas and matplotlib are imported inside the functions that use them: this package is imported by
-every torchrun worker, which needs neither.
+pandas is imported inside the functions that use it: this package is imported by every torchrun
+worker, which does not need it.
 
 Notebook: notebooks/03_finetune.ipynb
 """
@@ -10,7 +11,6 @@ Notebook: notebooks/03_finetune.ipynb
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,12 +19,11 @@ from omegaconf import OmegaConf
 
 from ..data import load_run_uuid
 from ..fsutil import load_tensors_only, read_jsonl
-from ..params import CATEGORIES, Params
+from ..params import Params
 from .stage import TrainResult, log_path
 
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
 
 def read_log(params: Params, category: str) -> list[dict[str, Any]]:
@@ -114,23 +113,4 @@ def summary(params: Params, results: dict[str, TrainResult]) -> dict[str, str]:
     return out
 
 
-def plot_loss_curves(params: Params, categories: Sequence[str] = CATEGORIES) -> Figure:
-    """Train (per step) and validation (per epoch) cross-entropy per category; returns the figure."""
-    import matplotlib.pyplot as plt  # lazy: notebook-only dependency, kept out of the torchrun workers
-
-    fig, axes = plt.subplots(1, len(categories), figsize=(4.2 * len(categories), 3.4), sharey=True,
-                             constrained_layout=True, squeeze=False)
-    for ax, c in zip(axes[0], categories):
-        curves = loss_curves(params, c)
-        if curves["train"]:
-            ax.plot(*zip(*curves["train"]), color="C0", lw=1.2, label="train (per step)")
-        if curves["valid"]:
-            ax.plot(*zip(*curves["valid"]), "o-", color="C3", label="valid (per epoch)")
-        ax.set(title=c, xlabel="optimizer step")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("cross-entropy (nats, mean over codebooks)")
-    axes[0][0].legend(fontsize=8)
-    return fig
-
-
-__all__ = ["read_log", "loss_curves", "describe_export", "results_table", "summary", "plot_loss_curves"]
+__all__ = ["read_log", "loss_curves", "describe_export", "results_table", "summary"]
