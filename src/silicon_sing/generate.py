@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -184,7 +184,9 @@ def continue_batch(model: MusicGen, batch: Sequence[HeldOutExample], settings: G
                 captions, prompt.to(model.device), melody_wavs=list(target.to(model.device)))
             wav = model.generate_audio(model._generate_tokens(attributes, prompt_tokens, False))
         else:
-            wav = model.generate_continuation(prompt.to(model.device), sr, captions, progress=False)
+            # return_tokens=False: a tensor (audiocraft annotates the tuple of return_tokens=True too)
+            wav = cast("torch.Tensor", model.generate_continuation(prompt.to(model.device), sr, captions,
+                                                                   progress=False))
     out = wav[:, 0, : target.shape[-1]].float().cpu().numpy()
     return out
 
@@ -210,6 +212,7 @@ def generate_system(params: Params, system: str, category: str, examples: Sequen
     for b in todo:
         seed = batch_seed(settings, b)
         if b in pending:
+            assert model is not None  # b is pending, so pending is non-empty and the model was loaded above
             start = time.perf_counter()
             wavs = continue_batch(model, b, settings, seed)
             per_clip = (time.perf_counter() - start) / len(b)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 if TYPE_CHECKING:  # audiocraft is heavy; the loss only hands the attributes to the LM's condition provider
+    from audiocraft.models.lm import LMModel
     from audiocraft.modules.conditioners import ConditioningAttributes
 
 
@@ -45,7 +46,7 @@ def codebook_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
     return (sums_t / counts_t.clamp(min=1)).mean(), sums_t.detach(), counts_t
 
 
-def conditioned_lm_loss(lm: nn.Module, codes: torch.Tensor,
+def conditioned_lm_loss(lm: LMModel, codes: torch.Tensor,
                         attributes: list[ConditioningAttributes]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Conditions → delay-pattern predictions → :func:`codebook_cross_entropy` of codes ``[B, K, T]``.
 
@@ -61,7 +62,7 @@ def conditioned_lm_loss(lm: nn.Module, codes: torch.Tensor,
 class LMLoss(nn.Module):
     """Conditions → delay-pattern predictions → per-codebook cross-entropy (the module DDP wraps)."""
 
-    def __init__(self, lm: nn.Module):
+    def __init__(self, lm: LMModel):
         super().__init__()
         self.lm = lm
 

@@ -76,7 +76,7 @@ class DAdaptAdam(AudiocraftDAdaptAdam):
                     sksq_weighted += to_real(s * s.conj()).div_(denom).sum().item()
                     sk_l1 += s.abs().sum().item()
         gsq_weighted = beta2 * gsq_weighted + g_sq * (dlr ** 2) * (1 - beta2)
-        sums = (sksq_weighted, gsq_weighted, sk_l1)
+        sums: tuple[float, ...] = (sksq_weighted, gsq_weighted, sk_l1)
         if self.sharded and dist.is_initialized():
             # every rank must join the reduction, even one whose shard got no gradient this step
             t = torch.tensor(sums, dtype=torch.float64, device=device or torch.device("cpu"))

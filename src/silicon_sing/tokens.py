@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from audiocraft.models.encodec import CompressionModel
+from audiocraft.models.lm import LMModel
 from audiocraft.modules.conditioners import ChromaStemConditioner, WavCondition
 from audiocraft.utils.cache import EmbeddingCache
 
@@ -122,7 +123,7 @@ def load_codes(path: str | os.PathLike[str]) -> torch.Tensor:
                            f"the token cache re-encodes missing or bad files") from e
 
 
-def enable_chroma_cache(lm: torch.nn.Module, directory: Path) -> bool:
+def enable_chroma_cache(lm: LMModel, directory: Path) -> bool:
     """Give the LM's chroma conditioner (if any) an on-disk EmbeddingCache; return whether it has one."""
     found = False
     for cond in lm.condition_provider.conditioners.values():
@@ -133,7 +134,7 @@ def enable_chroma_cache(lm: torch.nn.Module, directory: Path) -> bool:
     return found
 
 
-def build_chroma_cache(lm: torch.nn.Module, paths: Sequence[str | os.PathLike[str]], n_samples: int,
+def build_chroma_cache(lm: LMModel, paths: Sequence[str | os.PathLike[str]], n_samples: int,
                        sample_rate: int, rank: int = 0, world_size: int = 1) -> int:
     """Compute this rank's share of missing chroma embeddings (demucs stems → chroma); return how many."""
     done = 0

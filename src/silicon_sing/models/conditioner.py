@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+from typing import Any, cast
 
 import torch
 from audiocraft.models import builders
@@ -19,8 +20,6 @@ from audiocraft.modules.conditioners import ConditioningProvider, TextConditione
 from audiocraft.modules.transformer import create_sin_embedding
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-
-
 
 HASHED_TEXT = "hashed_text"  # the conditioner ``model`` key in an audiocraft config
 
@@ -102,7 +101,8 @@ def _get_conditioner_provider(output_dim: int, cfg: DictConfig) -> ConditioningP
         del rest.conditioners[k]
     provider = _ORIGINAL_GET_CONDITIONER_PROVIDER(output_dim, rest)
     for k, v in ours.items():
-        kwargs = OmegaConf.to_container(v.get(HASHED_TEXT) or {}, resolve=True)
+        # a mapping node (or {}) converts to a dict; to_container is typed for any node
+        kwargs = cast("dict[str, Any]", OmegaConf.to_container(v.get(HASHED_TEXT) or {}, resolve=True))
         provider.conditioners[str(k)] = HashedTextConditioner(output_dim=output_dim, **kwargs).to(cfg.device)
     return provider
 

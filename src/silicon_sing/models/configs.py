@@ -15,6 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from .conditioner import HASHED_TEXT
 
+if tp.TYPE_CHECKING:
+    from audiocraft.quantization import ResidualVectorQuantizer
+
 
 NANO = "nano"  # the shipped pre-trained nano model (NANO_DIR)
 NANO_RANDOM = "nano-random"  # a random-init tiny model from nano_config (nano_musicgen), for tests
@@ -131,10 +134,12 @@ def build_from_config(cfg: DictConfig, seed: int = 0, name: str = NANO) -> Music
         compression = builders.get_compression_model(cfg)
         # RVQ codebooks start from k-means on a first batch; a fixed random batch keeps it seeded, and one
         # thread keeps its sums in one order (2 threads gave other codebooks than the 1-thread torchrun ranks)
-        compression.quantizer.train()
+        # CompressionModel declares no quantizer; the configs built here are EncodecModels with an RVQ
+        quantizer = tp.cast("ResidualVectorQuantizer", compression.quantizer)
+        quantizer.train()
         torch.set_num_threads(1)
         try:
-            compression.quantizer(torch.randn(8, compression.quantizer.dimension, 128, device=cfg.device), 1)
+            quantizer(torch.randn(8, quantizer.dimension, 128, device=cfg.device), 1)
         finally:
             torch.set_num_threads(threads)
         compression.eval()

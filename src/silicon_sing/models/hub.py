@@ -135,6 +135,6 @@ def attach_compression_source(model: MusicGen, package: Path) -> None:
     """Remember how the compression model was stored (its config or hub name), so it can be exported again."""
     pkg = read_package(package)
     if "xp.cfg" in pkg:
-        model.compression_model.cfg = OmegaConf.create(pkg["xp.cfg"])  # type: ignore[assignment]
+        model.compression_model.cfg = OmegaConf.create(pkg["xp.cfg"])
     elif "pretrained" in pkg:
-        model.compression_model.pretrained_name = pkg["pretrained"]  # type: ignore[assignment]
+        model.compression_model.pretrained_name = pkg["pretrained"]

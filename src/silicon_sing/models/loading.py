@@ -6,6 +6,7 @@ Notebook: notebooks/03_finetune.ipynb (loaded again for generation in notebooks/
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 from audiocraft.models import MusicGen
@@ -26,8 +27,8 @@ def resolve_model_name(params: Params) -> str:
     name = str(params.train.model)
     if name == NANO:  # its files, so that training fingerprints change with the shipped weights
         return str(NANO_DIR)
-    if name != NANO_RANDOM and not Path(name).expanduser().is_absolute() and getattr(params, "source", None):
-        candidate = Path(params.source).resolve().parent.parent / name
+    if name != NANO_RANDOM and not Path(name).expanduser().is_absolute() and (source := getattr(params, "source", None)):
+        candidate = Path(source).resolve().parent.parent / name
         if candidate.is_dir():
             return str(candidate)
     return str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
@@ -36,7 +37,8 @@ def resolve_model_name(params: Params) -> str:
 def load_model(params_or_name: Params | str = NANO, device: str | None = None, seed: int | None = None) -> MusicGen:
     """A MusicGen from ``Params`` (its ``train.model``), ``"nano"``, ``"nano-random"``, an export dir or a hub name."""
     if hasattr(params_or_name, "train"):
-        params = params_or_name
+        # duck-typed: whatever carries ``train`` is taken for Params (mypy cannot narrow on hasattr here)
+        params = cast(Params, params_or_name)
         name = resolve_model_name(params)
         seed = params.seed if seed is None else seed
     else:
@@ -73,6 +75,8 @@ def model_config(name: str) -> DictConfig:
     if name == NANO_RANDOM:
         return nano_config()
     path = NANO_DIR if name == NANO else Path(name).expanduser()
+    lm_file: Path | None
+    comp_file: Path | None
     if path.is_dir():
         lm_file, comp_file = path / "state_dict.bin", path / "compression_state_dict.bin"
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from audiocraft.losses import SISNR, Balancer, MultiScaleMelSpectrogramLoss
 from audiocraft.losses.specloss import MelSpectrogramWrapper
 from audiocraft.models import builders
-from audiocraft.models.encodec import CompressionModel
+from audiocraft.models.encodec import CompressionModel, EncodecModel
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
@@ -30,7 +30,7 @@ def build_codec(cfg: DictConfig, seed: int) -> CompressionModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = builders.get_compression_model(copy.deepcopy(cfg))
-    model.cfg = cfg  # export_model needs it
+    model.cfg = cfg  # type: ignore[assignment]  # export_model needs it (an ad-hoc attribute, as in audiocraft)
     return model
 
 
@@ -98,7 +98,7 @@ def codec_metrics(codec: CompressionModel, clips: Sequence[Clip], sample_rate: i
 
 def random_crops(clips: Sequence[Clip], n: int, length: int, rng: np.random.Generator) -> torch.Tensor:
     """``[n, 1, length]`` crops from clips chosen uniformly (non-silent: the codec learns from sound)."""
-    out = []
+    out: list[np.ndarray] = []
     while len(out) < n:
         a = clips[int(rng.integers(len(clips)))].audio
         start = int(rng.integers(0, max(1, len(a) - length)))
@@ -132,7 +132,8 @@ def train_codec(codec: CompressionModel, clips: Sequence[Clip], spec: CodecSpec,
     codec.train()
     with torch.no_grad():  # k-means on many frames: one small batch would duplicate codes
         n_init = max(1, int(spec.kmeans_init_seconds * sample_rate) // length)
-        codec.quantizer(codec.encoder(random_crops(clips, n_init, length, rng)), codec.frame_rate)
+        enc = cast(EncodecModel, codec)  # CompressionModel declares no encoder/quantizer; build_codec's is Encodec
+        enc.quantizer(enc.encoder(random_crops(clips, n_init, length, rng)), codec.frame_rate)
     bar = tqdm(range(spec.steps), desc="codec", unit="step", disable=not progress)
     for step in bar:
         x = random_crops(clips, spec.batch_size, length, rng)

@@ -29,7 +29,7 @@ def build_lm(cfg: DictConfig, seed: int) -> LMModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         lm = builders.get_lm_model(copy.deepcopy(cfg))
-    lm.cfg = cfg
+    lm.cfg = cfg  # type: ignore[assignment]  # an ad-hoc attribute, as audiocraft's loaders set it
     return lm
 
 

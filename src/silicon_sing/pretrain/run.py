@@ -59,12 +59,12 @@ def evaluate_models(codec: CompressionModel, lm: LMModel, random_codec: Compress
     hop = int(round(sample_rate / codec.frame_rate))
     active = [frame_activity(c.audio, hop) for c in heldout]
     metrics["lm_loss_sounding"] = {}
-    for name, model in (("pretrained", lm), ("random_init", random_lm)):
+    for name, lm_model in (("pretrained", lm), ("random_init", random_lm)):
         for key, act in (("lm_loss", None), ("lm_loss_sounding", active)):
             metrics[key][name] = {}
             for cat in CATEGORY_ORDER:
                 sel = [j for j, c in enumerate(heldout) if c.category == cat]
-                metrics[key][name][cat] = heldout_lm_loss(model, [codes[j] for j in sel],
+                metrics[key][name][cat] = heldout_lm_loss(lm_model, [codes[j] for j in sel],
                                                           [heldout[j].caption for j in sel], frames,
                                                           None if act is None else [act[j] for j in sel])
     metrics["lm_loss"]["uniform"] = metrics["lm_loss_sounding"]["uniform"] = math.log(lm.card)

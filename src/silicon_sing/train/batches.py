@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from audiocraft.models.lm import LMModel
 from audiocraft.modules.conditioners import ConditioningAttributes, WavCondition, dropout_condition
 from torch import nn
 
@@ -47,7 +48,7 @@ def augment(example: TrainingExample, uuid: str, rng: np.random.Generator, word_
     return augment_description(example.description, uuid, rng, word_dropout=word_dropout, info=example.info)
 
 
-def make_attributes(lm: nn.Module, examples: Sequence[TrainingExample], descriptions: Sequence[str | None],
+def make_attributes(lm: LMModel, examples: Sequence[TrainingExample], descriptions: Sequence[str | None],
                     wavs: Sequence[torch.Tensor | None], sample_rate: int) -> list[ConditioningAttributes]:
     """audiocraft ConditioningAttributes: the caption, and the segment itself for a chroma conditioner."""
     provider = lm.condition_provider

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -24,7 +24,8 @@ CHECKPOINT = "checkpoint.pt"
 
 def rng_state() -> dict[str, Any]:
     """This process's RNG states (torch, cuda, numpy, python), as tensors and plain values only."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    # the legacy tuple (get_state's default, legacy=True); numpy's stub overloads pick the dict for no argument
+    name, keys, pos, has_gauss, cached = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
     # numpy's key array as a tensor: checkpoints then load with weights_only=True (no unpickling)
     return {"torch": torch.get_rng_state(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
                                                       cached),

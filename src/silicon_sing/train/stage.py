@@ -87,7 +87,7 @@ def inputs_fingerprint(params: Params, category: str) -> str:
     model: str | dict[str, str] = name
     if Path(name).is_dir():  # an export: its weights, not its path, identify it
         model = {f: file_sha1(Path(name) / f) for f in ("state_dict.bin", "compression_state_dict.bin")}
-    data = {}
+    data: dict[str, list[tuple[str, str, list[tuple[str, Any]]]] | None] = {}
     for split in ("train", "valid"):
         try:
             data[split] = [(file_sha1(e.path), e.description, sorted(e.info.items(), key=str))
@@ -107,7 +107,9 @@ def read_done(params: Params, category: str) -> dict[str, Any] | None:
 def is_up_to_date(params: Params, category: str) -> bool:
     """Whether the export was produced from exactly these inputs (a rerun would do no work)."""
     done = read_done(params, category)
-    return bool(done) and done.get("fingerprint") == inputs_fingerprint(params, category) and \
+    if not done:
+        return False
+    return done.get("fingerprint") == inputs_fingerprint(params, category) and \
         (export_dir(params, category) / "state_dict.bin").exists()
 
 

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from audiocraft.models.lm import LMModel
 from audiocraft.modules.transformer import StreamingTransformerLayer
 from audiocraft.optim import CosineLRScheduler
 from torch import nn
@@ -104,7 +105,7 @@ def master_weights_fp32(module: nn.Module) -> int:
     return cast
 
 
-def enable_activation_checkpointing(lm: nn.Module) -> None:
+def enable_activation_checkpointing(lm: LMModel) -> None:
     """Recompute each transformer layer in the backward pass (audiocraft's ``checkpointing='torch'``)."""
     lm.transformer.checkpointing = "torch"
 
@@ -123,6 +124,8 @@ class Batch:
 
 class Trainer:
     """State and steps of one category's fine-tuning inside one torchrun worker."""
+
+    timings: list[float]  # seconds per step: reset by _run, restored by restore, saved by state
 
     def __init__(self, params: Params, category: str, ctx: Dist):
         self.params, self.category, self.ctx = params, category, ctx
@@ -143,6 +146,7 @@ class Trainer:
         self.model = models.load_model(params, device=str(ctx.device))
         self.lm, self.codec = self.model.lm, self.model.compression_model
         self.sample_rate = self.model.sample_rate
+        cond: Any  # conditioners of several kinds: their attributes are probed with hasattr
         for cond in self.lm.condition_provider.conditioners.values():
             if hasattr(cond, "word_dropout"):
                 cond.word_dropout = 0.0  # ours (augment) keeps the UUID; audiocraft's would drop it
@@ -190,8 +194,9 @@ class Trainer:
         else:
             audio = [tk.load_segment(e.path, self.sample_rate) for e in examples]
             n = min(a.shape[-1] for a in audio)
-            wavs = [a[..., :n] for a in audio]
-            codes = list(tk.encode_audio(self.codec, torch.stack(wavs)).cpu())
+            cropped = [a[..., :n] for a in audio]
+            wavs = list(cropped)
+            codes = list(tk.encode_audio(self.codec, torch.stack(cropped)).cpu())
         t = min(c.shape[-1] for c in codes)
         return Batch(examples, torch.stack([c[:, :t] for c in codes]).to(self.ctx.device), wavs)
 
@@ -433,7 +438,7 @@ class Trainer:
         """:meth:`run` without the signal handling."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.global_step, self.skipped, self.bad_in_row = 0, 0, 0
-        self.timings: list[float] = []
+        self.timings = []
         t0 = time.perf_counter()
         self.prepare_tokens()
         self.token_seconds = time.perf_counter() - t0

@@ -63,8 +63,11 @@ def _main(argv: list[str] | None = None) -> int:
         return train(params, args.category, resume=args.resume)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """torchrun entry point; ``record`` puts a failing rank's traceback into torchrun's error report."""
+def main(argv: list[str] | None = None) -> int | None:
+    """torchrun entry point; ``record`` puts a failing rank's traceback into torchrun's error report.
+
+    None when :func:`_main` exits with ``SystemExit(0)`` (``--help``): ``record`` returns None then.
+    """
     return record(_main)(argv)
 
 
