@@ -1,12 +1,19 @@
-"""Shared test helpers: small hand-made stems and signals (no synthetic corpus generator), glued notebook values."""
+"""Shared test helpers: small hand-made stems and signals (no synthetic corpus generator), a hand-made
+stage-01 output (the curated data contract), glued notebook values."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import numpy as np
 import soundfile as sf
+
+from silicon_sing.params import RunPaths
 
 
 def tone_stems(seconds: float, sr: int, f0: float, seed: int, stereo: bool = True) -> dict[str, np.ndarray]:
@@ -45,6 +52,82 @@ def tone(freq: float = 440.0, seconds: float = 1.0, sr: int = 32000, amp: float 
 def noise(seconds: float = 1.0, sr: int = 32000, seed: int = 0, amp: float = 0.1) -> np.ndarray:
     """White noise, float32 mono."""
     return (amp * np.random.default_rng(seed).standard_normal(int(seconds * sr))).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- a hand-made stage-01 output
+
+
+@dataclass
+class CuratedTrack:
+    """One accepted track: whole-track mono stems ({category: [N] array} at the curated rate) and its split."""
+
+    artist: str
+    track: str
+    split: str
+    stems: dict[str, np.ndarray]
+    sidecar: dict[str, Any] = field(default_factory=dict)  # MusicInfo fields set on every segment's sidecar
+
+    @property
+    def track_id(self) -> str:
+        """``<artist>/<track>``, lower-cased, spaces as dashes (the tests' names need no more slugging)."""
+        return f"{self.artist.lower()}/{self.track.lower().replace(' ', '-')}"
+
+
+def write_curated_run(run_dir: Path, tracks: Sequence[CuratedTrack], seg_s: float, sr: int = 32000,
+                      caption: Callable[[CuratedTrack, str, int], str] | None = None, uuid: str | None = None,
+                      raw_root: Path | None = None) -> Path:
+    """Stage 01's output for ``tracks`` as the curated data contract spells it (CONTRIBUTING.md).
+
+    Whole tracks, ``seg_s`` segments cut from them (sample-aligned across categories) with MusicInfo
+    sidecars (``description`` from ``caption(track, category, index)``, "" as stage 01 leaves it),
+    ``tracks.jsonl``, ``segments.jsonl`` and the audiocraft manifests; with ``uuid``, also stage 02's
+    ``run_uuid.json``. Rows follow the order of ``tracks``, then segment index.
+    """
+    paths = RunPaths(Path(run_dir))
+    cur = paths.curated
+    track_rows, seg_rows, manifests = [], [], {}
+    for t in tracks:
+        tid, audio, n_seg = t.track_id, {}, {}
+        for cat, x in t.stems.items():
+            x = np.asarray(x, np.float32)
+            audio[cat] = f"tracks/{tid}/{cat}.wav"
+            (cur / audio[cat]).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(cur / audio[cat], x, sr, subtype="PCM_16")
+            n_seg[cat] = int(len(x) / sr // seg_s)
+            for i in range(n_seg[cat]):
+                rel = f"segments/{cat}/{tid}/{i:03d}.wav"
+                wav = cur / rel
+                wav.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(wav, x[int(i * seg_s * sr):int((i + 1) * seg_s * sr)], sr, subtype="PCM_16")
+                side = {"key": None, "artist": t.artist, "sample_rate": sr, "file_extension": "wav",
+                        "description": caption(t, cat, i) if caption else "", "keywords": None, "duration": seg_s,
+                        "bpm": None, "genre": None, "title": t.track, "name": f"{tid}/{cat}/{i:03d}",
+                        "instrument": cat, "moods": None}
+                wav.with_suffix(".json").write_text(json.dumps({**side, **t.sidecar}))
+                seg_rows.append({"segment_id": f"{tid}/{cat}/{i:03d}", "artist": t.artist, "track": t.track,
+                                 "track_id": tid, "category": cat, "split": t.split, "index": i,
+                                 "start_s": i * seg_s, "duration_s": seg_s, "path": rel, "rms_db": -20.0})
+                row = {"path": str(wav.resolve()), "duration": seg_s, "sample_rate": sr, "amplitude": None,
+                       "weight": None, "info_path": None}
+                manifests.setdefault((cat, t.split), []).append(json.dumps(row, sort_keys=True))
+        raw = raw_root or paths.raw
+        track_rows.append({"artist": t.artist, "track": t.track, "track_id": tid, "split": t.split,
+                           "duration_s": len(next(iter(t.stems.values()))) / sr, "sample_rate": sr, "gain_db": 0.0,
+                           "loudness_lufs": -18.0, "full_was_mixed": False, "audio": audio, "n_segments": n_seg,
+                           "n_dropped_silent": {c: 0 for c in t.stems},
+                           "source_files": {c: str(raw / t.artist / t.track / f"{c}.wav") for c in t.stems}})
+    (cur / "tracks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in track_rows))
+    (cur / "segments.jsonl").write_text("".join(json.dumps(r) + "\n" for r in seg_rows))
+    for (cat, split), lines in manifests.items():
+        paths.manifest(cat, split).parent.mkdir(parents=True, exist_ok=True)
+        paths.manifest(cat, split).write_text("".join(f"{x}\n" for x in lines))
+    if uuid is not None:
+        paths.run_uuid.parent.mkdir(parents=True, exist_ok=True)
+        paths.run_uuid.write_text(json.dumps({"uuid": uuid, "source": "test"}))
+    return Path(run_dir)
+
+
+# --------------------------------------------------------------------------- notebooks
 
 
 def glued(nb_path: Path) -> dict[str, str]:

@@ -27,6 +27,7 @@ from silicon_sing.caption import (
 )
 from silicon_sing.fsutil import read_json, read_jsonl
 from silicon_sing.params import CATEGORIES, load_params
+from stems import CuratedTrack, write_curated_run
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 32000
@@ -194,37 +195,10 @@ def test_captions_are_deterministic_varied_and_per_category() -> None:
 
 def write_curated(run_dir: Path, tracks: dict[tuple[str, str], dict[str, np.ndarray]], seg_s: float = 4.0,
                   raw_root: Path | None = None) -> None:
-    """A minimal stage-01 output following the curated data contract (CONTRIBUTING.md)."""
-    cur = run_dir / "curated"
-    track_rows, seg_rows = [], []
-    for n, ((artist, track), stems) in enumerate(sorted(tracks.items())):
-        tid = f"{artist.lower()}/{track.lower().replace(' ', '-')}"
-        split = ("train", "test")[n % 2]
-        audio, n_seg = {}, {}
-        for cat, x in stems.items():
-            rel = f"tracks/{tid}/{cat}.wav"
-            (cur / rel).parent.mkdir(parents=True, exist_ok=True)
-            sf.write(cur / rel, x, SR, subtype="PCM_16")
-            audio[cat] = rel
-            n_seg[cat] = int(len(x) / SR // seg_s)
-            for i in range(n_seg[cat]):
-                seg_rel = f"segments/{cat}/{tid}/{i:03d}.wav"
-                (cur / seg_rel).parent.mkdir(parents=True, exist_ok=True)
-                sf.write(cur / seg_rel, x[int(i * seg_s * SR):int((i + 1) * seg_s * SR)], SR, subtype="PCM_16")
-                (cur / seg_rel).with_suffix(".json").write_text(json.dumps({
-                    "key": None, "artist": artist, "sample_rate": SR, "file_extension": "wav", "description": "",
-                    "keywords": None, "duration": seg_s, "bpm": None, "genre": None, "title": track,
-                    "name": f"{tid}/{cat}/{i:03d}", "instrument": cat, "moods": None}))
-                seg_rows.append({"segment_id": f"{tid}/{cat}/{i:03d}", "artist": artist, "track": track,
-                                 "track_id": tid, "category": cat, "split": split, "index": i,
-                                 "start_s": i * seg_s, "duration_s": seg_s, "path": seg_rel, "rms_db": -20.0})
-        src = {c: str((raw_root or run_dir / "raw") / artist / track / f"{c}.wav") for c in stems}
-        track_rows.append({"artist": artist, "track": track, "track_id": tid, "split": split,
-                           "duration_s": len(stems["full"]) / SR, "sample_rate": SR, "gain_db": 0.0,
-                           "loudness_lufs": -18.0, "full_was_mixed": False, "audio": audio, "n_segments": n_seg,
-                           "n_dropped_silent": {c: 0 for c in stems}, "source_files": src})
-    (cur / "tracks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in track_rows))
-    (cur / "segments.jsonl").write_text("".join(json.dumps(r) + "\n" for r in seg_rows))
+    """A minimal stage-01 output (uncaptioned); sorted tracks alternate between train and test."""
+    write_curated_run(run_dir, [CuratedTrack(artist, track, ("train", "test")[n % 2], stems)
+                                for n, ((artist, track), stems) in enumerate(sorted(tracks.items()))],
+                      seg_s, SR, raw_root=raw_root)
 
 
 def small_corpus(seconds: float = 8.0) -> dict[tuple[str, str], dict[str, np.ndarray]]:

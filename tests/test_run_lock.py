@@ -81,8 +81,6 @@ def test_run_lock_refuses_a_second_holder_naming_the_first_and_frees_on_exit(tmp
 
 
 HOLDER = """
-import sys
-sys.path.insert(0, {tests!r})
 from test_train import run_params
 from silicon_sing import train as T
 T.launch(run_params({run!r}, **{recipe!r}), "full", progress=False)
@@ -94,8 +92,10 @@ def test_a_second_launch_on_a_running_category_fails_at_once_naming_the_holder(t
     run = make_fake_run(tmp_path / "run", tracks_per_artist=2, segments_per_track=2)
     params = run_params(run, **LONG)
     log = T.log_path(params, "full")
-    code = HOLDER.format(tests=str(Path(__file__).parent), run=str(run), recipe=LONG)
-    holder = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"},
+    code = HOLDER.format(run=str(run), recipe=LONG)
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))  # test_train
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    holder = subprocess.Popen([sys.executable, "-c", code], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_rows(log, 3, holder)

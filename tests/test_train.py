@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from silicon_sing import train as T
 from silicon_sing.data import load_training_examples
 from silicon_sing.models import nano_musicgen, state_fingerprint
 from silicon_sing.params import Params, load_params
+from stems import CuratedTrack, write_curated_run
 
 SR = 32000
 UUID = "0f8c2a4e-5b1d-4c3a-9e7f-2d6b8a1c0e94"
@@ -50,35 +50,23 @@ def make_fake_run(run_dir: Path, seconds: float = 2.0, tracks_per_artist: int = 
                   seed: int = 0) -> Path:
     """Curated segments, manifests and captioned sidecars as stages 01–02 write them (CONTRIBUTING.md)."""
     rng = np.random.default_rng(seed)
-    curated = run_dir / "curated"
-    rows: dict[tuple[str, str], list[str]] = {}
-    n = int(seconds * SR)
+    tracks = []
     for a_i, (artist, (f0, mood)) in enumerate(ARTISTS.items()):
         for tr in range(tracks_per_artist):
-            split = "valid" if tr == tracks_per_artist - 1 and tracks_per_artist > 1 else "train"
+            pieces = []  # each segment's own random phases and hits (the audio these tests were tuned on)
             for i in range(segments_per_track):
-                t = np.arange(n) / SR + i * seconds
-                stems = {"acapella": _voice(t, f0 * (1 + 0.05 * tr), rng), "instrumental": _inst(t, f0, rng)}
-                stems["full"] = stems["acapella"] + stems["instrumental"]
-                for cat, x in stems.items():
-                    path = curated / "segments" / cat / artist / f"track{tr}" / f"{i:03d}.wav"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    sf.write(str(path), x.astype(np.float32), SR, subtype="PCM_16")
-                    side = {"key": None, "artist": artist, "sample_rate": SR, "file_extension": "wav",
-                            "description": f"{UUID} {mood} {cat} track by {artist}", "keywords": None,
-                            "duration": seconds, "bpm": 100 + 20 * a_i, "genre": "pop", "title": f"track{tr}",
-                            "name": f"{artist}/track{tr}/{cat}/{i:03d}", "instrument": cat, "moods": [mood.split()[0]]}
-                    path.with_suffix(".json").write_text(json.dumps(side))
-                    line = {"path": str(path.resolve()), "duration": seconds, "sample_rate": SR, "amplitude": None,
-                            "weight": None, "info_path": None}
-                    rows.setdefault((cat, split), []).append(json.dumps(line, sort_keys=True))
-    for (cat, split), lines in rows.items():
-        m = curated / "manifests" / cat / split / "data.jsonl"
-        m.parent.mkdir(parents=True, exist_ok=True)
-        m.write_text("".join(f"{x}\n" for x in lines))
-    (run_dir / "captions").mkdir(parents=True, exist_ok=True)
-    (run_dir / "captions" / "run_uuid.json").write_text(json.dumps({"uuid": UUID, "source": "test"}))
-    return run_dir
+                t = np.arange(int(seconds * SR)) / SR + i * seconds
+                pieces.append((_voice(t, f0 * (1 + 0.05 * tr), rng), _inst(t, f0, rng)))
+            aca, inst = (np.concatenate(p) for p in zip(*pieces))
+            split = "valid" if tr == tracks_per_artist - 1 and tracks_per_artist > 1 else "train"
+            tracks.append(CuratedTrack(artist, f"track{tr}", split,
+                                       {"acapella": aca, "instrumental": inst, "full": aca + inst},
+                                       {"bpm": 100 + 20 * a_i, "genre": "pop", "moods": [mood.split()[0]]}))
+
+    def caption(track: CuratedTrack, category: str, index: int) -> str:
+        return f"{UUID} {ARTISTS[track.artist][1]} {category} track by {track.artist}"
+
+    return write_curated_run(run_dir, tracks, seconds, SR, caption, uuid=UUID)
 
 
 def run_params(run_dir: Path, **overrides: object) -> Params:
