@@ -34,11 +34,28 @@ Notebook: notebooks/03_finetune.ipynb (loaded again for generation in notebooks/
 from __future__ import annotations
 
 from .conditioner import HASHED_TEXT, HashedTextConditioner, register_offline_conditioners, stable_bin, tokenize_caption
-from .configs import (MELODY, NANO, NANO_DIR, NANO_RANDOM, SAMPLE_RATE, build_from_config, encodec_config, melody_config,
-                      nano_config, nano_musicgen)
+from .configs import (
+                      MELODY,
+                      NANO,
+                      NANO_DIR,
+                      NANO_RANDOM,
+                      SAMPLE_RATE,
+                      build_from_config,
+                      encodec_config,
+                      melody_config,
+                      nano_config,
+                      nano_musicgen,
+)
 from .export import export_model, state_fingerprint
-from .hub import (HTDEMUCS_CHECKPOINT, ModelWeightsMissing, download_commands, hub_offline, load_pretrained,
-                  missing_message, missing_pretrained_files)
+from .hub import (
+                      HTDEMUCS_CHECKPOINT,
+                      ModelWeightsMissing,
+                      download_commands,
+                      hub_offline,
+                      load_pretrained,
+                      missing_message,
+                      missing_pretrained_files,
+)
 from .loading import default_device, load_model, model_config, resolve_model_name
 
 __all__ = [

@@ -19,7 +19,6 @@ from torch import nn
 
 from ..fsutil import atomic_path
 
-
 # --------------------------------------------------------------------------- export
 
 def _compression_package(cm: CompressionModel) -> dict[str, tp.Any]:
