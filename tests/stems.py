@@ -4,6 +4,7 @@ stage-01 output (the curated data contract), glued notebook values."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import nbformat
 import numpy as np
 import soundfile as sf
+import torch
 
 from silicon_sing.params import RunPaths
 
@@ -141,3 +143,20 @@ def glued(nb_path: Path) -> dict[str, str]:
                 data = o.get("data", {})
                 out[meta["name"]] = data.get(meta.get("mime_prefix", "") + "text/plain", data.get("text/plain", ""))
     return out
+
+
+class _Evil:
+    """A pickle payload that creates a marker file when unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def malicious_pickle(path: Path, marker: Path, extra: dict | None = None) -> Path:
+    """A torch checkpoint at ``path`` that touches ``marker`` if anything ever unpickles it fully."""
+    torch.save({"weight": torch.zeros(2), "evil": _Evil(marker), **(extra or {})}, path)
+    return path
+

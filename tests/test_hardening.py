@@ -8,26 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from stems import malicious_pickle
+
 REPO = Path(__file__).resolve().parents[1]
 NANO = REPO / "src" / "silicon_sing" / "assets" / "nano"
 
 
 # ----------------------------------------------------------------------------- 1. untrusted pickles
-
-
-class _Evil:
-    """A pickle payload that creates a marker file when unpickled."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def _malicious(path: Path, marker: Path, extra: dict | None = None) -> Path:
-    torch.save({"weight": torch.zeros(2), "evil": _Evil(marker), **(extra or {})}, path)
-    return path
 
 
 def test_describe_export_refuses_a_malicious_export_and_reads_the_shipped_one(tmp_path: Path) -> None:
@@ -41,7 +28,7 @@ def test_describe_export_refuses_a_malicious_export_and_reads_the_shipped_one(tm
     shutil.copytree(NANO, export)
     marker = tmp_path / "pwned"
     pkg = torch.load(export / "state_dict.bin", map_location="cpu", weights_only=True)
-    _malicious(export / "state_dict.bin", marker, pkg)
+    malicious_pickle(export / "state_dict.bin", marker, pkg)
     with pytest.raises(Exception, match="state_dict.bin"):
         describe_export(export)
     assert not marker.exists()
@@ -508,7 +495,7 @@ def test_load_export_never_unpickles_a_malicious_export(tmp_path: Path) -> None:
     shutil.copytree(NANO, export)
     marker = tmp_path / "pwned"
     pkg = torch.load(export / "compression_state_dict.bin", map_location="cpu", weights_only=True)
-    _malicious(export / "compression_state_dict.bin", marker, pkg)
+    malicious_pickle(export / "compression_state_dict.bin", marker, pkg)
     with pytest.raises(UntrustedCheckpointError, match="compression_state_dict.bin"):
         silicon_sing.load_export(export, device="cpu")
     assert not marker.exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 from silicon_sing.metrics.passt import PasstBackend
 from silicon_sing.metrics.vggish import VggishBackend
 from silicon_sing.metrics.weights import PASST_WEIGHTS, VGGISH_WEIGHTS, MissingWeightsError, resolve_weights
-from stems import tone
+from stems import malicious_pickle, tone
 
 SR = 32000
 
@@ -64,26 +63,11 @@ def test_weight_urls_match_the_libraries():
 
 
 
-class _Evil:
-    """A pickle payload that creates a marker file when unpickled."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def _malicious(path: Path, marker: Path, extra: dict | None = None) -> Path:
-    torch.save({"weight": torch.zeros(2), "evil": _Evil(marker), **(extra or {})}, path)
-    return path
-
-
 def test_a_malicious_weights_file_is_never_unpickled(tmp_path: Path) -> None:
     from silicon_sing.metrics.weights import UntrustedCheckpointError, read_state_dict
 
     marker = tmp_path / "pwned"
-    bad = _malicious(tmp_path / "vggish-evil.pth", marker)
+    bad = malicious_pickle(tmp_path / "vggish-evil.pth", marker)
     with pytest.raises(UntrustedCheckpointError) as e:
         read_state_dict(bad)
     msg = str(e.value)
