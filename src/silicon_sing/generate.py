@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     import torch
     from audiocraft.models import MusicGen
 
-SYSTEMS = ("baseline", "fine-tuned")
+BASELINE, FINETUNED = "baseline", "fine-tuned"  # the two systems every held-out segment is continued by
+SYSTEMS = (BASELINE, FINETUNED)
 
 
 @dataclass(frozen=True)

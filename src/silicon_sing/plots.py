@@ -14,7 +14,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from .audio import log_mel
-from .metrics.evaluation import BASELINE, FINETUNED
+from .generate import BASELINE, FINETUNED
 from .params import CATEGORY_ORDER
 
 

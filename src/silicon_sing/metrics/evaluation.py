@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from ..fsutil import atomic_write_json, file_sha1, read_json, text_sha1
-from ..params import CATEGORY_ORDER, EvaluateParams, Params  # CATEGORY_ORDER: re-exported (results imports it here)
+from ..generate import BASELINE, FINETUNED
+from ..params import CATEGORY_ORDER, EvaluateParams, Params
 from .backends import (
     EmbeddingBackend,
     ProbabilityBackend,
@@ -52,7 +53,6 @@ from .stats import (
 
 RESAMPLING_UNIT = "track"
 
-BASELINE, FINETUNED = "baseline", "fine-tuned"
 METRICS_SCHEMA = 2  # 2: intervals resample tracks; cells carry n_tracks, n_segments
 
 

@@ -17,13 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..generate import SYSTEMS
 from ..names import match_key
 from ..params import CATEGORY_ORDER
-from .evaluation import BASELINE, FINETUNED
 from .stats import CellResult, DeltaResult
 
 PUBLISHED_TABLE1 = Path(__file__).resolve().parent.parent / "assets" / "table1_published.csv"
-SYSTEMS = (BASELINE, FINETUNED)
 METRICS = (("kl", "KL"), ("fad", "FAD"))
 
 

@@ -22,13 +22,14 @@ import numpy as np
 from ..audio import save_audio
 from ..fsutil import atomic_write_json, read_json
 from ..machine import usable_cpus
+from ..params import CATEGORIES
 from .band import _render_band
 from .dsp import _raised_cos, _reverb, _reverb_ir
 from .plan import ARTISTS, ArtistStyle, TrackPlan, _rng, plan_track
 from .voice import _render_vocal
 
 SYNTH_VERSION = 1  # bump whenever the rendered audio changes, so existing corpora regenerate
-STEMS = ("acapella", "instrumental", "full")
+STEMS = CATEGORIES  # one file per category in every track folder
 CORPUS_FILE = "corpus.json"  # the spec, file list and ground truth, beside the artist folders
 PEAK = 0.89  # the loudest sample of any stem after the shared gain
 
