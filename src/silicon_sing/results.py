@@ -4,7 +4,7 @@ Formats Table 1 for reading — ours in the paper's layout (KL and FAD per syste
 with its interval), the published table as its own table, and one comparison of directions — and
 turns the paired deltas into the counts, directions, detectable changes and verdicts the analysis
 quotes via ``glue``. Every interval is over test *tracks* (see :mod:`silicon_sing.metrics.stats`).
-The voicing check tracks f0 with :func:`silicon_sing.music.estimate_f0`.
+The voicing check tracks f0 with :func:`silicon_sing.music.estimate_f0` (via :mod:`silicon_sing.metrics.musicality`).
 
 Notebook: notebooks/04_evaluate.ipynb
 """
@@ -17,14 +17,12 @@ import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from . import audio as au
 from .generate import Generation
 from .metrics.evaluation import track_of
+from .metrics.musicality import continuation, voicing
 from .metrics.stats import CellResult, DeltaResult, bootstrap_mean_ci, detectable_change
-from .music import estimate_f0
 from .params import CATEGORIES, CATEGORY_ORDER
 
 METRIC_LABELS = {"kl": "KL", "fad": "FAD"}
@@ -396,11 +394,7 @@ def voicing_examples(generations: Iterable[Generation], sr: int = 32000) -> pd.D
     median f0 near the artist's register.
     """
     def stats(path: str, skip: float) -> tuple[float, float]:
-        x, file_sr = au.load_audio(path)
-        y = au.resample(au.to_mono(x), file_sr, sr)[int(round(skip * sr)):]
-        f0 = estimate_f0(y, sr)
-        voiced = f0[np.isfinite(f0)]
-        return (len(voiced) / max(len(f0), 1), float(np.median(voiced)) if len(voiced) else float("nan"))
+        return voicing(continuation(path, skip, sr), sr)
 
     rows, seen = [], set()
     for g in generations:

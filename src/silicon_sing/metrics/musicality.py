@@ -1,0 +1,268 @@
+"""Musicality against the known truth: does a continuation keep the song's tempo, key and voice?
+
+The synthetic corpus records each track's BPM, key and sung pitch; these measures compare the
+part of a clip *after the prompt* with that truth (the truth comes in as data, from
+``silicon_sing.synth.corpus_truth``; a user's own stems have none, and only voicing is measured).
+
+- Tempo: :func:`tempo_salience` — the normalised autocorrelation (lag 0 = 1) of the
+  onset-strength envelope at the true beat period, or half or twice it, clipped to [0, 1].
+  ``keeps_tempo`` = salience ≥ :data:`KEEPS_TEMPO`. Calibrated on the smoke run's test originals
+  (4 s after the prompt): instrumentals 0.67–0.97 (all pass), full mixes median 0.88; white
+  noise ≤ 0.17, block-shuffled instrumentals ≤ 0.57 (37 ms blocks; blocks that divide the
+  beat period put the shuffle's seams on the beat grid), the true clip at a wrong tempo
+  (×1.37) ≤ 0.60. A sung line alone has little onset structure (acapella originals median 0.33),
+  so acapella tempo says little. (Dividing by the maximum over 40–240 BPM instead did not
+  separate noise from music on 4 s clips.)
+- Key: :func:`key_scores` — the mean CQT chroma correlated with the 24 rotated Krumhansl–Kessler
+  profiles gives ``key_estimate`` and ``key_corr`` (the correlation with the true key's profile).
+  On 4 s of a chord loop the tonal centre is not identifiable: the 24-key estimate names the true
+  key (:func:`silicon_sing.music.same_key`) for only about one original in five. So ``keeps_key``
+  asks what 4 s can answer — does the continuation stay on the true key's scale:
+  :func:`in_key_fraction` (share of chroma energy on the key's seven scale tones; flat chroma
+  gives 7/12 ≈ 0.58) ≥ :data:`KEEPS_KEY`. The relative major/minor shares the scale and counts as
+  kept; a transposition does not. Calibrated as above: instrumental originals 0.63–0.77 (all
+  pass), white noise ≤ 0.59, the originals' chroma shifted a semitone median 0.50.
+- Voice: :func:`voicing` — voiced-frame fraction and median f0 (:func:`silicon_sing.music.estimate_f0`),
+  and the absolute median-pitch error of a continuation against its original, in semitones.
+
+Summaries are per (source, category) with 95 % intervals from a track-level cluster bootstrap
+(:func:`silicon_sing.metrics.stats.bootstrap_mean_ci`).
+
+Notebook: notebooks/04_evaluate.ipynb
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import audio as au
+from ..generate import Generation
+from ..music import PITCH_CLASSES, SCALES, estimate_f0
+from ..names import slugify
+from .evaluation import track_of
+from .stats import bootstrap_mean_ci
+
+KEEPS_TEMPO = 0.6  # between block-shuffled/wrong-tempo audio (<= 0.60) and instrumental originals (>= 0.67)
+KEEPS_KEY = 0.62  # between white noise (<= 0.59) and instrumental originals (>= 0.63)
+ENVELOPE_RATE = 100.0  # onset-envelope frames per second
+KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+# Krumhansl & Kessler (1982) probe-tone profiles, tonic first
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+MEASURES = ("keeps_tempo", "keeps_key", "voiced", "pitch_error_st")
+
+
+@dataclass(frozen=True)
+class Truth:
+    """What the synthetic corpus says about one track."""
+
+    tempo_bpm: float
+    key: str  # e.g. "A minor"
+    median_f0_hz: float | None = None
+
+
+def truth_by_track(corpus: Iterable[Mapping[str, Any]] | None) -> dict[str, Truth]:
+    """Corpus truth (``synth.corpus_truth``) keyed by ``track_id`` (``<artist_slug>/<track_slug>``); {} for none."""
+    out: dict[str, Truth] = {}
+    for t in corpus or []:
+        if t.get("tempo_bpm") and t.get("key"):
+            out[f"{slugify(t['artist'])}/{slugify(t['track'])}"] = Truth(
+                float(t["tempo_bpm"]), str(t["key"]), t.get("median_f0_hz"))
+    return out
+
+
+# --------------------------------------------------------------------------- per clip
+
+
+def continuation(path: str, skip_s: float, sr: int = 32000) -> np.ndarray:
+    """Mono audio of ``path`` at ``sr`` after the first ``skip_s`` seconds, float ``[N]``."""
+    x, file_sr = au.load_audio(path)
+    return au.resample(au.to_mono(x), file_sr, sr)[int(round(skip_s * sr)):]
+
+
+def voicing(y: np.ndarray, sr: int) -> tuple[float, float]:
+    """(voiced-frame fraction in [0, 1], median f0 in Hz of the voiced frames or NaN) of mono ``y`` ``[N]``."""
+    f0 = estimate_f0(y, sr)
+    voiced = f0[np.isfinite(f0)]
+    return len(voiced) / max(len(f0), 1), float(np.median(voiced)) if len(voiced) else float("nan")
+
+
+def onset_autocorrelation(y: np.ndarray, sr: int) -> np.ndarray:
+    """Autocorrelation of the onset-strength envelope (``ENVELOPE_RATE`` frames/s), per-lag unbiased.
+
+    Args:
+        y: mono audio ``[N]``.
+        sr: its sample rate.
+    Returns:
+        float64 ``[L]``, index = lag in envelope frames; empty when ``y`` is shorter than 1 s.
+    """
+    import librosa  # lazy: librosa (numba) costs seconds to import
+
+    hop = int(round(sr / ENVELOPE_RATE))
+    if y.size < sr:
+        return np.zeros(0)
+    env = librosa.onset.onset_strength(y=np.asarray(y, dtype=np.float32), sr=sr, hop_length=hop)
+    env = env.astype(np.float64) - env.mean()
+    n = env.size
+    ac = np.correlate(env, env, mode="full")[n - 1:]
+    return ac / (n - np.arange(n))  # unbiased: long lags are not penalised for fewer overlapping frames
+
+
+def tempo_salience(y: np.ndarray, sr: int, bpm: float) -> float:
+    """How strongly mono ``y`` ``[N]`` pulses at ``bpm``, in [0, 1] (1 = perfectly periodic at that beat).
+
+    The onset envelope's autocorrelation over its lag-0 value at the beat period T, T/2 or 2T
+    (±1 frame, for rounding; the largest that fits twice into the clip); NaN when the clip is under
+    1 s or has no onsets.
+    """
+    ac = onset_autocorrelation(y, sr)
+    if ac.size == 0 or ac[0] <= 0:
+        return float("nan")
+    period = 60.0 * ENVELOPE_RATE / bpm
+    vals = [ac[max(k - 1, 1):k + 2].max() for k in (int(round(lag)) for lag in (period / 2, period, period * 2))
+            if k + 1 < ac.size // 2]
+    return float(np.clip(max(vals) / ac[0], 0.0, 1.0)) if vals else float("nan")
+
+
+def key_profiles() -> tuple[list[str], np.ndarray]:
+    """The 24 key names (12 major, then 12 minor) and their KK profiles ``[24, 12]`` (pitch class C..B)."""
+    names = [f"{k} major" for k in KEY_NAMES] + [f"{k} minor" for k in KEY_NAMES]
+    rows = [np.roll(KK_MAJOR, t) for t in range(12)] + [np.roll(KK_MINOR, t) for t in range(12)]
+    return names, np.stack(rows)
+
+
+def mean_chroma(y: np.ndarray, sr: int) -> np.ndarray:
+    """Mean CQT chroma of mono ``y`` ``[N]``: float64 ``[12]`` (C..B), all NaN for silence or under 0.25 s."""
+    import librosa  # lazy: as above
+
+    if y.size < sr // 4 or not np.any(y):
+        return np.full(12, np.nan)
+    return librosa.feature.chroma_cqt(y=np.asarray(y, dtype=np.float32), sr=sr, hop_length=512).mean(axis=1)
+
+
+def key_scores(chroma: np.ndarray) -> pd.Series:
+    """Pearson correlation of a mean chroma ``[12]`` with each of the 24 key profiles, indexed by key name."""
+    names, profiles = key_profiles()
+    c = np.asarray(chroma, dtype=np.float64)
+    if not np.all(np.isfinite(c)) or np.allclose(c, c[0]):
+        return pd.Series(np.nan, index=names)
+    return pd.Series([float(np.corrcoef(c, p)[0, 1]) for p in profiles], index=names)
+
+
+def estimate_key(chroma: np.ndarray) -> str | None:
+    """The best-correlated of the 24 keys for a mean chroma ``[12]`` (e.g. ``"A minor"``), None for silence."""
+    s = key_scores(chroma)
+    return None if s.isna().all() else str(s.idxmax())
+
+
+def in_key_fraction(chroma: np.ndarray, key: str) -> float:
+    """Share of a mean chroma's ``[12]`` energy on the seven scale tones of ``key`` (NaN for silence)."""
+    tonic, mode = key.split()
+    pcs = [(PITCH_CLASSES[tonic] + step) % 12 for step in SCALES[mode]]
+    c = np.asarray(chroma, dtype=np.float64)
+    total = c.sum()
+    return float(c[pcs].sum() / total) if np.isfinite(total) and total > 0 else float("nan")
+
+
+def key_correlation(scores: pd.Series, key: str) -> float:
+    """The correlation in ``scores`` (from :func:`key_scores`) of the key named ``key``, any spelling."""
+    tonic, mode = key.split()
+    return float(scores[f"{KEY_NAMES[PITCH_CLASSES[tonic]]} {mode}"])
+
+
+def semitones(f: float, ref: float) -> float:
+    """Absolute distance of ``f`` from ``ref`` (both Hz) in semitones; NaN if either is missing."""
+    if not (np.isfinite(f) and np.isfinite(ref)) or f <= 0 or ref <= 0:
+        return float("nan")
+    return float(abs(12.0 * np.log2(f / ref)))
+
+
+def clip_measures(y: np.ndarray, sr: int, truth: Truth | None) -> dict[str, Any]:
+    """Every measure of one continuation ``[N]`` (tempo and key NaN/None without truth)."""
+    voiced, f0 = voicing(y, sr)
+    nan = float("nan")
+    row: dict[str, Any] = dict(voiced=voiced, f0=f0, tempo_salience=nan, keeps_tempo=nan, key_estimate=None,
+                               key_corr=nan, in_key=nan, keeps_key=nan)
+    if truth is not None:
+        sal = tempo_salience(y, sr, truth.tempo_bpm)
+        chroma = mean_chroma(y, sr)
+        scores = key_scores(chroma)
+        fit = in_key_fraction(chroma, truth.key)
+        # silence or a clip too short to measure keeps nothing
+        row.update(tempo_salience=sal, keeps_tempo=float(np.isfinite(sal) and sal >= KEEPS_TEMPO),
+                   key_estimate=None if scores.isna().all() else str(scores.idxmax()),
+                   key_corr=key_correlation(scores, truth.key), in_key=fit,
+                   keeps_key=float(np.isfinite(fit) and fit >= KEEPS_KEY))
+    return row
+
+
+# --------------------------------------------------------------------------- per example, per cell
+
+
+def musicality_examples(generations: Iterable[Generation], truth: Mapping[str, Truth] | None = None,
+                        sr: int = 32000) -> pd.DataFrame:
+    """Every measure of the part after the prompt, one row per (example, source).
+
+    Args:
+        generations: the continuations (``generate.load_generations``); each example's original is
+            measured once, as the reference.
+        truth: :func:`truth_by_track` of the corpus; tracks missing from it get voicing only.
+        sr: analysis sample rate.
+    Returns:
+        DataFrame ``[n_examples × (1 + n_systems), 16]``: ``example_id, track, artist, category,
+        source`` ("original" or the system), ``voiced`` (0–1), ``f0`` (Hz), ``pitch_error_st``
+        (|continuation − original| median f0, NaN for originals), ``tempo_salience``,
+        ``in_key``, ``keeps_tempo`` and ``keeps_key`` (0/1 floats, NaN without truth),
+        ``key_estimate``, ``key_corr``, ``true_bpm``, ``true_key``.
+    """
+    truth = truth or {}
+    rows: list[dict[str, Any]] = []
+    original_f0: dict[str, float] = {}
+    for g in generations:
+        track = track_of(g.example_id)
+        t = truth.get(track)
+        base = dict(example_id=g.example_id, track=track, artist=g.artist, category=g.category,
+                    true_bpm=t.tempo_bpm if t else float("nan"), true_key=t.key if t else None)
+        if g.example_id not in original_f0:
+            m = clip_measures(continuation(g.original, g.prompt_seconds, sr), sr, t)
+            original_f0[g.example_id] = m["f0"]
+            rows.append(dict(base, source="original", pitch_error_st=float("nan"), **m))
+        m = clip_measures(continuation(g.generated, g.prompt_seconds, sr), sr, t)
+        rows.append(dict(base, source=g.system, pitch_error_st=semitones(m["f0"], original_f0[g.example_id]), **m))
+    return pd.DataFrame(rows)
+
+
+def summarise_musicality(per_example: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
+                         level: float = 0.95) -> pd.DataFrame:
+    """Mean of each measure per (source, category) with a track-level cluster-bootstrap interval.
+
+    Args:
+        per_example: :func:`musicality_examples`.
+    Returns:
+        DataFrame ``[n_sources × n_categories, 2 + 3·|MEASURES| + 2]``: ``source, category``, then per
+        measure in :data:`MEASURES` its mean, ``<m>_lo`` and ``<m>_hi`` (NaN where unmeasured or
+        under two tracks), ``n_examples``, ``n_tracks``.
+    """
+    rows: list[dict[str, Any]] = []
+    if per_example.empty:
+        return pd.DataFrame(rows)
+    for (source, cat), g in per_example.groupby(["source", "category"], sort=False):
+        row: dict[str, Any] = dict(source=source, category=cat, n_examples=len(g), n_tracks=g["track"].nunique())
+        for m in MEASURES:
+            ok = g[m].notna()
+            v = g.loc[ok, m].to_numpy(dtype=np.float64)
+            row[m] = float(v.mean()) if v.size else float("nan")
+            row[f"{m}_lo"], row[f"{m}_hi"] = bootstrap_mean_ci(v, n_boot, level, seed, groups=list(g.loc[ok, "track"]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+__all__ = ["Truth", "truth_by_track", "continuation", "voicing", "onset_autocorrelation", "tempo_salience",
+           "key_profiles", "mean_chroma", "key_scores", "estimate_key", "in_key_fraction", "key_correlation",
+           "semitones", "clip_measures", "musicality_examples", "summarise_musicality", "KEEPS_TEMPO",
+           "KEEPS_KEY", "MEASURES"]

@@ -1,0 +1,181 @@
+"""Musicality against the known truth (silicon_sing.metrics.musicality): known answers, then calibration.
+
+The thresholds :data:`KEEPS_TEMPO` and :data:`KEEPS_KEY` are checked on freshly rendered synthetic
+tracks (a seed other than the smoke run's): the originals must keep their true tempo and key, white
+noise and shuffled audio must not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fake_generations import make_generations
+from silicon_sing import audio as au
+from silicon_sing.metrics.musicality import (
+    KEEPS_KEY,
+    KEEPS_TEMPO,
+    MEASURES,
+    Truth,
+    clip_measures,
+    estimate_key,
+    in_key_fraction,
+    key_correlation,
+    key_scores,
+    mean_chroma,
+    musicality_examples,
+    semitones,
+    summarise_musicality,
+    tempo_salience,
+    truth_by_track,
+    voicing,
+)
+from silicon_sing.music import midi_to_hz
+
+SR = 32000
+
+
+def clicks(bpm: float, seconds: float = 4.0, sr: int = SR) -> np.ndarray:
+    """A click track: 10 ms decaying noise bursts on every beat, ``[N]``."""
+    y = np.zeros(int(seconds * sr), dtype=np.float32)
+    burst = (np.random.default_rng(0).standard_normal(int(0.01 * sr)) * np.exp(-np.arange(int(0.01 * sr)) / 50)).astype(np.float32)
+    for t in np.arange(0, seconds - 0.02, 60.0 / bpm):
+        i = int(t * sr)
+        y[i:i + burst.size] += burst
+    return y
+
+
+def chords(names: list[list[int]], seconds_each: float = 1.0, sr: int = SR) -> np.ndarray:
+    """Chords of MIDI notes, each a sum of sawtooth-ish harmonic tones, one after another, ``[N]``."""
+    t = np.arange(int(seconds_each * sr)) / sr
+    out = []
+    for notes in names:
+        x = sum(np.sin(2 * np.pi * float(midi_to_hz(m)) * k * t) / k for m in notes for k in (1, 2, 3))
+        out.append(x * np.hanning(t.size))
+    y = np.concatenate(out)
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+A_MINOR = [[57, 60, 64], [50, 57, 62, 65], [57, 60, 64], [52, 56, 59, 64]]  # Am Dm Am E (harmonic minor's V)
+C_MAJOR = [[48, 60, 64, 67], [53, 60, 65, 69], [55, 59, 62, 67], [48, 60, 64, 67]]  # C F G C
+
+
+def test_click_track_is_salient_at_its_tempo_only() -> None:
+    """120 BPM clicks: salience ~1 at 120 (and at 60, an octave), low at an unrelated 87 BPM."""
+    y = clicks(120.0)
+    assert tempo_salience(y, SR, 120.0) > 0.9
+    assert tempo_salience(y, SR, 60.0) > 0.9
+    assert tempo_salience(y, SR, 87.0) < KEEPS_TEMPO
+    assert np.isnan(tempo_salience(np.zeros(SR // 2, dtype=np.float32), SR, 120.0))
+
+
+def test_chord_progressions_name_their_keys() -> None:
+    """Am–Dm–Am–E is A minor and C–F–G–C is C major; both sit on their scale, not a semitone away."""
+    am, c = mean_chroma(chords(A_MINOR), SR), mean_chroma(chords(C_MAJOR), SR)
+    assert estimate_key(am) == "A minor"
+    assert estimate_key(c) == "C major"
+    assert in_key_fraction(am, "A minor") >= KEEPS_KEY > in_key_fraction(am, "Bb minor")
+    assert in_key_fraction(c, "C major") >= KEEPS_KEY > in_key_fraction(c, "Db major")
+    assert key_correlation(key_scores(c), "C major") > 0.7
+    assert key_correlation(key_scores(am), "A# minor") == key_correlation(key_scores(am), "Bb minor")  # any spelling
+    assert estimate_key(np.full(12, np.nan)) is None and np.isnan(in_key_fraction(np.zeros(12), "C major"))
+
+
+def test_a_semitone_between_two_sines() -> None:
+    """220 Hz vs 233.08 Hz: voiced throughout, medians ~1 semitone apart."""
+    t = np.arange(2 * SR) / SR
+    (v1, f1), (v2, f2) = (voicing((0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32), SR) for f in (220.0, 233.08))
+    assert v1 > 0.9 and v2 > 0.9
+    assert semitones(f2, f1) == pytest.approx(1.0, abs=0.1)
+    assert np.isnan(semitones(float("nan"), 220.0))
+
+
+def test_truth_by_track_keys_by_slugs() -> None:
+    """Corpus rows become Truth keyed like a segment's track; rows without tempo/key (user stems) are skipped."""
+    truth = truth_by_track([{"artist": "Luna Vale", "track": "01 Glass Harbour", "tempo_bpm": 80.0, "key": "A minor",
+                             "median_f0_hz": 440.0}, {"artist": "X", "track": "y", "tempo_bpm": None, "key": None}])
+    assert list(truth.values()) == [Truth(80.0, "A minor", 440.0)]
+    assert next(iter(truth)).count("/") == 1
+    assert truth_by_track(None) == {}
+
+
+def test_examples_and_summary_with_and_without_truth(tmp_path: Path) -> None:
+    """One row per (example, source); pitch error vs the original; track-level intervals; no truth = voicing only."""
+    gens = make_generations(tmp_path)
+    bare = musicality_examples(gens)
+    assert len(bare) == 6 * 3 and set(bare["source"]) == {"original", "baseline", "fine-tuned"}
+    assert bare["keeps_tempo"].isna().all() and bare["keeps_key"].isna().all()
+    ft = bare[bare.source == "fine-tuned"]
+    assert ft["pitch_error_st"].between(0.2, 0.5).all()  # the fake fine-tune sings 2 % (0.34 st) sharp
+    truth = {f"{a}/t": Truth(120.0, "A major") for a in ("Ana", "Bo")}
+    full = musicality_examples(gens, truth)
+    assert full["keeps_tempo"].notna().all() and full["tempo_salience"].between(0, 1).all()
+    s = summarise_musicality(full, n_boot=200, seed=0).set_index(["source", "category"])
+    row = s.loc[("fine-tuned", "acapella")]
+    assert row["n_examples"] == 6 and row["n_tracks"] == 2
+    for m in MEASURES:
+        assert {m, f"{m}_lo", f"{m}_hi"} <= set(s.columns)
+    assert row["voiced_lo"] <= row["voiced"] <= row["voiced_hi"]
+    assert summarise_musicality(full.iloc[:0]).empty
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], Path]:
+    """One 12 s track per synthetic artist, rendered with a seed other than the smoke run's."""
+    from silicon_sing.synth import corpus_truth, make_synthetic_corpus
+
+    root = tmp_path_factory.mktemp("corpus")
+    make_synthetic_corpus(root, tracks_per_artist=1, seconds=12.0, sr=SR, seed=7, formats=("wav",), progress=False)
+    truth = corpus_truth(root)
+    assert truth
+    return truth, root
+
+
+def segment_continuations(root: Path, t: dict, stem: str) -> list[np.ndarray]:
+    """The two 6 s segments of a 12 s stem, each after a 2 s prompt (as the evaluation cuts them)."""
+    x, sr = au.load_audio(root / t["artist"] / t["track"] / f"{stem}.wav")
+    y = au.resample(au.to_mono(x), sr, SR)
+    return [y[int((s + 2) * SR):int((s + 6) * SR)] for s in (0, 6)]
+
+
+@pytest.mark.parametrize("stem", ["instrumental", "full"])
+def test_originals_keep_their_true_tempo_and_key(rendered, stem: str) -> None:
+    """Calibration: the rendered originals keep tempo and key in the large majority of segments; noise keeps neither."""
+    truth, root = rendered
+    kept_tempo, kept_key, n = 0, 0, 0
+    rng = np.random.default_rng(0)
+    for t in truth:
+        tr = Truth(t["tempo_bpm"], t["key"])
+        for y in segment_continuations(root, t, stem):
+            m = clip_measures(y, SR, tr)
+            kept_tempo += int(m["keeps_tempo"])
+            kept_key += int(m["keeps_key"])
+            n += 1
+            noise = clip_measures((0.1 * rng.standard_normal(y.size)).astype(np.float32), SR, tr)
+            assert noise["keeps_tempo"] == 0 and noise["keeps_key"] == 0
+            # 37 ms blocks: a block length dividing the beat period (50 ms at 80 BPM) would put the
+            # shuffle's own seams on the beat grid
+            block = int(0.037 * SR)
+            k = y.size // block
+            shuffled = y[:k * block].reshape(k, block)[rng.permutation(k)].ravel()
+            if stem == "instrumental":  # the band's beat is the whole signal: shuffling must destroy it
+                assert tempo_salience(shuffled, SR, tr.tempo_bpm) < KEEPS_TEMPO
+    assert kept_tempo >= (n if stem == "instrumental" else 2 * n / 3)
+    assert kept_key >= 2 * n / 3
+
+
+def test_acapella_originals_are_voiced_near_their_true_pitch(rendered) -> None:
+    """The sung originals are mostly voiced, their median f0 within a fourth of the recorded one.
+
+    The recorded figure is the whole track's median; a 4 s window's median wanders within the melody's range.
+    """
+    truth, root = rendered
+    fractions = []
+    for t in truth:
+        for y in segment_continuations(root, t, "acapella"):
+            v, f0 = voicing(y, SR)
+            fractions.append(v)
+            assert semitones(f0, t["median_f0_hz"]) <= 5.0
+    assert min(fractions) > 0.35 and np.mean(fractions) > 0.6  # the rapper's lines leave gaps
