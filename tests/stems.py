@@ -12,6 +12,7 @@ from typing import Any
 
 import nbformat
 import numpy as np
+import pandas as pd
 import soundfile as sf
 import torch
 
@@ -159,4 +160,19 @@ def malicious_pickle(path: Path, marker: Path, extra: dict | None = None) -> Pat
     """A torch checkpoint at ``path`` that touches ``marker`` if anything ever unpickles it fully."""
     torch.save({"weight": torch.zeros(2), "evil": _Evil(marker), **(extra or {})}, path)
     return path
+
+
+def musicality_summary(with_truth: bool = True) -> pd.DataFrame:
+    """A summarise_musicality frame: originals keep everything, the baseline half, the fine-tune sings a little."""
+    rows = []
+    for cat in ("instrumental", "acapella"):
+        for src, tempo, key, voiced, err in (("original", 1.0, 1.0, 0.8, float("nan")), ("baseline", 0.5, 0.7, 0.3, 2.0),
+                                             ("fine-tuned", 0.4, 0.6, 0.55, 1.0)):
+            nan = float("nan")
+            t, k = (tempo, key) if with_truth else (nan, nan)
+            rows.append(dict(source=src, category=cat, n_examples=6, n_tracks=3, keeps_tempo=t, keeps_tempo_lo=t - .1,
+                             keeps_tempo_hi=t + .1, keeps_key=k, keeps_key_lo=k - .1, keeps_key_hi=k + .1, voiced=voiced,
+                             voiced_lo=voiced - .1, voiced_hi=voiced + .1, pitch_error_st=err, pitch_error_st_lo=err - .5,
+                             pitch_error_st_hi=err + .5))
+    return pd.DataFrame(rows)
 

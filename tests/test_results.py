@@ -10,6 +10,7 @@ from fake_generations import make_generations
 from silicon_sing.generate import Generation
 from silicon_sing.metrics.stats import CellResult, DeltaResult
 from silicon_sing.results import delta_summary, direction_sentence, glue_values, table1_display, voicing_table
+from stems import musicality_summary
 
 
 @pytest.fixture
@@ -150,3 +151,33 @@ def test_voicing_verdict_is_computed(generations) -> None:
     assert text.startswith("the fine-tuned model kept the voice") and "closer" in text and "excluding zero" in text
     lost = dict(v, finetuned=0.1, kept=False, gap_ci=(0.1, 0.3))
     assert "lost the voice" in voicing_sentence(lost) and "further" in voicing_sentence(lost)
+
+
+def test_musicality_glue_states_the_targets_and_whether_they_were_met() -> None:
+    """Two thirds for the baseline's instrumental tempo and key, half for fine-tuned acapella voicing, computed."""
+    from silicon_sing.results import musicality_glue
+
+    g = musicality_glue(musicality_summary(), has_truth=True)
+    assert g["musicality_tempo_key_target"].startswith("baseline instrumental continuations keep the true tempo in 50")
+    assert g["musicality_tempo_key_target"].endswith("is not met")
+    assert "of 6 test examples" in g["musicality_tempo_key_target"]
+    assert g["musicality_voicing_target"].startswith("acapella continuations after acapella fine-tuning are voiced in 55")
+    assert g["musicality_voicing_target"].endswith("is met")
+    bare = musicality_glue(musicality_summary(with_truth=False), has_truth=False)
+    assert "no tempo or key" in bare["musicality_truth"] and "cannot be checked" in bare["musicality_tempo_key_target"]
+    assert bare["musicality_voicing_target"].endswith("is met")
+
+
+def test_musicality_table_html_orders_rows_and_drops_unmeasured_columns() -> None:
+    """Stems in the paper's order, originals first; intervals in brackets; no truth, no tempo/key columns; escaped."""
+    from silicon_sing.results import musicality_table, musicality_table_html
+
+    t = musicality_table(musicality_summary())
+    assert list(t.index)[:3] == [("instrumental", "original"), ("instrumental", "baseline"), ("instrumental", "fine-tuned")]
+    assert t.loc[("instrumental", "baseline"), "tempo kept"] == "50\u00a0% [40\u00a0%, 60\u00a0%]"
+    assert t.loc[("acapella", "original"), "pitch error (st)"] == "—"
+    bare = musicality_table(musicality_summary(with_truth=False))
+    assert "tempo kept" not in bare.columns and "voiced frames" in bare.columns
+    html = musicality_table_html(musicality_summary(), "<b>cap</b>")
+    assert 'class="silicon-table-caption"><b>cap</b>' in html and "musicality" in html
+    assert musicality_table(musicality_summary().iloc[:0]).empty

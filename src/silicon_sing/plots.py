@@ -181,3 +181,40 @@ def descriptor_overview(descriptors: pd.DataFrame, key_profile: str) -> Figure:
         ax.tick_params(axis="y", rotation=0)
     return fig
 
+
+MUSICALITY_PANELS = (("keeps_tempo", "tempo kept", 100.0, "%"), ("keeps_key", "key kept", 100.0, "%"),
+                     ("voiced", "voiced frames", 100.0, "%"), ("pitch_error_st", "pitch error", 1.0, "semitones"))
+
+
+def musicality_dots(summary: pd.DataFrame, title: str | None = None) -> Figure:
+    """One panel per musicality measure: mean and 95 % track-level interval per stem (rows) and source (colour).
+
+    ``summary`` is ``metrics.musicality.summarise_musicality``; the originals are drawn as the reference
+    (black), unmeasured panels are left empty.
+    """
+    colors = {"original": "#000000", **SYSTEM_COLORS}
+    offsets = {"original": -0.22, BASELINE: 0.0, FINETUNED: 0.22}
+    cats = [c for c in CATEGORY_ORDER if c in set(summary.get("category", []))]
+    fig, axes = plt.subplots(1, len(MUSICALITY_PANELS), figsize=(3.0 * len(MUSICALITY_PANELS), 0.7 + 0.8 * max(len(cats), 1)),
+                             sharey=True, constrained_layout=True, squeeze=False)
+    for ax, (m, label, scale, unit) in zip(axes[0], MUSICALITY_PANELS):
+        for src, off in offsets.items():
+            rows = summary[summary["source"] == src].set_index("category").reindex(cats)
+            if rows.empty or rows[m].isna().all():
+                continue
+            ys = np.arange(len(cats)) + off
+            v, lo, hi = (rows[c].to_numpy(dtype=float) * scale for c in (m, f"{m}_lo", f"{m}_hi"))
+            ax.hlines(ys, lo, hi, colors=colors[src], lw=1.5)
+            ax.scatter(v, ys, color=colors[src], zorder=3, s=22, label=src)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel(unit)
+        if unit == "%":
+            ax.set_xlim(-5, 105)
+    axes[0][0].set_yticks(np.arange(len(cats)), cats)
+    axes[0][0].invert_yaxis()
+    handles, labels = axes[0][-2].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,9 +1,13 @@
 """What the evaluation chapter and the prose pages say about the metrics, computed not typed.
 
+Kept as one module of ~545 lines: every sentence and table the chapters quote about stage 04's
+numbers lives here, so a reader checks each claim against one file.
+
 Formats Table 1 for reading — ours in the paper's layout (KL and FAD per system, the paired change
 with its interval), the published table as its own table, and one comparison of directions — and
 turns the paired deltas into the counts, directions, detectable changes and verdicts the analysis
-quotes via ``glue``. Every interval is over test *tracks* (see :mod:`silicon_sing.metrics.stats`).
+quotes via ``glue``; states the musicality targets (:mod:`silicon_sing.metrics.musicality`)
+and whether they were met. Every interval is over test *tracks* (see :mod:`silicon_sing.metrics.stats`).
 The voicing check tracks f0 with :func:`silicon_sing.music.estimate_f0` (via :mod:`silicon_sing.metrics.musicality`).
 
 Notebook: notebooks/04_evaluate.ipynb
@@ -470,3 +474,76 @@ def voicing_sentence(v: dict[str, Any] | None) -> str:
     else:
         tail = "whether fine-tuning moved the voicing closer to the originals' is unclear (the interval includes zero)"
     return f"{head}; {tail}"
+
+
+# --------------------------------------------------------------------------- musicality against the truth
+
+MUSICALITY_COLUMNS = {"keeps_tempo": ("tempo kept", "percent"), "keeps_key": ("key kept", "percent"),
+                      "voiced": ("voiced frames", "percent"), "pitch_error_st": ("pitch error (st)", "number")}
+TEMPO_KEY_TARGET = 2 / 3  # issue 14: baseline instrumental continuations keep tempo and key in >= 2/3 of examples
+VOICED_TARGET = 0.5  # issue 14: fine-tuned acapella continuations voiced in >= half their frames
+
+
+def _with_interval(row: pd.Series, m: str, kind: str) -> str:
+    """'67 % [44 %, 89 %]' or '2.0 [1.2, 2.9]'; a dash when unmeasured."""
+    f = _percent if kind == "percent" else (lambda x: _fmt(x, 1))
+    if not math.isfinite(row[m]):
+        return "—"
+    lo, hi = row[f"{m}_lo"], row[f"{m}_hi"]
+    tail = f" [{f(lo)}, {f(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else ""
+    return f"{f(row[m])}{tail}"
+
+
+def musicality_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """A readable view of ``metrics.musicality.summarise_musicality``: one row per (stem, source), intervals in brackets."""
+    if summary.empty:
+        return pd.DataFrame()
+    order = {s: i for i, s in enumerate(("original", "baseline", "fine-tuned"))}
+    s = summary.assign(_c=summary["category"].map(lambda c: CATEGORY_ORDER.index(c) if c in CATEGORY_ORDER else 99),
+                       _s=summary["source"].map(lambda x: order.get(x, 9))).sort_values(["_c", "_s"])
+    rows = {(r["category"], r["source"]): {**{label: _with_interval(r, m, kind) for m, (label, kind) in MUSICALITY_COLUMNS.items()},
+                                           "examples / tracks": f"{int(r['n_examples'])} / {int(r['n_tracks'])}"}
+            for _, r in s.iterrows()}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out = out.loc[:, [c for c in out.columns if not (out[c] == "—").all()]]  # no truth: no tempo or key columns
+    out.index = pd.MultiIndex.from_tuples([(html.escape(str(c)), html.escape(str(src))) for c, src in out.index],
+                                          names=["stem", "source"])
+    return out
+
+
+def musicality_table_html(summary: pd.DataFrame, caption: str) -> str:
+    """:func:`musicality_table` as an escaped, captioned HTML table."""
+    return _html_table(musicality_table(summary), caption, "musicality")
+
+
+def _cell(summary: pd.DataFrame, source: str, category: str) -> pd.Series | None:
+    """The summary row of one (source, category), or None."""
+    hit = summary[(summary["source"] == source) & (summary["category"] == category)] if not summary.empty else summary
+    return None if hit.empty else hit.iloc[0]
+
+
+def musicality_glue(summary: pd.DataFrame, has_truth: bool) -> dict[str, str]:
+    """The issue's two targets, stated and checked: ``musicality_truth``, ``musicality_tempo_key_target``,
+    ``musicality_voicing_target`` (computed sentences)."""
+    out = {"musicality_truth": "measured against the tempo and key the synthetic corpus records for each track"
+           if has_truth else "the input stems record no tempo or key, so only voicing against the originals is measured"}
+    b, o = _cell(summary, "baseline", "instrumental"), _cell(summary, "original", "instrumental")
+    if not has_truth or b is None or not math.isfinite(b["keeps_tempo"]):
+        out["musicality_tempo_key_target"] = ("whether baseline instrumental continuations keep the true tempo and key "
+                                              "cannot be checked without a recorded tempo and key")
+    else:
+        met = b["keeps_tempo"] >= TEMPO_KEY_TARGET and b["keeps_key"] >= TEMPO_KEY_TARGET
+        ref = (f" (the originals: {_percent(o['keeps_tempo'])} and {_percent(o['keeps_key'])})" if o is not None else "")
+        out["musicality_tempo_key_target"] = (
+            f"baseline instrumental continuations keep the true tempo in {_with_interval(b, 'keeps_tempo', 'percent')} "
+            f"of {int(b['n_examples'])} test examples and stay in the true key in {_with_interval(b, 'keeps_key', 'percent')}"
+            f"{ref}; the target of at least two thirds for both is {'met' if met else 'not met'}")
+    f, oa = _cell(summary, "fine-tuned", "acapella"), _cell(summary, "original", "acapella")
+    if f is None or not math.isfinite(f["voiced"]):
+        out["musicality_voicing_target"] = "there are no fine-tuned acapella continuations to check"
+    else:
+        ref = f" (the originals: {_percent(oa['voiced'])})" if oa is not None else ""
+        out["musicality_voicing_target"] = (
+            f"acapella continuations after acapella fine-tuning are voiced in {_with_interval(f, 'voiced', 'percent')} "
+            f"of their frames{ref}; the target of at least half is {'met' if f['voiced'] >= VOICED_TARGET else 'not met'}")
+    return out
