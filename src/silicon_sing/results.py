@@ -494,6 +494,16 @@ def _with_interval(row: pd.Series, m: str, kind: str) -> str:
     return f"{f(row[m])}{tail}"
 
 
+def _table_cell(row: pd.Series, m: str, kind: str) -> str:
+    """A table cell: the value, and its interval on a second line (as the Table 1 deltas), so the table fits the page."""
+    f = _percent if kind == "percent" else (lambda x: _fmt(x, 1))
+    if not math.isfinite(row[m]):
+        return "—"
+    lo, hi = row[f"{m}_lo"], row[f"{m}_hi"]
+    ci = f'<br><span class="ci">[{f(lo)}, {f(hi)}]</span>' if math.isfinite(lo) and math.isfinite(hi) else ""
+    return f"{f(row[m])}{ci}"
+
+
 def musicality_table(summary: pd.DataFrame) -> pd.DataFrame:
     """A readable view of ``metrics.musicality.summarise_musicality``: one row per (stem, source), intervals in brackets."""
     if summary.empty:
@@ -501,8 +511,8 @@ def musicality_table(summary: pd.DataFrame) -> pd.DataFrame:
     order = {s: i for i, s in enumerate(("original", "baseline", "fine-tuned"))}
     s = summary.assign(_c=summary["category"].map(lambda c: CATEGORY_ORDER.index(c) if c in CATEGORY_ORDER else 99),
                        _s=summary["source"].map(lambda x: order.get(x, 9))).sort_values(["_c", "_s"])
-    rows = {(r["category"], r["source"]): {**{label: _with_interval(r, m, kind) for m, (label, kind) in MUSICALITY_COLUMNS.items()},
-                                           "examples / tracks": f"{int(r['n_examples'])} / {int(r['n_tracks'])}"}
+    rows = {(r["category"], r["source"]): {**{label: _table_cell(r, m, kind) for m, (label, kind) in MUSICALITY_COLUMNS.items()},
+                                           "n (tracks)": f"{int(r['n_examples'])} ({int(r['n_tracks'])})"}
             for _, r in s.iterrows()}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out = out.loc[:, [c for c in out.columns if not (out[c] == "—").all()]]  # no truth: no tempo or key columns
@@ -512,8 +522,21 @@ def musicality_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def musicality_table_html(summary: pd.DataFrame, caption: str) -> str:
-    """:func:`musicality_table` as an escaped, captioned HTML table."""
-    return _html_table(musicality_table(summary), caption, "musicality")
+    """:func:`musicality_table` as an escaped, captioned HTML table, stems as full-width group rows
+    (a stem column would cost the width the intervals need)."""
+    df = musicality_table(summary)
+    if df.empty:
+        return _html_table(df, caption, "musicality")
+    cols = list(df.columns)
+    head = "<th>source</th>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = []
+    for stem in dict.fromkeys(df.index.get_level_values(0)):  # index values are escaped by musicality_table
+        body.append(f'<tr class="group"><th colspan="{len(cols) + 1}">{stem}</th></tr>')
+        for (_, source), row in df.loc[[stem]].iterrows():
+            body.append(f"<tr><th>{source}</th>" + "".join(f"<td>{row[c]}</td>" for c in cols) + "</tr>")
+    return (f'<div class="silicon-table-wrap"><p class="silicon-table-caption">{caption}</p>'
+            f'<table class="silicon-table musicality" aria-label="{html.escape(caption)}"><thead><tr>{head}</tr>'
+            f"</thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
 def _cell(summary: pd.DataFrame, source: str, category: str) -> pd.Series | None:
