@@ -484,24 +484,25 @@ TEMPO_KEY_TARGET = 2 / 3  # issue 14: baseline instrumental continuations keep t
 VOICED_TARGET = 0.5  # issue 14: fine-tuned acapella continuations voiced in >= half their frames
 
 
-def _with_interval(row: pd.Series, m: str, kind: str) -> str:
-    """'67 % [44 %, 89 %]' or '2.0 [1.2, 2.9]'; a dash when unmeasured."""
+def _value_and_interval(row: pd.Series, m: str, kind: str) -> tuple[str, str]:
+    """('67 %', '[44 %, 89 %]') or ('2.0', '[1.2, 2.9]'); ('—', '') when unmeasured, no interval when unknown."""
     f = _percent if kind == "percent" else (lambda x: _fmt(x, 1))
     if not math.isfinite(row[m]):
-        return "—"
+        return "—", ""
     lo, hi = row[f"{m}_lo"], row[f"{m}_hi"]
-    tail = f" [{f(lo)}, {f(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else ""
-    return f"{f(row[m])}{tail}"
+    return f(row[m]), (f"[{f(lo)}, {f(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else "")
+
+
+def _with_interval(row: pd.Series, m: str, kind: str) -> str:
+    """'67 % [44 %, 89 %]' or '2.0 [1.2, 2.9]' for a sentence; a dash when unmeasured."""
+    value, ci = _value_and_interval(row, m, kind)
+    return f"{value} {ci}" if ci else value
 
 
 def _table_cell(row: pd.Series, m: str, kind: str) -> str:
     """A table cell: the value, and its interval on a second line (as the Table 1 deltas), so the table fits the page."""
-    f = _percent if kind == "percent" else (lambda x: _fmt(x, 1))
-    if not math.isfinite(row[m]):
-        return "—"
-    lo, hi = row[f"{m}_lo"], row[f"{m}_hi"]
-    ci = f'<br><span class="ci">[{f(lo)}, {f(hi)}]</span>' if math.isfinite(lo) and math.isfinite(hi) else ""
-    return f"{f(row[m])}{ci}"
+    value, ci = _value_and_interval(row, m, kind)
+    return f'{value}<br><span class="ci">{ci}</span>' if ci else value
 
 
 def musicality_table(summary: pd.DataFrame) -> pd.DataFrame:
