@@ -10,6 +10,7 @@ both modules.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,8 @@ def _top(module: str) -> str:
     return module.split(".", 1)[0]
 
 
-def _edges() -> list[tuple[str, int, str, str]]:
+@functools.cache  # one parse of the package serves every test here
+def _edges() -> tuple[tuple[str, int, str, str], ...]:
     """(file, line, importing entry, imported entry) for every intra-package import across entries."""
     out = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -59,7 +61,7 @@ def _edges() -> list[tuple[str, int, str, str]]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.ImportFrom) or node.level == 0:
                 continue
-            base = pkg[: len(pkg) - (node.level - 1)] if node.level > 1 else pkg
+            base = pkg[: len(pkg) - node.level + 1]  # each dot past the first climbs one package
             targets = [".".join([*base, node.module])] if node.module else [".".join([*base, a.name]) for a in node.names]
             for target in targets:
                 if not target:
@@ -67,7 +69,7 @@ def _edges() -> list[tuple[str, int, str, str]]:
                 there = _top(target)
                 if there != here:
                     out.append((str(rel), node.lineno, here, there))
-    return out
+    return tuple(out)
 
 
 def test_every_module_has_a_layer() -> None:

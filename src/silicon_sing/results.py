@@ -161,22 +161,25 @@ def _stem_artist_key(k: tuple[str, str]) -> tuple[int, str]:
     return (CATEGORY_ORDER.index(k[0]) if k[0] in CATEGORY_ORDER else 99, k[1].lower())
 
 
-def _grouped_html(df: pd.DataFrame, caption: str, cls: str) -> str:
-    """A (stem, artist)-indexed frame with two header rows as HTML, stems as full-width group rows
-    (a stem column would cost the width the numbers need)."""
+def _grouped_html(df: pd.DataFrame, caption: str, cls: str, row_label: str = "artist") -> str:
+    """A (stem, ``row_label``)-indexed frame as HTML, stems as full-width group rows (a stem column would
+    cost the width the numbers need); two-level columns get a second header row for their groups."""
     cols = list(df.columns)
-    top = list(dict.fromkeys(c[0] for c in cols))
-    head1 = "<th></th>" + "".join(
-        f'<th colspan="{sum(c[0] == t for c in cols)}">{html.escape(t)}</th>' for t in top)
-    head2 = "<th>artist</th>" + "".join(f"<th>{html.escape(c[1])}</th>" for c in cols)
+    head = []
+    if isinstance(df.columns, pd.MultiIndex):
+        top = list(dict.fromkeys(c[0] for c in cols))
+        head.append("<th></th>" + "".join(
+            f'<th colspan="{sum(c[0] == t for c in cols)}">{html.escape(t)}</th>' for t in top))
+    leaves = [c[1] if isinstance(c, tuple) else c for c in cols]
+    head.append(f"<th>{html.escape(row_label)}</th>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in leaves))
     body = []
     for stem in dict.fromkeys(df.index.get_level_values(0)):
         body.append(f'<tr class="group"><th colspan="{len(cols) + 1}">{html.escape(str(stem))}</th></tr>')
-        for (_, artist), row in df.loc[[stem]].iterrows():
-            body.append(f"<tr><th>{html.escape(str(artist))}</th>" + "".join(f"<td>{row[c]}</td>" for c in cols) + "</tr>")
+        for (_, label), row in df.loc[[stem]].iterrows():
+            body.append(f"<tr><th>{html.escape(str(label))}</th>" + "".join(f"<td>{row[c]}</td>" for c in cols) + "</tr>")
     return (f'<div class="silicon-table-wrap"><p class="silicon-table-caption">{caption}</p>'
-            f'<table class="silicon-table {cls}" aria-label="{html.escape(caption)}"><thead><tr>{head1}</tr>'
-            f"<tr>{head2}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+            f'<table class="silicon-table {cls}" aria-label="{html.escape(caption)}"><thead>'
+            f"{''.join(f'<tr>{h}</tr>' for h in head)}</thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
 def _delta_cell(d: DeltaResult | None, digits: int) -> str:
@@ -506,7 +509,7 @@ def _table_cell(row: pd.Series, m: str, kind: str) -> str:
 
 
 def musicality_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """A readable view of ``metrics.musicality.summarise_musicality``: one row per (stem, source), intervals in brackets."""
+    """A readable view of ``metrics.musicality.summarise_musicality``: one row per (stem, source), each interval under its value."""
     if summary.empty:
         return pd.DataFrame()
     order = {s: i for i, s in enumerate(("original", "baseline", "fine-tuned"))}
@@ -517,27 +520,14 @@ def musicality_table(summary: pd.DataFrame) -> pd.DataFrame:
             for _, r in s.iterrows()}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out = out.loc[:, [c for c in out.columns if not (out[c] == "—").all()]]  # no truth: no tempo or key columns
-    out.index = pd.MultiIndex.from_tuples([(html.escape(str(c)), html.escape(str(src))) for c, src in out.index],
-                                          names=["stem", "source"])
+    out.index = pd.MultiIndex.from_tuples(list(out.index), names=["stem", "source"])  # escaped where rendered
     return out
 
 
 def musicality_table_html(summary: pd.DataFrame, caption: str) -> str:
-    """:func:`musicality_table` as an escaped, captioned HTML table, stems as full-width group rows
-    (a stem column would cost the width the intervals need)."""
+    """:func:`musicality_table` as an escaped, captioned HTML table, stems as full-width group rows."""
     df = musicality_table(summary)
-    if df.empty:
-        return _html_table(df, caption, "musicality")
-    cols = list(df.columns)
-    head = "<th>source</th>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-    body = []
-    for stem in dict.fromkeys(df.index.get_level_values(0)):  # index values are escaped by musicality_table
-        body.append(f'<tr class="group"><th colspan="{len(cols) + 1}">{stem}</th></tr>')
-        for (_, source), row in df.loc[[stem]].iterrows():
-            body.append(f"<tr><th>{source}</th>" + "".join(f"<td>{row[c]}</td>" for c in cols) + "</tr>")
-    return (f'<div class="silicon-table-wrap"><p class="silicon-table-caption">{caption}</p>'
-            f'<table class="silicon-table musicality" aria-label="{html.escape(caption)}"><thead><tr>{head}</tr>'
-            f"</thead><tbody>{''.join(body)}</tbody></table></div>")
+    return _grouped_html(df, caption, "musicality", "source") if not df.empty else _html_table(df, caption, "musicality")
 
 
 def _cell(summary: pd.DataFrame, source: str, category: str) -> pd.Series | None:
