@@ -162,12 +162,16 @@ def malicious_pickle(path: Path, marker: Path, extra: dict | None = None) -> Pat
     return path
 
 
-def musicality_summary(with_truth: bool = True) -> pd.DataFrame:
-    """A summarise_musicality frame: originals keep everything, the baseline half, the fine-tune sings a little."""
+def musicality_summary(with_truth: bool = True, round_trip: bool = False) -> pd.DataFrame:
+    """A summarise_musicality frame: originals keep everything, the baseline half, the fine-tune sings a little;
+    with ``round_trip``, the originals through the codec keep 80 % of tempo, 90 % of key, voiced 70 %."""
     rows = []
+    sources = [("original", 1.0, 1.0, 0.8, float("nan")), ("baseline", 0.5, 0.7, 0.3, 2.0),
+               ("fine-tuned", 0.4, 0.6, 0.55, 1.0)]
+    if round_trip:  # last, so ordering is the table's job
+        sources.append(("codec round trip", 0.8, 0.9, 0.7, 0.1))
     for cat in ("instrumental", "acapella"):
-        for src, tempo, key, voiced, err in (("original", 1.0, 1.0, 0.8, float("nan")), ("baseline", 0.5, 0.7, 0.3, 2.0),
-                                             ("fine-tuned", 0.4, 0.6, 0.55, 1.0)):
+        for src, tempo, key, voiced, err in sources:
             nan = float("nan")
             t, k = (tempo, key) if with_truth else (nan, nan)
             rows.append(dict(source=src, category=cat, n_examples=6, n_tracks=3, keeps_tempo=t, keeps_tempo_lo=t - .1,

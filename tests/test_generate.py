@@ -140,3 +140,23 @@ def test_the_paper_profile_generates_on_every_visible_gpu(monkeypatch: pytest.Mo
     assert generation_processes(paper) == 1  # no GPU: this process
     assert generation_processes(load_params("params/smoke.yaml")) == 1
     assert generation_processes(load_params("params/smoke.yaml", {"evaluate.gen_nproc": 3})) == 3
+
+
+def test_codec_round_trip_is_the_baseline_codec_at_the_callers_rate(curated_run) -> None:
+    """The reference beside the continuations: the shipped codec, any input rate, the input's length back."""
+    from silicon_sing.pretrain import load_shipped, si_snr_db
+
+    params = curated_run
+    assert params.train.model == "nano"
+    model = load_shipped()
+    round_trip = G.codec_round_trip(params, model)
+    t = np.arange(int(2.5 * 32000)) / 32000
+    y = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2).astype(np.float32)
+    out = round_trip(y, 32000)
+    assert out.shape == y.shape and out.dtype == np.float32
+    snr = float(si_snr_db(torch.from_numpy(out)[None, None], torch.from_numpy(y)[None, None]))
+    assert snr > 3.0, snr  # a trained codec, not silence or noise
+    y16 = y[::2].copy()
+    assert round_trip(y16, 16000).shape == y16.shape  # resampled in and back out
+    loaded = G.codec_round_trip(params)(y, 32000)  # loads the baseline itself when not given one
+    assert np.allclose(loaded, out, atol=1e-4)

@@ -18,6 +18,7 @@ from silicon_sing.metrics.musicality import (
     KEEPS_KEY,
     KEEPS_TEMPO,
     MEASURES,
+    ROUND_TRIP,
     Truth,
     clip_measures,
     estimate_key,
@@ -119,6 +120,26 @@ def test_examples_and_summary_with_and_without_truth(tmp_path: Path) -> None:
         assert {m, f"{m}_lo", f"{m}_hi"} <= set(s.columns)
     assert row["voiced_lo"] <= row["voiced"] <= row["voiced_hi"]
     assert summarise_musicality(full.iloc[:0]).empty
+
+
+def test_the_codec_round_trip_is_measured_once_per_example_as_a_reference(tmp_path: Path) -> None:
+    """Given a round trip, each original is measured a second time after it; identity scores as the original."""
+    gens = make_generations(tmp_path)
+    calls: list[int] = []
+
+    def identity(y: np.ndarray, sr: int) -> np.ndarray:
+        calls.append(len(y))
+        return y
+
+    df = musicality_examples(gens, round_trip=identity)
+    assert len(calls) == 6 and len(df) == 6 * 4  # once per example, not per system
+    wide = df.pivot_table(index="example_id", columns="source", values="voiced")
+    assert np.allclose(wide[ROUND_TRIP], wide["original"])
+    pitch = df[df.source == ROUND_TRIP]["pitch_error_st"]
+    assert (pitch < 1e-6).all()
+    rng = np.random.default_rng(0)
+    noisy = musicality_examples(gens, round_trip=lambda y, sr: rng.standard_normal(y.size).astype(np.float32) * 0.1)
+    assert noisy[noisy.source == ROUND_TRIP]["voiced"].max() < 0.2  # a codec that destroys the voice shows it
 
 
 @pytest.fixture(scope="module")

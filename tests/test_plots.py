@@ -142,3 +142,6 @@ def test_musicality_dots_has_a_panel_per_measure_and_the_originals_as_reference(
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["instrumental", "acapella"]
     assert {t.get_text() for t in fig.legends[0].get_texts()} == {"original", "baseline", "fine-tuned"}
     matplotlib.pyplot.close(fig)
+    fig = musicality_dots(musicality_summary(round_trip=True))  # the codec's ceiling, drawn between the two
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["original", "codec round trip", "baseline", "fine-tuned"]
+    matplotlib.pyplot.close(fig)

@@ -166,6 +166,10 @@ def test_musicality_glue_states_the_targets_and_whether_they_were_met() -> None:
     bare = musicality_glue(musicality_summary(with_truth=False), has_truth=False)
     assert "no tempo or key" in bare["musicality_truth"] and "cannot be checked" in bare["musicality_tempo_key_target"]
     assert bare["musicality_voicing_target"].endswith("is met")
+    ceiling = musicality_glue(musicality_summary(round_trip=True), has_truth=True)
+    assert "(the originals: 100\u00a0% and 100\u00a0%; the originals through the codec alone: 80\u00a0% and 90\u00a0%)" \
+        in ceiling["musicality_tempo_key_target"]
+    assert "(the originals: 80\u00a0%; through the codec alone: 70\u00a0%)" in ceiling["musicality_voicing_target"]
 
 
 def test_musicality_table_html_orders_rows_and_drops_unmeasured_columns() -> None:
@@ -182,3 +186,5 @@ def test_musicality_table_html_orders_rows_and_drops_unmeasured_columns() -> Non
     html = musicality_table_html(musicality_summary(), "<b>cap</b>")
     assert 'class="silicon-table-caption"><b>cap</b>' in html and "musicality" in html
     assert musicality_table(musicality_summary().iloc[:0]).empty
+    with_codec = musicality_table(musicality_summary(round_trip=True))
+    assert [s for c, s in with_codec.index if c == "acapella"] == ["original", "codec round trip", "baseline", "fine-tuned"]

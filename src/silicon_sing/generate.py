@@ -28,7 +28,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -229,6 +229,31 @@ def generate_system(params: Params, system: str, category: str, examples: Sequen
         bar.update(len(b))
     bar.close()
     return results
+
+
+def codec_round_trip(params: Params, model: MusicGen | None = None) -> Callable[[np.ndarray, int], np.ndarray]:
+    """``f(y [N], sr) -> [N]``: mono audio through the baseline model's compression model and back.
+
+    The reference beside the continuations (``metrics.musicality.ROUND_TRIP``): a continuation is
+    decoded by this codec, so an original after the round trip is the best it can sound.
+    """
+    import torch  # lazy: listen (05) imports this module for its records only; torch is slow to import
+
+    if model is None:
+        from .models import load_model  # lazy: models imports audiocraft, which listen (05) does not need
+
+        model = load_model(model_for(params, BASELINE, CATEGORIES[0]), seed=params.seed)
+    codec = model.compression_model
+    device = next(iter(codec.parameters())).device
+
+    def round_trip(y: np.ndarray, sr: int) -> np.ndarray:
+        x = torch.from_numpy(au.resample(np.asarray(y, dtype=np.float32), sr, model.sample_rate))[None, None]
+        with torch.no_grad():  # a stereo codec hears the mono clip on both channels
+            codes, scale = codec.encode(x.expand(-1, codec.channels, -1).to(device))
+            out = codec.decode(codes, scale)[0, :, : x.shape[-1]].mean(0).float().cpu().numpy()
+        return au.resample(out, model.sample_rate, sr)[: len(y)]
+
+    return round_trip
 
 
 def generation_processes(params: Params) -> int:

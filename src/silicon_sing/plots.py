@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from .audio import log_mel
 from .generate import BASELINE, FINETUNED
+from .metrics.musicality import ROUND_TRIP
 from .params import CATEGORY_ORDER
 
 
@@ -190,10 +191,10 @@ def musicality_dots(summary: pd.DataFrame, title: str | None = None) -> Figure:
     """One panel per musicality measure: mean and 95 % track-level interval per stem (rows) and source (colour).
 
     ``summary`` is ``metrics.musicality.summarise_musicality``; the originals are drawn as the reference
-    (black), unmeasured panels are left empty.
+    (black), the originals through the codec (when measured) in blue, unmeasured panels are left empty.
     """
-    colors = {"original": "#000000", **SYSTEM_COLORS}
-    offsets = {"original": -0.22, BASELINE: 0.0, FINETUNED: 0.22}
+    colors = {"original": "#000000", ROUND_TRIP: "#1f77b4", **SYSTEM_COLORS}
+    offsets = {"original": -0.27, ROUND_TRIP: -0.09, BASELINE: 0.09, FINETUNED: 0.27}
     cats = [c for c in CATEGORY_ORDER if c in set(summary.get("category", []))]
     fig, axes = plt.subplots(1, len(MUSICALITY_PANELS), figsize=(3.0 * len(MUSICALITY_PANELS), 0.7 + 0.8 * max(len(cats), 1)),
                              sharey=True, constrained_layout=True, squeeze=False)
@@ -214,7 +215,7 @@ def musicality_dots(summary: pd.DataFrame, title: str | None = None) -> Figure:
     axes[0][0].invert_yaxis()
     handles, labels = axes[0][-2].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), frameon=False)
     if title:
         fig.suptitle(title)
     return fig

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .generate import Generation
 from .metrics.evaluation import track_of
-from .metrics.musicality import continuation, voicing
+from .metrics.musicality import ROUND_TRIP, continuation, voicing
 from .metrics.stats import CellResult, DeltaResult, bootstrap_mean_ci, detectable_change
 from .params import CATEGORIES, CATEGORY_ORDER
 
@@ -512,7 +512,7 @@ def musicality_table(summary: pd.DataFrame) -> pd.DataFrame:
     """A readable view of ``metrics.musicality.summarise_musicality``: one row per (stem, source), each interval under its value."""
     if summary.empty:
         return pd.DataFrame()
-    order = {s: i for i, s in enumerate(("original", "baseline", "fine-tuned"))}
+    order = {s: i for i, s in enumerate(("original", ROUND_TRIP, "baseline", "fine-tuned"))}
     s = summary.assign(_c=summary["category"].map(lambda c: CATEGORY_ORDER.index(c) if c in CATEGORY_ORDER else 99),
                        _s=summary["source"].map(lambda x: order.get(x, 9))).sort_values(["_c", "_s"])
     rows = {(r["category"], r["source"]): {**{label: _table_cell(r, m, kind) for m, (label, kind) in MUSICALITY_COLUMNS.items()},
@@ -547,7 +547,12 @@ def musicality_glue(summary: pd.DataFrame, has_truth: bool) -> dict[str, str]:
                                               "cannot be checked without a recorded tempo and key")
     else:
         met = b["keeps_tempo"] >= TEMPO_KEY_TARGET and b["keeps_key"] >= TEMPO_KEY_TARGET
-        ref = (f" (the originals: {_percent(o['keeps_tempo'])} and {_percent(o['keeps_key'])})" if o is not None else "")
+        c = _cell(summary, ROUND_TRIP, "instrumental")
+        ref = (f" (the originals: {_percent(o['keeps_tempo'])} and {_percent(o['keeps_key'])}" if o is not None else "")
+        if c is not None and math.isfinite(c["keeps_tempo"]):  # the codec's ceiling on what any continuation can keep
+            ref += (f"{'; ' if ref else ' ('}the originals through the codec alone: {_percent(c['keeps_tempo'])} "
+                    f"and {_percent(c['keeps_key'])}")
+        ref += ")" if ref else ""
         out["musicality_tempo_key_target"] = (
             f"baseline instrumental continuations keep the true tempo in {_with_interval(b, 'keeps_tempo', 'percent')} "
             f"of {int(b['n_examples'])} test examples and stay in the true key in {_with_interval(b, 'keeps_key', 'percent')}"
@@ -556,7 +561,11 @@ def musicality_glue(summary: pd.DataFrame, has_truth: bool) -> dict[str, str]:
     if f is None or not math.isfinite(f["voiced"]):
         out["musicality_voicing_target"] = "there are no fine-tuned acapella continuations to check"
     else:
-        ref = f" (the originals: {_percent(oa['voiced'])})" if oa is not None else ""
+        ca = _cell(summary, ROUND_TRIP, "acapella")
+        ref = f" (the originals: {_percent(oa['voiced'])}" if oa is not None else ""
+        if ca is not None and math.isfinite(ca["voiced"]):
+            ref += f"{'; ' if ref else ' ('}through the codec alone: {_percent(ca['voiced'])}"
+        ref += ")" if ref else ""
         out["musicality_voicing_target"] = (
             f"acapella continuations after acapella fine-tuning are voiced in {_with_interval(f, 'voiced', 'percent')} "
             f"of their frames{ref}; the target of at least half is {'met' if f['voiced'] >= VOICED_TARGET else 'not met'}")

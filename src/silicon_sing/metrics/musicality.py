@@ -33,7 +33,7 @@ Notebook: notebooks/04_evaluate.ipynb
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,8 @@ KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # Krumhansl & Kessler (1982) probe-tone profiles, tonic first
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+ROUND_TRIP = "codec round trip"  # the original through the baseline's codec: the ceiling a continuation can reach
+SOURCES = ("original", ROUND_TRIP)  # the references measured beside the systems
 MEASURES = ("keeps_tempo", "keeps_key", "voiced", "pitch_error_st", "tempo_salience", "in_key", "key_corr")
 
 
@@ -205,7 +207,8 @@ def clip_measures(y: np.ndarray, sr: int, truth: Truth | None) -> dict[str, Any]
 
 
 def musicality_examples(generations: Iterable[Generation], truth: Mapping[str, Truth] | None = None,
-                        sr: int = 32000) -> pd.DataFrame:
+                        sr: int = 32000,
+                        round_trip: Callable[[np.ndarray, int], np.ndarray] | None = None) -> pd.DataFrame:
     """Every measure of the part after the prompt, one row per (example, source).
 
     Args:
@@ -213,10 +216,13 @@ def musicality_examples(generations: Iterable[Generation], truth: Mapping[str, T
             measured once, as the reference.
         truth: :func:`truth_by_track` of the corpus; tracks missing from it get voicing only.
         sr: analysis sample rate.
+        round_trip: ``f(y [N], sr) -> [N]``, the original through the baseline's compression model
+            (``generate.codec_round_trip``). Given, each original is also measured after that round
+            trip, as source :data:`ROUND_TRIP`: the best a continuation decoded by that codec can do.
     Returns:
-        DataFrame ``[n_examples × (1 + n_systems), 16]``: ``example_id, track, artist, category,
-        source`` ("original" or the system), ``voiced`` (0–1), ``f0`` (Hz), ``pitch_error_st``
-        (|continuation − original| median f0, NaN for originals), ``tempo_salience``,
+        DataFrame ``[n_examples × (1 + [1] + n_systems), 16]``: ``example_id, track, artist, category,
+        source`` ("original", :data:`ROUND_TRIP` or the system), ``voiced`` (0–1), ``f0`` (Hz),
+        ``pitch_error_st`` (|source − original| median f0, NaN for originals), ``tempo_salience``,
         ``in_key``, ``keeps_tempo`` and ``keeps_key`` (0/1 floats, NaN without truth),
         ``key_estimate``, ``key_corr``, ``true_bpm``, ``true_key``.
     """
@@ -232,6 +238,12 @@ def musicality_examples(generations: Iterable[Generation], truth: Mapping[str, T
             m = clip_measures(continuation(g.original, g.prompt_seconds, sr), sr, t)
             original_f0[g.example_id] = m["f0"]
             rows.append(dict(base, source="original", pitch_error_st=float("nan"), **m))
+            if round_trip is not None:  # the whole clip goes through the codec, as a prompt would
+                whole = continuation(g.original, 0.0, sr)
+                after = np.asarray(round_trip(whole, sr), dtype=np.float32)[int(round(g.prompt_seconds * sr)):]
+                m = clip_measures(after, sr, t)
+                rows.append(dict(base, source=ROUND_TRIP, pitch_error_st=semitones(m["f0"], original_f0[g.example_id]),
+                                 **m))
         m = clip_measures(continuation(g.generated, g.prompt_seconds, sr), sr, t)
         rows.append(dict(base, source=g.system, pitch_error_st=semitones(m["f0"], original_f0[g.example_id]), **m))
     return pd.DataFrame(rows)
@@ -265,4 +277,4 @@ def summarise_musicality(per_example: pd.DataFrame, n_boot: int = 1000, seed: in
 __all__ = ["Truth", "truth_by_track", "continuation", "voicing", "onset_autocorrelation", "tempo_salience",
            "key_profiles", "mean_chroma", "key_scores", "estimate_key", "in_key_fraction", "key_correlation",
            "semitones", "clip_measures", "musicality_examples", "summarise_musicality", "KEEPS_TEMPO",
-           "KEEPS_KEY", "MEASURES"]
+           "KEEPS_KEY", "MEASURES", "ROUND_TRIP", "SOURCES"]

@@ -2,7 +2,7 @@
 
 * ``nano`` (smoke profile): the *pre-trained* nano MusicGen shipped in ``assets/nano/``
   (:data:`NANO_DIR`, made by ``scripts/pretrain_nano.py``, see :mod:`silicon_sing.pretrain`): a
-  50 Hz EnCodec-architecture codec and a caption-conditioned LM trained on mostly instrumental
+  100 Hz EnCodec-architecture codec and a caption-conditioned LM trained on mostly instrumental
   synthetic stems, loaded offline. It is the smoke baseline and the fine-tuning start point.
 * ``nano-random`` (:data:`NANO_RANDOM`, tests of the machinery): a tiny *random-init* MusicGen built
   from an audiocraft config with audiocraft's builders (:func:`nano_musicgen`) — EnCodec-style

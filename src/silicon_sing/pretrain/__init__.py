@@ -10,14 +10,15 @@ two stages and writes them in audiocraft's export layout (see :func:`silicon_sin
    *styles* — tempo, key, progression pool, drum patterns — different compositions and renderings).
    32 kHz mono, loudness-normalised per track like stage 01.
 2. **Compression model** — audiocraft's EnCodec (SEANet encoder/decoder + residual VQ, built by
-   ``audiocraft.models.builders``) at a tiny size, trained with audiocraft's compression losses:
-   time-domain L1 and multi-scale mel (``audiocraft.losses``) combined by audiocraft's loss
-   ``Balancer`` with the solver's default weights (0.1 / 2.0), plus the VQ commitment penalty.
-   The adversarial and feature-matching losses are *omitted* for the CPU budget, so the codec is
-   blurrier than a real EnCodec. It sees all three stems equally: it is the shared tokenizer, and a
+   ``audiocraft.models.builders``) at a tiny size and 100 Hz (8 codebooks of 256), trained with
+   audiocraft's compression losses: time-domain L1, multi-scale mel and SI-SNR
+   (``audiocraft.losses``) combined by audiocraft's loss ``Balancer`` (weights
+   :attr:`CodecSpec.loss_weights`), plus the VQ commitment penalty. The adversarial and
+   feature-matching losses are *omitted* for the CPU budget (audiocraft's discriminator costs ~13×
+   the codec's own step here), so the codec is blurrier and hissier than a real EnCodec. It sees all three stems equally: it is the shared tokenizer, and a
    codec that could not represent a voice would confound the LM's instrumental bias.
 3. **Language model** — MusicGen's transformer LM (delay pattern, cross-attention on the caption
-   through :class:`silicon_sing.models.HashedTextConditioner`) trained on the codes of a mostly
+   through :class:`silicon_sing.models.HashedTextConditioner`, rotary positions) trained on the codes of a mostly
    instrumental corpus (:attr:`CorpusSpec.category_tracks`: every track's instrumental, a few
    tracks' acapella and full mix), mirroring the paper's premise that MusicGen "has been exposed to
    more instrumental music in its pre-training phase". Captions are short generic descriptions
@@ -61,7 +62,7 @@ from .config import (
 )
 from .corpus import Clip, pretrain_caption, synth_corpus
 from .lm import build_lm, code_windows, frame_activity, heldout_lm_loss, lm_loss, train_lm
-from .run import evaluate_models, run_pretraining
+from .run import evaluate_models, heldout_corpus, run_pretraining
 from .ship import load_shipped, random_init_like, read_provenance, to_half_state, verify_checkpoints, write_checkpoints
 
 __all__ = [
@@ -70,5 +71,5 @@ __all__ = [
     "build_codec", "build_lm", "si_snr_db", "mel_distance", "reconstruct", "codec_scores", "codec_metrics",
     "random_crops", "train_codec", "encode_clips", "lm_loss", "code_windows", "train_lm", "frame_activity",
     "heldout_lm_loss", "to_half_state", "write_checkpoints", "load_shipped", "random_init_like", "read_provenance",
-    "verify_checkpoints", "evaluate_models", "run_pretraining",
+    "verify_checkpoints", "evaluate_models", "heldout_corpus", "run_pretraining",
 ]

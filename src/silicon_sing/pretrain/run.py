@@ -49,6 +49,13 @@ def _versions() -> dict[str, str]:
             "numpy": np.__version__}
 
 
+def heldout_corpus(config: PretrainConfig, progress: bool = False) -> list[Clip]:
+    """Every stem of the held-out tracks (:data:`HELDOUT_SEED`): what the reported metrics are measured on."""
+    spec = dataclasses.replace(config.corpus, seed=config.heldout_seed, tracks_per_artist=config.heldout_tracks_per_artist,
+                               seconds=config.heldout_seconds)
+    return synth_corpus(spec, all_stems=True, progress=progress)
+
+
 def evaluate_models(codec: CompressionModel, lm: LMModel, random_codec: CompressionModel, random_lm: LMModel,
                     heldout: Sequence[Clip], sample_rate: int, frames: int) -> dict[str, Any]:
     """Held-out metrics: codec reconstruction and LM loss per category, trained vs random-init."""
@@ -82,10 +89,7 @@ def run_pretraining(config: PretrainConfig, out_dir: str | Path = ASSETS_DIR, pr
     with _threads(config.threads), torch.random.fork_rng(devices=[]):  # seeds below stay inside
         t = time.perf_counter()
         corpus = synth_corpus(config.corpus, all_stems=True, progress=progress)
-        held_spec = dataclasses.replace(config.corpus, seed=config.heldout_seed,
-                                        tracks_per_artist=config.heldout_tracks_per_artist,
-                                        seconds=config.heldout_seconds)
-        heldout = synth_corpus(held_spec, all_stems=True, progress=progress)
+        heldout = heldout_corpus(config, progress=progress)
         timings["synthesis_s"] = time.perf_counter() - t
 
         cfg = nano_pretrain_config(config.codec, config.lm)
