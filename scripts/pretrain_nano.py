@@ -3,7 +3,7 @@
 
 Usage::
 
-    python scripts/pretrain_nano.py                 # the shipped checkpoints (~33 min on 2 idle CPU cores)
+    python scripts/pretrain_nano.py                 # the shipped checkpoints (~36 min on 2 idle CPU cores)
     python scripts/pretrain_nano.py --out /tmp/nano # somewhere else (then: train.model: /tmp/nano)
     python scripts/pretrain_nano.py --tiny --out /tmp/nano-tiny   # seconds: checks the code path only
     python scripts/pretrain_nano.py --codec-steps 6000 --lm-steps 3000  # longer, better (~1.5 h)

@@ -21,8 +21,10 @@ two stages and writes them in audiocraft's export layout (see :func:`silicon_sin
    through :class:`silicon_sing.models.HashedTextConditioner`, rotary positions) trained on the codes of a mostly
    instrumental corpus (:attr:`CorpusSpec.category_tracks`: every track's instrumental, a few
    tracks' acapella and full mix), mirroring the paper's premise that MusicGen "has been exposed to
-   more instrumental music in its pre-training phase". Captions are short generic descriptions
-   (:func:`pretrain_caption`, e.g. "instrumental hip-hop beat, 140 BPM") — never a run UUID.
+   more instrumental music in its pre-training phase". Captions are what stage 02 would write
+   for each stem (:func:`stage_captions`: the caption stage's measurements, decisions and templates,
+   e.g. "dark backing track without vocals, featuring punchy drums and deep bass, in F minor,
+   140 BPM") — never a run UUID, which fine-tuning is there to teach.
 
 Run: ``python scripts/pretrain_nano.py`` (see ``--help``); provenance (seed, corpus, steps, losses,
 metrics, wall time, versions, file hashes) lands in ``provenance.json`` next to the checkpoints.
@@ -60,14 +62,14 @@ from .config import (
                     nano_pretrain_config,
                     tiny_config,
 )
-from .corpus import Clip, pretrain_caption, synth_corpus
+from .corpus import Clip, stage_captions, synth_corpus
 from .lm import build_lm, code_windows, frame_activity, heldout_lm_loss, lm_loss, train_lm
 from .run import evaluate_models, heldout_corpus, run_pretraining
 from .ship import load_shipped, random_init_like, read_provenance, to_half_state, verify_checkpoints, write_checkpoints
 
 __all__ = [
     "PRETRAIN_SEED", "HELDOUT_SEED", "ASSETS_DIR", "CHECKPOINT_FILES", "PROVENANCE", "CorpusSpec", "CodecSpec",
-    "LMSpec", "PretrainConfig", "tiny_config", "Clip", "pretrain_caption", "synth_corpus", "nano_pretrain_config",
+    "LMSpec", "PretrainConfig", "tiny_config", "Clip", "stage_captions", "synth_corpus", "nano_pretrain_config",
     "build_codec", "build_lm", "si_snr_db", "mel_distance", "reconstruct", "codec_scores", "codec_metrics",
     "random_crops", "train_codec", "encode_clips", "lm_loss", "code_windows", "train_lm", "frame_activity",
     "heldout_lm_loss", "to_half_state", "write_checkpoints", "load_shipped", "random_init_like", "read_provenance",
