@@ -23,9 +23,9 @@ from typing import Any
 
 import pandas as pd
 
-from .generate import Generation
+from .generate import SYSTEMS, Generation
 from .metrics.evaluation import track_of
-from .metrics.musicality import ROUND_TRIP, continuation, voicing
+from .metrics.musicality import ROUND_TRIP, SOURCES, continuation, voicing
 from .metrics.stats import CellResult, DeltaResult, bootstrap_mean_ci, detectable_change
 from .params import CATEGORIES, CATEGORY_ORDER
 
@@ -512,7 +512,7 @@ def musicality_table(summary: pd.DataFrame) -> pd.DataFrame:
     """A readable view of ``metrics.musicality.summarise_musicality``: one row per (stem, source), each interval under its value."""
     if summary.empty:
         return pd.DataFrame()
-    order = {s: i for i, s in enumerate(("original", ROUND_TRIP, "baseline", "fine-tuned"))}
+    order = {s: i for i, s in enumerate((*SOURCES, *SYSTEMS))}
     s = summary.assign(_c=summary["category"].map(lambda c: CATEGORY_ORDER.index(c) if c in CATEGORY_ORDER else 99),
                        _s=summary["source"].map(lambda x: order.get(x, 9))).sort_values(["_c", "_s"])
     rows = {(r["category"], r["source"]): {**{label: _table_cell(r, m, kind) for m, (label, kind) in MUSICALITY_COLUMNS.items()},

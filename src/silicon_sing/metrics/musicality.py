@@ -235,13 +235,13 @@ def musicality_examples(generations: Iterable[Generation], truth: Mapping[str, T
         base = dict(example_id=g.example_id, track=track, artist=g.artist, category=g.category,
                     true_bpm=t.tempo_bpm if t else float("nan"), true_key=t.key if t else None)
         if g.example_id not in original_f0:
-            m = clip_measures(continuation(g.original, g.prompt_seconds, sr), sr, t)
+            whole = continuation(g.original, 0.0, sr)  # read once: the original, and its round trip
+            skip = int(round(g.prompt_seconds * sr))
+            m = clip_measures(whole[skip:], sr, t)
             original_f0[g.example_id] = m["f0"]
             rows.append(dict(base, source="original", pitch_error_st=float("nan"), **m))
             if round_trip is not None:  # the whole clip goes through the codec, as a prompt would
-                whole = continuation(g.original, 0.0, sr)
-                after = np.asarray(round_trip(whole, sr), dtype=np.float32)[int(round(g.prompt_seconds * sr)):]
-                m = clip_measures(after, sr, t)
+                m = clip_measures(np.asarray(round_trip(whole, sr), dtype=np.float32)[skip:], sr, t)
                 rows.append(dict(base, source=ROUND_TRIP, pitch_error_st=semitones(m["f0"], original_f0[g.example_id]),
                                  **m))
         m = clip_measures(continuation(g.generated, g.prompt_seconds, sr), sr, t)

@@ -46,6 +46,16 @@ def si_snr_db(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8
     return (10 * torch.log10(proj.pow(2).sum(-1) / (noise.pow(2).sum(-1) + eps) + eps)).flatten()
 
 
+def mel_distances(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int,
+                  ranges_db: Sequence[float]) -> dict[float, torch.Tensor]:
+    """{range: :func:`mel_distance` at that range} per item, the spectrograms computed once for all ranges."""
+    mel = MelSpectrogramWrapper(n_fft=1024, hop_length=256, win_length=1024, n_mels=80, sample_rate=sample_rate,
+                                log=False)
+    est, ref = (10 * torch.log10(mel(v).clamp(min=1e-12)) for v in (estimate, reference))
+    peak = ref.amax(dim=(1, 2), keepdim=True)
+    return {r: (est.maximum(peak - r) - ref.maximum(peak - r)).abs().mean(dim=(1, 2)) for r in ranges_db}
+
+
 def mel_distance(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int,
                  dynamic_range_db: float = 60.0) -> torch.Tensor:
     """Mean absolute log-mel difference in dB per item (80 mels, 1024-point FFT, audiocraft's wrapper).
@@ -53,11 +63,7 @@ def mel_distance(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: i
     Both spectrograms are floored ``dynamic_range_db`` below the reference's loudest bin, so that
     differences in inaudible detail (a −90 dB hiss over digital silence) do not dominate the mean.
     """
-    mel = MelSpectrogramWrapper(n_fft=1024, hop_length=256, win_length=1024, n_mels=80, sample_rate=sample_rate,
-                                log=False)
-    est, ref = (10 * torch.log10(mel(v).clamp(min=1e-12)) for v in (estimate, reference))
-    floor = ref.amax(dim=(1, 2), keepdim=True) - dynamic_range_db
-    return (est.maximum(floor) - ref.maximum(floor)).abs().mean(dim=(1, 2))
+    return mel_distances(estimate, reference, sample_rate, [dynamic_range_db])[dynamic_range_db]
 
 
 @torch.no_grad()
@@ -68,25 +74,27 @@ def reconstruct(codec: CompressionModel, wav: torch.Tensor) -> torch.Tensor:
     return codec.decode(codes, scale)[..., : wav.shape[-1]]
 
 
-MEL_RANGES_DB = (60.0, 40.0)  # mel distance floors: 60 dB (the first figure, kept comparable) and 40 dB
+# mel distance figures by the floor they use: 60 dB (the first figure, kept comparable) and 40 dB
+MEL_RANGES_DB = {"mel_distance_db": 60.0, "mel_distance_40db": 40.0}
 
 
 @torch.no_grad()
 def codec_scores(codec: CompressionModel, wavs: Sequence[np.ndarray], sample_rate: int,
-                 chunk_seconds: float = 4.0) -> tuple[list[int], torch.Tensor, dict[float, torch.Tensor]]:
-    """Per ``chunk_seconds`` chunk of ``wavs``: (index of its wav, SI-SNR dB, {range dB: mel distance dB}) of
-    decode(encode(x)), the mel distance floored at each of :data:`MEL_RANGES_DB` under the loudest bin."""
+                 chunk_seconds: float = 4.0) -> tuple[list[int], torch.Tensor, dict[str, torch.Tensor]]:
+    """Per ``chunk_seconds`` chunk of ``wavs``: (index of its wav, SI-SNR dB, {figure: mel distance dB}) of
+    decode(encode(x)), one mel distance per floor of :data:`MEL_RANGES_DB` under the loudest bin."""
     n = min([int(chunk_seconds * sample_rate)] + [len(w) for w in wavs])
     owner = [j for j, w in enumerate(wavs) for _ in range(0, len(w) - n + 1, n)]
     x = torch.from_numpy(np.stack([w[i:i + n] for w in wavs for i in range(0, len(w) - n + 1, n)]))[:, None]
     snr: list[torch.Tensor] = []
-    mel: dict[float, list[torch.Tensor]] = {r: [] for r in MEL_RANGES_DB}
+    mel: dict[str, list[torch.Tensor]] = {name: [] for name in MEL_RANGES_DB}
     for b in torch.split(x, 8):
         y = reconstruct(codec, b)
         snr.append(si_snr_db(y, b))
-        for r in MEL_RANGES_DB:
-            mel[r].append(mel_distance(y, b, sample_rate, r))
-    return owner, torch.cat(snr), {r: torch.cat(v) for r, v in mel.items()}
+        by_range = mel_distances(y, b, sample_rate, list(MEL_RANGES_DB.values()))
+        for name, r in MEL_RANGES_DB.items():
+            mel[name].append(by_range[r])
+    return owner, torch.cat(snr), {name: torch.cat(v) for name, v in mel.items()}
 
 
 def codec_metrics(codec: CompressionModel, clips: Sequence[Clip], sample_rate: int,
@@ -101,8 +109,7 @@ def codec_metrics(codec: CompressionModel, clips: Sequence[Clip], sample_rate: i
     cats = [clips[j].category for j in owner]
 
     def figures(m: torch.Tensor) -> dict[str, float]:
-        return {"si_snr_db": float(snr[m].mean()), "mel_distance_db": float(mel[60.0][m].mean()),
-                "mel_distance_40db": float(mel[40.0][m].mean())}
+        return {"si_snr_db": float(snr[m].mean()), **{name: float(v[m].mean()) for name, v in mel.items()}}
 
     out: dict[str, Any] = {**figures(torch.ones(len(owner), dtype=torch.bool)), "n_chunks": len(owner),
                            "chunk_seconds": chunk_seconds, "per_category": {}}
