@@ -109,3 +109,34 @@ def test_no_module_is_long_without_a_written_reason() -> None:
         if text.count("\n") > MAX_LINES and "Kept as one module" not in doc:
             long.append(f"{path.relative_to(PACKAGE)} ({text.count(chr(10))} lines)")
     assert not long, f"split these or write 'Kept as one module of ~N lines: <why>' in their docstring: {long}"
+
+
+# the files and folders a run dir holds, spelled once in params.RunPaths ("run-dir paths from RunPaths only")
+RUN_DIR_NAMES = {"raw", "curated", "captions", "tokens", "checkpoints", "generations", "metrics", "notebooks",
+                 "manifests", "tracks", "segments", "state", "tracks.jsonl", "segments.jsonl", "report.json",
+                 "split.json", "run_uuid.json", "captions.jsonl", "descriptors", "descriptors.jsonl", "export",
+                 "log.jsonl", ".lock", "done.json", "torchrun", "torchrun.stderr", "cache", "metrics.json",
+                 "timings.json", ".lock-notebooks"}
+# modules that write outside a run dir under some of the same names (the nano assets, the book, caches)
+NOT_RUN_DIRS = {"params.py", "pipeline.py", "pretrain", "rehearsal.py", "interop.py", "preflight.py", "synth",
+                "models", "metrics/weights.py", "caption/essentia_models.py", "caption/decisions.py"}
+
+
+def _path_literals(tree: ast.AST) -> list[tuple[int, str]]:
+    """String constants used as the right operand of ``/`` (a path component), with their line."""
+    return [(n.lineno, n.right.value) for n in ast.walk(tree)
+            if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div)
+            and isinstance(n.right, ast.Constant) and isinstance(n.right.value, str)]
+
+
+def test_run_dir_paths_are_spelled_only_in_run_paths() -> None:
+    """A stage joins no run-dir file or folder name itself; it asks ``params.run`` (RunPaths) for the path."""
+    spelled = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if any(rel == x or rel.startswith(x + "/") for x in NOT_RUN_DIRS):
+            continue
+        for line, value in _path_literals(ast.parse(path.read_text(encoding="utf-8"))):
+            if value in RUN_DIR_NAMES:
+                spelled.append(f"{rel}:{line}: / {value!r}")
+    assert not spelled, "add a RunPaths property or method for these and use it:\n" + "\n".join(spelled)

@@ -120,8 +120,9 @@ def _check_uuid(value: str) -> str:
         return value
 
 
-def _read_run_uuid_file(path: Path) -> dict[str, Any] | None:
+def _read_run_uuid_file(paths: RunPaths) -> dict[str, Any] | None:
     """The recorded ``run_uuid.json`` (None when absent); a corrupt one stops: it cannot be recomputed."""
+    path = paths.run_uuid
     if not path.exists():
         return None
     try:
@@ -135,15 +136,15 @@ def _read_run_uuid_file(path: Path) -> dict[str, Any] | None:
         f"{path} is corrupt: {why}. It records the UUID that prefixes every caption and identifies the "
         f"fine-tuned models of this run, so it cannot be recomputed.\n"
         f"Fix: restore it (from a backup, or as {{\"uuid\": \"<the UUID>\"}} with the value of the "
-        f"'uuid' field in {path.parent / 'captions.jsonl'}), "
+        f"'uuid' field in {paths.captions_table}), "
         f"or delete it and rerun captioning (notebooks/02_caption.ipynb) AND fine-tuning "
         f"(notebooks/03_finetune.ipynb), which then use a new UUID.")
 
 
 def ensure_run_uuid(run_dir: str | Path, requested: str | None, seed: int, profile: str) -> str:
     """The run's UUID: ``requested`` if given, else the recorded one, else a new one; recorded in the run dir."""
-    path = RunPaths(Path(run_dir)).run_uuid
-    stored = _read_run_uuid_file(path)
+    paths = RunPaths(Path(run_dir))
+    path, stored = paths.run_uuid, _read_run_uuid_file(paths)
     if requested:
         value, how = _check_uuid(requested), "caption.caption_uuid"
     elif stored and stored.get("uuid"):
@@ -158,8 +159,8 @@ def ensure_run_uuid(run_dir: str | Path, requested: str | None, seed: int, profi
 
 def load_run_uuid(run_dir: str | Path) -> str:
     """The UUID recorded by stage 02 for ``run_dir`` (evaluation prompts reuse it)."""
-    path = RunPaths(Path(run_dir)).run_uuid
-    stored = _read_run_uuid_file(path)
+    paths = RunPaths(Path(run_dir))
+    path, stored = paths.run_uuid, _read_run_uuid_file(paths)
     if stored is None:
         raise FileNotFoundError(f"{path} is missing: run the captioning stage (notebooks/02_caption.ipynb) first")
     return str(stored["uuid"])

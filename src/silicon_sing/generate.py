@@ -114,7 +114,7 @@ def batch_seed(settings: GenerationSettings, batch: Sequence[HeldOutExample]) ->
 
 def output_path(params: Params, system: str, example: HeldOutExample) -> Path:
     """Where a system's continuation of an example is written."""
-    return params.run.generations / system / example.category / example.track_id / f"{example.index:03d}.wav"
+    return params.run.generation(system, example.category, example.track_id, example.index)
 
 
 def model_for(params: Params, system: str, category: str) -> str:

@@ -261,6 +261,40 @@ class RunPaths:
         return self.curated / "manifests" / category / split / "data.jsonl"
 
     @property
+    def tracks_table(self) -> Path:
+        """Stage 01: one :class:`~silicon_sing.data.TrackRecord` per accepted track (``tracks.jsonl``)."""
+        return self.curated / "tracks.jsonl"
+
+    @property
+    def segments_table(self) -> Path:
+        """Stage 01: one :class:`~silicon_sing.data.SegmentRecord` per kept segment (``segments.jsonl``)."""
+        return self.curated / "segments.jsonl"
+
+    @property
+    def curation_report(self) -> Path:
+        """Stage 01: the validation report, summary and one row per file (``report.json``)."""
+        return self.curated / "report.json"
+
+    @property
+    def split_table(self) -> Path:
+        """Stage 01: each track's split with the seed and fractions that chose it (``split.json``)."""
+        return self.curated / "split.json"
+
+    def curation_state(self, track_id: str = "") -> Path:
+        """Stage 01: a track's stored fingerprint and outcome (``state/<artist>/<track>.json``), or the folder."""
+        return self.curated / "state" / (f"{track_id}.json" if track_id else "")
+
+    def curated_track(self, track_id: str, category: str | None = None) -> Path:
+        """Stage 01: a track's normalised stem (``tracks/<artist>/<track>/<category>.wav``), or its folder."""
+        d = self.curated / "tracks" / track_id
+        return d / f"{category}.wav" if category else d
+
+    def curated_segment(self, category: str, track_id: str, index: int | None = None) -> Path:
+        """Stage 01: one segment (``segments/<category>/<artist>/<track>/<index>.wav``), or the track's folder."""
+        d = self.curated / "segments" / category / track_id
+        return d / f"{index:03d}.wav" if index is not None else d
+
+    @property
     def run_uuid(self) -> Path:
         """Stage 02: the run's UUID (``run_uuid.json``), the trigger every caption starts with."""
         return self.captions / "run_uuid.json"
@@ -275,13 +309,42 @@ class RunPaths:
         """Stage 02: the Essentia descriptors per track (``descriptors.jsonl``)."""
         return self.captions / "descriptors.jsonl"
 
+    @property
+    def descriptor_cache(self) -> Path:
+        """Stage 02: one descriptors JSON per stem, keyed by the audio's hash (reused across runs of a profile)."""
+        return self.captions / "descriptors"
+
     def category_dir(self, category: str) -> Path:
         """Stage 03: checkpoint, log, lock and export of one category."""
         return self.checkpoints / category
 
+    def train_log(self, category: str) -> Path:
+        """Stage 03: the per-step JSONL log of one category (``log.jsonl``)."""
+        return self.category_dir(category) / "log.jsonl"
+
+    def train_lock(self, category: str) -> Path:
+        """Stage 03: the lock that lets one job at a time train ``category`` in this run dir."""
+        return self.category_dir(category) / ".lock"
+
+    def torchrun_logs(self, category: str) -> Path:
+        """Stage 03: torchrun's per-rank error files of the last job (``torchrun/``)."""
+        return self.category_dir(category) / "torchrun"
+
+    def torchrun_stderr(self, category: str) -> Path:
+        """Stage 03: the last training job's standard error (``torchrun.stderr``)."""
+        return self.category_dir(category) / "torchrun.stderr"
+
     def export(self, category: str) -> Path:
         """Stage 03: the fine-tuned model of one category, loadable by ``MusicGen.get_pretrained``."""
         return self.category_dir(category) / "export"
+
+    def export_done(self, category: str) -> Path:
+        """Stage 03: the record of a finished fine-tuning (``export/done.json``)."""
+        return self.export(category) / "done.json"
+
+    def generation(self, system: str, category: str, track_id: str, index: int) -> Path:
+        """Stage 04: one continuation (``generations/<system>/<category>/<artist>/<track>/<index>.wav``)."""
+        return self.generations / system / category / track_id / f"{index:03d}.wav"
 
     @property
     def metrics_cache(self) -> Path:

@@ -70,15 +70,15 @@ def analysis_config(params: Params) -> AnalysisConfig:
 
 def _curated_rows(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Stage 01's tracks and segments as dicts (via curate's loaders, else the files' contract)."""
-    curated = RunPaths(Path(run_dir)).curated
-    if not (curated / "tracks.jsonl").exists():
-        raise FileNotFoundError(f"{curated / 'tracks.jsonl'} is missing: run the curation stage "
+    paths = RunPaths(Path(run_dir))
+    if not paths.tracks_table.exists():
+        raise FileNotFoundError(f"{paths.tracks_table} is missing: run the curation stage "
                                 "(notebooks/01_curate.ipynb) for this profile first")
     try:
         return ([dataclasses.asdict(t) for t in load_tracks(run_dir)],
                 [dataclasses.asdict(s) for s in load_segments(run_dir)])
     except TypeError:  # curate's records changed: read the contract (CONTRIBUTING.md)
-        return read_jsonl(curated / "tracks.jsonl"), read_jsonl(curated / "segments.jsonl")
+        return read_jsonl(paths.tracks_table), read_jsonl(paths.segments_table)
 
 
 def _analyse_job(job: tuple[str, list[tuple[str, str, str]], AnalysisConfig, str]) -> list[dict[str, Any]]:
@@ -99,7 +99,7 @@ def run_captioning(params: Params, progress: bool = True) -> CaptionResult:
     config = analysis_config(params)
     run_dir = Path(params.run_dir)
     curated, cap_dir = params.run.curated, params.run.captions
-    cache_dir = cap_dir / "descriptors"
+    cache_dir = params.run.descriptor_cache
     cache_dir.mkdir(parents=True, exist_ok=True)
     tracks, segments = _curated_rows(run_dir)
     uuid = ensure_run_uuid(run_dir, params.caption.caption_uuid, params.seed, params.profile)

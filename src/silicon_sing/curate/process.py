@@ -17,7 +17,7 @@ import numpy as np
 from .. import audio as au
 from ..fsutil import atomic_write_json, file_sha1, read_json
 from ..names import slugify
-from ..params import CATEGORIES, Params
+from ..params import CATEGORIES, Params, RunPaths
 from .inputs import _load_track
 from .records import FileReport, SegmentRecord, TrackFiles, TrackRecord
 
@@ -50,9 +50,9 @@ def _segment_sidecar(artist: str, track: str, category: str, seg_id: str, durati
     }
 
 
-def process_track(tf: TrackFiles, params: Params, curated: Path) -> dict[str, Any]:
-    """Validate, normalise and segment one track; write its files; return its outcome record."""
-    c = params.curate
+def process_track(tf: TrackFiles, params: Params) -> dict[str, Any]:
+    """Validate, normalise and segment one track into ``params.run.curated``; return its outcome record."""
+    c, run = params.curate, params.run
     sr = c.sample_rate
     try:
         stems, mixed, reports, seconds = _load_track(tf, params)
@@ -75,8 +75,9 @@ def process_track(tf: TrackFiles, params: Params, curated: Path) -> dict[str, An
     audio_paths, kept, dropped, segments = {}, {}, {}, []
     for cat in CATEGORIES:
         x = (stems[cat] * g).astype(np.float32)
-        rel = f"tracks/{track_id}/{cat}.wav"
-        au.save_audio(curated / rel, x, sr, subtype="PCM_16")
+        path = run.curated_track(track_id, cat)
+        rel = path.relative_to(run.curated).as_posix()  # records hold paths relative to curated/
+        au.save_audio(path, x, sr, subtype="PCM_16")
         audio_paths[cat] = rel
         kept[cat], dropped[cat] = 0, 0
         for i in range(n_seg):
@@ -86,9 +87,10 @@ def process_track(tf: TrackFiles, params: Params, curated: Path) -> dict[str, An
                 dropped[cat] += 1
                 continue
             seg_id = f"{track_id}/{cat}/{i:03d}"
-            seg_rel = f"segments/{cat}/{track_id}/{i:03d}.wav"
-            au.save_audio(curated / seg_rel, seg, sr, subtype="PCM_16")
-            atomic_write_json((curated / seg_rel).with_suffix(".json"),
+            seg_path = run.curated_segment(cat, track_id, i)
+            seg_rel = seg_path.relative_to(run.curated).as_posix()
+            au.save_audio(seg_path, seg, sr, subtype="PCM_16")
+            atomic_write_json(seg_path.with_suffix(".json"),
                               _segment_sidecar(tf.artist, tf.track, cat, seg_id, seg_len / sr, sr))
             segments.append(dataclasses.asdict(SegmentRecord(
                 seg_id, tf.artist, tf.track, track_id, cat, "", i, i * seg_len / sr, seg_len / sr, seg_rel, level)))
@@ -100,14 +102,15 @@ def process_track(tf: TrackFiles, params: Params, curated: Path) -> dict[str, An
     return outcome
 
 
-def _process_with_state(args: tuple[TrackFiles, Params, Path, str]) -> tuple[dict[str, Any], bool]:
+def _process_with_state(args: tuple[TrackFiles, Params, str]) -> tuple[dict[str, Any], bool]:
     """Worker: reuse the stored outcome when the fingerprint matches, else process and store it."""
-    tf, params, curated, fp = args
-    state_path = _state_path(curated, tf)
+    tf, params, fp = args
+    curated = params.run.curated
+    state_path = _state_path(params.run, tf)
     state = _read_state(state_path)
     if state is not None and state.get("fingerprint") == fp and _outputs_intact(curated, state):
         return state["outcome"], True
-    outcome = process_track(tf, params, curated)
+    outcome = process_track(tf, params)
     atomic_write_json(state_path, {"fingerprint": fp, "outcome": outcome, "files": _output_hashes(curated, outcome)})
     return outcome, False
 
@@ -126,9 +129,9 @@ def _read_state(state_path: Path) -> dict[str, Any] | None:
     return None
 
 
-def _state_path(curated: Path, tf: TrackFiles) -> Path:
+def _state_path(run: RunPaths, tf: TrackFiles) -> Path:
     """Where one track's fingerprint and outcome are stored."""
-    return curated / "state" / slugify(tf.artist) / f"{slugify(tf.track)}.json"
+    return run.curation_state(f"{slugify(tf.artist)}/{slugify(tf.track)}")
 
 
 def _output_paths(outcome: dict[str, Any]) -> list[str]:

@@ -73,7 +73,7 @@ def run_curation(params: Params, progress: bool = True) -> CurationResult:
     curated = params.run.curated
     curated.mkdir(parents=True, exist_ok=True)
     found, strays = discover(root)
-    jobs = [(tf, params, curated, track_fingerprint(tf, params)) for tf in found]
+    jobs = [(tf, params, track_fingerprint(tf, params)) for tf in found]
     outcomes: list[tuple[dict[str, Any], bool]] = []
     workers = min(params.n_workers, max(1, len(jobs)))
     bar = tqdm(total=len(jobs), desc="curating tracks", unit="track", disable=not progress)
@@ -87,7 +87,7 @@ def run_curation(params: Params, progress: bool = True) -> CurationResult:
                 outcomes.append(res)
                 bar.update()
     bar.close()
-    _remove_stale(curated, found)
+    _remove_stale(params.run, found)
     report = strays + [FileReport(**r) for o, _ in outcomes for r in o["reports"]]
     accepted = [o for o, _ in outcomes if o["track"]]
     split = assign_splits(((o["track"]["artist"], o["track"]["track_id"]) for o in accepted),
@@ -97,7 +97,7 @@ def run_curation(params: Params, progress: bool = True) -> CurationResult:
     tracks = [TrackRecord(**{**o["track"], "split": split[o["track"]["track_id"]]}) for o in accepted]
     segments = [SegmentRecord(**{**s, "split": split[s["track_id"]]}) for o in accepted for s in o["segments"]]
     counts = write_manifests(curated, segments, params.curate.sample_rate)
-    _write_tables(curated, params, tracks, segments, report, split, counts, n_groups)
+    _write_tables(params, tracks, segments, report, split, counts, n_groups)
     return CurationResult(curated, tracks, segments, report,
                           processed_tracks=sum(not reused for _, reused in outcomes),
                           reused_tracks=sum(reused for _, reused in outcomes),
@@ -105,30 +105,30 @@ def run_curation(params: Params, progress: bool = True) -> CurationResult:
                           wall_seconds=time.perf_counter() - start)
 
 
-def _remove_stale(curated: Path, found: list[TrackFiles]) -> None:
+def _remove_stale(run: RunPaths, found: list[TrackFiles]) -> None:
     """Delete outputs of tracks that are no longer in the input, so manifests stay truthful."""
-    live = {(slugify(t.artist), slugify(t.track)) for t in found}
-    state_root = curated / "state"
+    live = {f"{slugify(t.artist)}/{slugify(t.track)}" for t in found}
+    state_root = run.curation_state()
     if not state_root.exists():
         return
     for state in state_root.glob("*/*.json"):
-        key = (state.parent.name, state.stem)
-        if key not in live:
+        track_id = f"{state.parent.name}/{state.stem}"
+        if track_id not in live:
             state.unlink()
             for cat in CATEGORIES:
-                shutil.rmtree(curated / "segments" / cat / key[0] / key[1], ignore_errors=True)
-            shutil.rmtree(curated / "tracks" / key[0] / key[1], ignore_errors=True)
+                shutil.rmtree(run.curated_segment(cat, track_id), ignore_errors=True)
+            shutil.rmtree(run.curated_track(track_id), ignore_errors=True)
 
 
-def _write_tables(curated: Path, params: Params, tracks: list[TrackRecord], segments: list[SegmentRecord],
+def _write_tables(params: Params, tracks: list[TrackRecord], segments: list[SegmentRecord],
                   report: list[FileReport], split: dict[str, str], counts: dict[str, dict[str, int]],
                   duplicate_groups: int = 0) -> None:
     """Write the tables later stages and the book read (only when their content changed)."""
     def jsonl(rows: Iterable[Any]) -> str:
         return "".join(json.dumps(dataclasses.asdict(r), sort_keys=True, ensure_ascii=False) + "\n" for r in rows)
 
-    write_if_changed(curated / "tracks.jsonl", jsonl(tracks))
-    write_if_changed(curated / "segments.jsonl", jsonl(segments))
+    write_if_changed(params.run.tracks_table, jsonl(tracks))
+    write_if_changed(params.run.segments_table, jsonl(segments))
     summary = {
         "tracks_found": len({(r.artist, r.track) for r in report if r.track}),
         "tracks_accepted": len(tracks),
@@ -142,32 +142,33 @@ def _write_tables(curated: Path, params: Params, tracks: list[TrackRecord], segm
         "duplicate_groups": duplicate_groups,
         "segments": counts,
     }
-    write_if_changed(curated / "report.json", json.dumps(
+    write_if_changed(params.run.curation_report, json.dumps(
         {"summary": summary, "files": [dataclasses.asdict(r) for r in report]}, indent=2, ensure_ascii=False) + "\n")
-    write_if_changed(curated / "split.json", json.dumps(
+    write_if_changed(params.run.split_table, json.dumps(
         {"seed": params.seed, "fractions": params.curate.split_fractions, "by": "track, stratified by artist",
          "tracks": dict(sorted(split.items()))}, indent=2, ensure_ascii=False) + "\n")
 
 
-def _curated_dir(run_dir: str | Path) -> Path:
-    """Accept a run dir or its ``curated/`` subfolder."""
+def _run_paths(run_dir: str | Path) -> RunPaths:
+    """The paths of a run given its run dir or its ``curated/`` subfolder."""
     p = Path(run_dir)
-    return p if (p / "tracks.jsonl").exists() else RunPaths(p).curated
+    parent = RunPaths(p.parent)
+    return parent if parent.curated == p and parent.tracks_table.exists() else RunPaths(p)
 
 
 def load_tracks(run_dir: str | Path) -> list[TrackRecord]:
     """Accepted tracks of a curated run."""
-    return [TrackRecord(**r) for r in read_jsonl(_curated_dir(run_dir) / "tracks.jsonl")]
+    return [TrackRecord(**r) for r in read_jsonl(_run_paths(run_dir).tracks_table)]
 
 
 def load_segments(run_dir: str | Path) -> list[SegmentRecord]:
     """Kept segments of a curated run."""
-    return [SegmentRecord(**r) for r in read_jsonl(_curated_dir(run_dir) / "segments.jsonl")]
+    return [SegmentRecord(**r) for r in read_jsonl(_run_paths(run_dir).segments_table)]
 
 
 def load_report(run_dir: str | Path) -> tuple[dict[str, Any], list[FileReport]]:
     """The validation report: summary and per-file rows."""
-    data = read_json(_curated_dir(run_dir) / "report.json")
+    data = read_json(_run_paths(run_dir).curation_report)
     return data["summary"], [FileReport(**r) for r in data["files"]]
 
 

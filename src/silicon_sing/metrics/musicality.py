@@ -42,7 +42,7 @@ import pandas as pd
 
 from .. import audio as au
 from ..generate import Generation
-from ..music import PITCH_CLASSES, SCALES, estimate_f0
+from ..music import NOTE_NAMES, PITCH_CLASSES, SCALES, estimate_f0
 from ..names import slugify
 from .evaluation import track_of
 from .stats import bootstrap_mean_ci
@@ -50,7 +50,6 @@ from .stats import bootstrap_mean_ci
 KEEPS_TEMPO = 0.6  # between block-shuffled/wrong-tempo audio (<= 0.60) and instrumental originals (>= 0.67)
 KEEPS_KEY = 0.62  # between white noise (<= 0.59) and instrumental originals (>= 0.63)
 ENVELOPE_RATE = 100.0  # onset-envelope frames per second
-KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # Krumhansl & Kessler (1982) probe-tone profiles, tonic first
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
@@ -133,7 +132,7 @@ def tempo_salience(y: np.ndarray, sr: int, bpm: float) -> float:
 
 def key_profiles() -> tuple[list[str], np.ndarray]:
     """The 24 key names (12 major, then 12 minor) and their KK profiles ``[24, 12]`` (pitch class C..B)."""
-    names = [f"{k} major" for k in KEY_NAMES] + [f"{k} minor" for k in KEY_NAMES]
+    names = [f"{k} major" for k in NOTE_NAMES] + [f"{k} minor" for k in NOTE_NAMES]
     rows = [np.roll(KK_MAJOR, t) for t in range(12)] + [np.roll(KK_MINOR, t) for t in range(12)]
     return names, np.stack(rows)
 
@@ -174,7 +173,7 @@ def in_key_fraction(chroma: np.ndarray, key: str) -> float:
 def key_correlation(scores: pd.Series, key: str) -> float:
     """The correlation in ``scores`` (from :func:`key_scores`) of the key named ``key``, any spelling."""
     tonic, mode = key.split()
-    return float(scores[f"{KEY_NAMES[PITCH_CLASSES[tonic]]} {mode}"])
+    return float(scores[f"{NOTE_NAMES[PITCH_CLASSES[tonic]]} {mode}"])
 
 
 def semitones(f: float, ref: float) -> float:

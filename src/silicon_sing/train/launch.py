@@ -146,7 +146,7 @@ def _launch_locked(params: Params, category: str, resume: bool, progress: bool, 
                    env: dict[str, str]) -> TrainResult:
     """:func:`launch` once the category's lock is held."""
     cdir = category_dir(params, category)
-    log_dir = cdir / "torchrun"
+    log_dir = params.run.torchrun_logs(category)
     shutil.rmtree(log_dir, ignore_errors=True)  # a previous job's error files must not be blamed
     cdir.mkdir(parents=True, exist_ok=True)
     run_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -158,7 +158,7 @@ def _launch_locked(params: Params, category: str, resume: bool, progress: bool, 
         _say(progress, f"{category}: this node joins a {params.train.nnodes}-node job at {params.train.rdzv_endpoint}; "
                        f"start the same command on every other node (README, 'several nodes'):\n  "
                        + " ".join(shlex.quote(c) for c in cmd))
-    stderr_path = cdir / "torchrun.stderr"
+    stderr_path = params.run.torchrun_stderr(category)
     job_start = time.time()
     total = params.train.epochs * params.train.updates_per_epoch
     with ProgressBar(category, total, progress) as bar:

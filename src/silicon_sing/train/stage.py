@@ -58,12 +58,12 @@ def category_dir(params: Params, category: str) -> Path:
 
 def log_path(params: Params, category: str) -> Path:
     """The per-step JSONL log of one category."""
-    return category_dir(params, category) / "log.jsonl"
+    return params.run.train_log(category)
 
 
 def lock_path(params: Params, category: str) -> Path:
     """The lock file that makes one job at a time train ``category`` in this run dir."""
-    return category_dir(params, category) / ".lock"
+    return params.run.train_lock(category)
 
 
 def export_dir(params: Params, category: str) -> Path:
@@ -73,7 +73,7 @@ def export_dir(params: Params, category: str) -> Path:
 
 def done_path(params: Params, category: str) -> Path:
     """``export/done.json``: the record of a finished fine-tuning (:class:`TrainResult` fields and more)."""
-    return export_dir(params, category) / "done.json"
+    return params.run.export_done(category)
 
 
 def inputs_fingerprint(params: Params, category: str) -> str:
