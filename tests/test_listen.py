@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fake_generations import SR, make_generations
 from silicon_sing.generate import Generation
-from silicon_sing.listen import COLUMNS, listening_examples, listening_panel, listening_room_html
+from silicon_sing.listen import (
+    CODEC_COLUMNS,
+    COLUMNS,
+    codec_examples,
+    codec_room_html,
+    listening_examples,
+    listening_panel,
+    listening_room_html,
+)
 from silicon_sing.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,3 +59,36 @@ def test_listening_room_spans_tracks_before_repeating_one(generations) -> None:
     gens = [dataclasses.replace(g, example_id=ids.get(g.example_id, g.example_id)) for g in generations]
     ana = [e.example_id for e in listening_examples(params, per_cell=2, generations=gens) if e.artist == "Ana"]
     assert ana == ["Ana/t0/acapella/000", "Ana/t1/acapella/000"]
+
+
+def test_codec_section_plays_each_category_through_the_codec_alone(generations) -> None:
+    """One example per category: its original continuation and the same span after the round trip."""
+    params = load_params(REPO / "params" / "smoke.yaml")
+    exs = listening_examples(params, per_cell=2, generations=generations)
+    calls = []
+
+    def half_and_delay(y, sr):  # a codec that halves the level and delays by 10 samples, at the clip's length
+        calls.append(len(y))
+        return np.concatenate([np.zeros(10, np.float32), 0.5 * y[:-10]])
+
+    rows = codec_examples(exs, half_and_delay)
+    by_cat = {}
+    for e in exs:
+        by_cat.setdefault(e.category, e)
+    assert [r.example_id for r in rows] == [e.example_id for e in by_cat.values()]
+    for r in rows:
+        ex = by_cat[r.category]
+        assert list(r.clips) == list(CODEC_COLUMNS)
+        assert np.array_equal(r.clips["original"], ex.clips["original"])
+        # prompt and continuation went through together: the cut comes after the round trip
+        whole = np.concatenate([ex.clips["prompt"], ex.clips["original"]])
+        assert np.allclose(r.clips[CODEC_COLUMNS[1]], 0.5 * whole[len(ex.clips["prompt"]) - 10:-10])
+    assert calls == [len(by_cat[r.category].clips["prompt"]) + len(by_cat[r.category].clips["original"]) for r in rows]
+    html = codec_room_html(rows)
+    assert html.count("<audio") == 2 * len(rows) and html.count('<div class="listen-grid">') == len(rows)
+    assert "codec round trip</figcaption>" in html
+    assert codec_room_html([]).startswith("<p><em>No continuations")
+    identity = codec_examples(exs, lambda y, sr: y, per_category=2)
+    counts = {c: sum(e.category == c for e in exs) for c in by_cat}
+    assert len(identity) == sum(min(2, n) for n in counts.values()) > len(rows)
+    assert all(np.array_equal(r.clips["original"], r.clips[CODEC_COLUMNS[1]]) for r in identity)

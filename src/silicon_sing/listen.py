@@ -5,7 +5,9 @@ each a player with its small spectrogram beneath, so a reader can compare by ear
 same rows are rendered as static HTML for the book (no kernel needed: audio is compressed and
 inlined, spectrograms are small PNGs on one colour scale) and as an ipywidgets panel for Jupyter.
 The row is a CSS grid (``book/_static/silicon.css``): four equal columns that shrink with the page,
-two by two on narrow screens, so no player is ever cut off.
+two by two on narrow screens, so no player is ever cut off. A last section plays, for one example of
+each stem type, the original continuation beside the same audio through the baseline's codec alone:
+the best any continuation in the room can sound (the evaluation's "codec round trip").
 
 Notebook: notebooks/05_listen.ipynb
 """
@@ -16,7 +18,7 @@ import base64
 import html
 import io
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +27,11 @@ import numpy as np
 from . import audio as au
 from .fsutil import atomic_write_text
 from .generate import Generation, load_generations
+from .metrics.musicality import ROUND_TRIP
 from .params import CATEGORIES, Params
 
 COLUMNS = ("prompt", "original", "baseline", "fine-tuned")
+CODEC_COLUMNS = ("original", ROUND_TRIP)  # the codec section: what the decoder alone makes of the original
 
 
 @dataclass
@@ -39,7 +43,7 @@ class ListeningExample:
     category: str
     caption: str
     sr: int
-    clips: dict[str, np.ndarray]  # COLUMNS -> mono audio
+    clips: dict[str, np.ndarray]  # COLUMNS (or CODEC_COLUMNS) -> mono audio, shown in this order
 
 
 def _mono(path: str, sr: int) -> np.ndarray:
@@ -109,8 +113,8 @@ def clip_html(ex: ListeningExample, column: str) -> str:
 
 
 def example_row_html(ex: ListeningExample) -> str:
-    """One example as HTML: id and caption, then the four clips side by side."""
-    clips = "".join(clip_html(ex, c) for c in COLUMNS)
+    """One example as HTML: id and caption, then its clips side by side (four columns, or two of them)."""
+    clips = "".join(clip_html(ex, c) for c in ex.clips)
     return (f'<div class="listen-example"><p class="listen-caption"><code>{html.escape(ex.example_id)}</code> — '
             f"<em>{html.escape(ex.caption or '(no caption)')}</em></p>"
             f'<div class="listen-grid">{clips}</div></div>')
@@ -134,6 +138,37 @@ def listening_room_html(examples: Sequence[ListeningExample], category: str | No
         parts.append(f'<details class="listen-cell" open><summary><strong>{html.escape(artist)}</strong> — '
                      f"{html.escape(cat)} ({count})</summary>{cell_table_html(exs)}</details>")
     return "".join(parts) or "<p><em>No continuations yet: run the evaluation notebook.</em></p>"
+
+
+def codec_examples(examples: Sequence[ListeningExample], round_trip: Callable[[np.ndarray, int], np.ndarray],
+                   per_category: int = 1) -> list[ListeningExample]:
+    """The first ``per_category`` examples of each category: original continuation and its codec round trip.
+
+    Args:
+        examples: the room's examples (:func:`listening_examples`), in their order.
+        round_trip: ``f(y [N], sr) -> [N]``, mono audio through the baseline's compression model and
+            back (``generate.codec_round_trip``). The prompt and the continuation go through together,
+            as in the evaluation, and the prompt is cut afterwards.
+        per_category: how many examples of each category.
+    """
+    taken: dict[str, int] = defaultdict(int)
+    out = []
+    for ex in examples:
+        if taken[ex.category] >= per_category:
+            continue
+        taken[ex.category] += 1
+        cut = len(ex.clips["prompt"])
+        whole = np.concatenate([ex.clips["prompt"], ex.clips["original"]])
+        through = np.asarray(round_trip(whole, ex.sr), dtype=np.float32)[cut:]
+        out.append(ListeningExample(ex.example_id, ex.artist, ex.category, ex.caption, ex.sr,
+                                    {"original": ex.clips["original"], ROUND_TRIP: through}))
+    return out
+
+
+def codec_room_html(examples: Sequence[ListeningExample]) -> str:
+    """The codec section: one row per example of :func:`codec_examples`, in category order."""
+    ordered = sorted(examples, key=lambda e: CATEGORIES.index(e.category))
+    return cell_table_html(ordered) if ordered else "<p><em>No continuations yet: run the evaluation notebook.</em></p>"
 
 
 def listening_panel(examples: Sequence[ListeningExample]):
