@@ -32,6 +32,7 @@ from .params import CATEGORIES, Params
 
 COLUMNS = ("prompt", "original", "baseline", "fine-tuned")
 CODEC_COLUMNS = ("original", ROUND_TRIP)  # the codec section: what the decoder alone makes of the original
+EMPTY_ROOM = "<p><em>No continuations yet: run the evaluation notebook.</em></p>"
 
 
 @dataclass
@@ -137,7 +138,7 @@ def listening_room_html(examples: Sequence[ListeningExample], category: str | No
         count = f"{len(exs)} example{'' if len(exs) == 1 else 's'}"
         parts.append(f'<details class="listen-cell" open><summary><strong>{html.escape(artist)}</strong> — '
                      f"{html.escape(cat)} ({count})</summary>{cell_table_html(exs)}</details>")
-    return "".join(parts) or "<p><em>No continuations yet: run the evaluation notebook.</em></p>"
+    return "".join(parts) or EMPTY_ROOM
 
 
 def codec_examples(examples: Sequence[ListeningExample], round_trip: Callable[[np.ndarray, int], np.ndarray],
@@ -168,7 +169,7 @@ def codec_examples(examples: Sequence[ListeningExample], round_trip: Callable[[n
 def codec_room_html(examples: Sequence[ListeningExample]) -> str:
     """The codec section: one row per example of :func:`codec_examples`, in category order."""
     ordered = sorted(examples, key=lambda e: CATEGORIES.index(e.category))
-    return cell_table_html(ordered) if ordered else "<p><em>No continuations yet: run the evaluation notebook.</em></p>"
+    return cell_table_html(ordered) if ordered else EMPTY_ROOM
 
 
 def listening_panel(examples: Sequence[ListeningExample]):

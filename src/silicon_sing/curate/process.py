@@ -16,7 +16,6 @@ import numpy as np
 
 from .. import audio as au
 from ..fsutil import atomic_write_json, file_sha1, read_json
-from ..names import slugify
 from ..params import CATEGORIES, Params, RunPaths
 from .inputs import _load_track
 from .records import FileReport, SegmentRecord, TrackFiles, TrackRecord
@@ -66,8 +65,7 @@ def process_track(tf: TrackFiles, params: Params) -> dict[str, Any]:
         return outcome
     # byte-level identity of the inputs: the same song under two names must not straddle splits
     outcome["content"] = {st: file_sha1(f) for st, f in sorted(tf.stems.items())}
-    a_slug, t_slug = slugify(tf.artist), slugify(tf.track)
-    track_id = f"{a_slug}/{t_slug}"
+    track_id = tf.track_id
     gain_db, loud = shared_gain_db(stems, sr, c.target_lufs)
     g = 10 ** (gain_db / 20)
     seg_len = round(c.segment_seconds * sr)
@@ -131,7 +129,7 @@ def _read_state(state_path: Path) -> dict[str, Any] | None:
 
 def _state_path(run: RunPaths, tf: TrackFiles) -> Path:
     """Where one track's fingerprint and outcome are stored."""
-    return run.curation_state(f"{slugify(tf.artist)}/{slugify(tf.track)}")
+    return run.curation_state(tf.track_id)
 
 
 def _output_paths(outcome: dict[str, Any]) -> list[str]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..names import slugify
+
 
 @dataclass
 class FileReport:
@@ -35,6 +37,11 @@ class TrackFiles:
     directory: Path
     stems: dict[str, Path] = field(default_factory=dict)
     problems: list[FileReport] = field(default_factory=list)  # unexpected or ambiguous files
+
+    @property
+    def track_id(self) -> str:
+        """``<artist slug>/<track slug>``: the id every record, file and state of this track is filed under."""
+        return f"{slugify(self.artist)}/{slugify(self.track)}"
 
 
 @dataclass

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..fsutil import read_json, read_jsonl, write_if_changed
-from ..names import slugify
 from ..params import CATEGORIES, SPLITS, Params, RunPaths
 from ..synth import make_synthetic_corpus
 from .inputs import discover, track_fingerprint
@@ -107,7 +106,7 @@ def run_curation(params: Params, progress: bool = True) -> CurationResult:
 
 def _remove_stale(run: RunPaths, found: list[TrackFiles]) -> None:
     """Delete outputs of tracks that are no longer in the input, so manifests stay truthful."""
-    live = {f"{slugify(t.artist)}/{slugify(t.track)}" for t in found}
+    live = {t.track_id for t in found}
     state_root = run.curation_state()
     if not state_root.exists():
         return
