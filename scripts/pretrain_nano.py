@@ -3,10 +3,10 @@
 
 Usage::
 
-    python scripts/pretrain_nano.py                 # the shipped checkpoints (~36 min on 2 idle CPU cores)
+    python scripts/pretrain_nano.py                 # the shipped checkpoints (~73 min on 2 CPU cores)
     python scripts/pretrain_nano.py --out /tmp/nano # somewhere else (then: train.model: /tmp/nano)
     python scripts/pretrain_nano.py --tiny --out /tmp/nano-tiny   # seconds: checks the code path only
-    python scripts/pretrain_nano.py --codec-steps 6000 --lm-steps 3000  # longer, better (~1.5 h)
+    python scripts/pretrain_nano.py --codec-steps 6000 --lm-steps 4800  # longer (~2.5 h)
 
 What it does, how long it takes and what it measured is recorded in ``<out>/provenance.json``
 (see :mod:`silicon_sing.pretrain`). The synthetic pre-training corpus uses ``--seed`` (default
@@ -55,8 +55,10 @@ def config_from_args(args: argparse.Namespace) -> P.PretrainConfig:
                          "evaluation tracks; pick another")
     corpus = dataclasses.replace(cfg.corpus, seed=args.seed)
     if args.tracks_per_artist is not None:
-        corpus = dataclasses.replace(corpus, tracks_per_artist=args.tracks_per_artist, category_tracks={
-            k: min(v, args.tracks_per_artist) for k, v in corpus.category_tracks.items()})
+        n = args.tracks_per_artist
+        corpus = dataclasses.replace(corpus, tracks_per_artist=n,
+                                     codec_tracks_per_artist=min(corpus.codec_tracks_per_artist, n),
+                                     category_tracks={k: min(v, n) for k, v in corpus.category_tracks.items()})
     codec = cfg.codec if args.codec_steps is None else dataclasses.replace(cfg.codec, steps=args.codec_steps)
     lm = cfg.lm if args.lm_steps is None else dataclasses.replace(cfg.lm, steps=args.lm_steps)
     return dataclasses.replace(cfg, corpus=corpus, codec=codec, lm=lm, heldout_seed=args.heldout_seed,
@@ -80,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         "codec_si_snr_db": {k: round(v["si_snr_db"], 2) for k, v in m["codec"].items()},
         "codec_mel_distance_db": {k: round(v["mel_distance_db"], 2) for k, v in m["codec"].items()},
         "codec_mel_distance_40db": {k: round(v["mel_distance_40db"], 2) for k, v in m["codec"].items()},
+        # the harmonic lines: how much quieter the codec returns 400 Hz - 4 kHz, per category
+        "codec_band_lost_mid_db": {k: {c: round(f["band_lost_mid_db"], 2) for c, f in v["per_category"].items()}
+                                   for k, v in m["codec"].items()},
         "lm_heldout_loss": _rounded(m["lm_loss"]),
         "lm_heldout_loss_sounding_frames": _rounded(m["lm_loss_sounding"]),
         "timings_s": prov["timings_s"],

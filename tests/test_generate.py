@@ -15,7 +15,6 @@ from silicon_sing.curate import run_curation
 from silicon_sing.data import held_out_examples
 from silicon_sing.models import export_model, nano_musicgen
 from silicon_sing.params import load_params
-from silicon_sing.train import export_dir
 from stems import tone_stems, write_track
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +32,7 @@ def curated_run(tmp_path_factory: pytest.TempPathFactory):
         "curate.segment_seconds": 2.0, "evaluate.prompt_seconds": 1.0, "evaluate.gen_batch_size": 2})
     run_curation(params, progress=False)
     for cat in ("acapella", "instrumental", "full"):
-        export_model(nano_musicgen(seed=7), export_dir(params, cat))
+        export_model(nano_musicgen(seed=7), params.run.export(cat))
     return params
 
 

@@ -7,12 +7,14 @@ import math
 import runpy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from silicon_sing import models as M
 from silicon_sing import pretrain as P
 from silicon_sing.params import CATEGORY_ORDER, load_params
+from silicon_sing.synth import ARTISTS
 
 REPO = Path(__file__).resolve().parents[1]
 FRESH_SEED = 4242  # neither pre-training, its held-out set, nor any profile: audio no model has heard
@@ -65,7 +67,7 @@ def test_provenance_figures_are_what_the_shipped_files_score_on_held_out_audio(s
     recorded = prov["metrics_heldout"]
     codec = P.codec_metrics(shipped.compression_model, heldout, 32000)
     for cat in CATEGORY_ORDER:
-        for key in ("si_snr_db", "mel_distance_db", "mel_distance_40db"):
+        for key in ("si_snr_db", "mel_distance_db", "mel_distance_40db", "band_lost_mid_db"):
             assert codec["per_category"][cat][key] == pytest.approx(
                 recorded["codec"]["pretrained"]["per_category"][cat][key], abs=0.02), (cat, key)
     assert codec["per_category"]["instrumental"]["si_snr_db"] >= 8.0 and codec["per_category"]["acapella"]["si_snr_db"] >= 5.0
@@ -121,12 +123,47 @@ def test_pretrained_lm_predicts_unheard_instrumentals_far_better_than_random_ini
     assert loss["instrumental"]["pretrained"] < loss["acapella"]["pretrained"] - 0.3, loss
 
 
+def test_band_levels_lost_sees_harmonics_attenuated_under_a_loud_bass() -> None:
+    """The figure that saw the codec drop the harmonic lines: a 10 dB cut of the mids under an intact bass is
+    10 dB in the mid band, nothing in the bass, while the averaged mel distance barely moves."""
+    sr = 32000
+    t = torch.arange(2 * sr) / sr
+    bass = 0.5 * torch.sin(2 * math.pi * 110 * t)
+    mids = sum(0.05 * torch.sin(2 * math.pi * f * t) for f in (660.0, 990.0, 1320.0))
+    ref = (bass + mids)[None, None]
+    est = (bass + mids * 10 ** (-10 / 20))[None, None]
+    lost = P.band_levels_lost(est, ref, sr)
+    assert lost["mid"].item() == pytest.approx(10.0, abs=0.5)
+    assert abs(lost["bass"].item()) < 0.5
+    assert math.isnan(lost["high"].item())  # no loud bin above 4 kHz
+    # what the averaged figures make of the same cut: a good-looking codec
+    assert P.mel_distance(est, ref, sr).item() < 2.0 and P.si_snr_db(est, ref).item() > 15.0
+    assert P.band_levels_lost(ref, ref, sr)["mid"].item() == 0.0
+    louder = P.band_levels_lost((bass + 2 * mids)[None, None], ref, sr)["mid"].item()
+    assert louder == pytest.approx(-6.0, abs=0.5)  # negative: the estimate is louder
+
+
+def test_corpus_renders_the_codecs_tracks_whole_and_the_lms_stems_beyond_them() -> None:
+    """The codec hears every stem of the first tracks; the LM's extra tracks render only the stems it trains
+    on; two processes render the same clips as one."""
+    spec = P.CorpusSpec(tracks_per_artist=3, seconds=2.0, codec_tracks_per_artist=1,
+                        category_tracks={"instrumental": 3, "acapella": 1, "full": 2})
+    one = P.synth_corpus(spec, progress=False)
+    per_track = {i: [c.category for c in one if c.artist == one[0].artist and c.track_index == i] for i in range(3)}
+    assert per_track == {0: ["instrumental", "acapella", "full"], 1: ["instrumental", "full"], 2: ["instrumental"]}
+    assert {c.artist for c in one} == {a.name for a in ARTISTS}
+    two = P.synth_corpus(spec, progress=False, workers=2)
+    assert [(c.artist, c.track_index, c.category, c.caption) for c in two] == \
+        [(c.artist, c.track_index, c.category, c.caption) for c in one]
+    assert all(np.array_equal(a.audio, b.audio) for a, b in zip(one, two))
+
+
 def test_pretrain_script_runs_end_to_end_on_a_tiny_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     script = runpy.run_path(str(REPO / "scripts" / "pretrain_nano.py"), run_name="pretrain_nano")
     out = tmp_path / "nano"
     assert script["main"](["--tiny", "--out", str(out), "--no-progress"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert set(summary["codec_si_snr_db"]) == {"pretrained", "random_init"}
+    assert set(summary["codec_si_snr_db"]) == set(summary["codec_band_lost_mid_db"]) == {"pretrained", "random_init"}
     assert all(P.verify_checkpoints(out).values())
     prov = P.read_provenance(out)
     assert prov["config"]["codec"]["steps"] == P.tiny_config().codec.steps

@@ -37,7 +37,7 @@ def _wait_for_rows(log: Path, n: int, proc: subprocess.Popen, timeout: float = 1
 @pytest.mark.slow
 def test_workers_stop_when_their_torchrun_agent_is_killed(tmp_path: Path) -> None:
     params = run_params(make_fake_run(tmp_path / "run", tracks_per_artist=2, segments_per_track=2), **LONG)
-    log = T.log_path(params, "full")
+    log = params.run.train_log("full")
     cmd = T.torchrun_command(params, "full", 2, tmp_path / "torchrun", resume=False)
     agent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -56,7 +56,7 @@ def test_workers_stop_when_their_torchrun_agent_is_killed(tmp_path: Path) -> Non
         assert _train_rows(log) == rows <= at_kill + 5  # they stopped at a step boundary; nobody writes any more
         events = [r["event"] for r in T.read_log(params, "full") if r["kind"] == "event"]
         assert events[-1] == "interrupted", (events, sorted(tmp_path.glob("torchrun/*/*/*/stderr.log")))
-        assert (T.category_dir(params, "full") / T.CHECKPOINT).exists()  # StopFlag checkpointed: resume works
+        assert (params.run.category_dir("full") / T.CHECKPOINT).exists()  # StopFlag checkpointed: resume works
     finally:
         for p in workers:
             if p.is_running():
@@ -91,7 +91,7 @@ T.launch(run_params({run!r}, **{recipe!r}), "full", progress=False)
 def test_a_second_launch_on_a_running_category_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
     run = make_fake_run(tmp_path / "run", tracks_per_artist=2, segments_per_track=2)
     params = run_params(run, **LONG)
-    log = T.log_path(params, "full")
+    log = params.run.train_log("full")
     code = HOLDER.format(run=str(run), recipe=LONG)
     path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))  # test_train
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
@@ -104,14 +104,14 @@ def test_a_second_launch_on_a_running_category_fails_at_once_naming_the_holder(t
             T.launch(params, "full", progress=False)
         assert time.perf_counter() - start < 5  # at once, not after a torchrun start-up
         msg = str(err.value)
-        assert str(T.lock_path(params, "full")) in msg and f"pid {holder.pid}" in msg and "kill" in msg
+        assert str(params.run.train_lock("full")) in msg and f"pid {holder.pid}" in msg and "kill" in msg
         rows = T.read_log(params, "full")
         assert [r["event"] for r in rows if r["kind"] == "event"] == ["start"]  # the holder's job is untouched
-        with run_lock(T.lock_path(params, "acapella"), "training acapella"):  # another category is free
+        with run_lock(params.run.train_lock("acapella"), "training acapella"):  # another category is free
             pass
         holder.send_signal(signal.SIGINT)  # the notebook's interrupt: launch stops its job, then exits
         assert holder.wait(timeout=120) != 0
-        with run_lock(T.lock_path(params, "full"), "training full"):  # free again once the holder is gone
+        with run_lock(params.run.train_lock("full"), "training full"):  # free again once the holder is gone
             pass
     finally:
         if holder.poll() is None:
@@ -123,13 +123,13 @@ def test_torchrun_started_by_hand_on_a_locked_category_fails(tmp_path: Path) -> 
     """The worker entry point takes the lock itself unless launch (its parent) holds it."""
     params = run_params(make_fake_run(tmp_path / "run", tracks_per_artist=2, segments_per_track=1),
                         **{**LONG, "train.updates_per_epoch": 2, "train.nproc_per_node": 1})
-    with run_lock(T.lock_path(params, "full"), "training full"):
+    with run_lock(params.run.train_lock("full"), "training full"):
         cmd = T.torchrun_command(params, "full", 1, tmp_path / "torchrun", resume=False)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})
         assert out.returncode != 0
         assert "RunLocked" in out.stderr + out.stdout or list((tmp_path / "torchrun").rglob("error.json"))
-        assert not T.log_path(params, "full").exists()
+        assert not params.run.train_log("full").exists()
     result = T.launch(params, "full", progress=False)  # launch holds the lock; its worker does not retake it
     assert result.steps == 2
 

@@ -76,7 +76,7 @@ def run_params(run_dir: Path, **overrides: object) -> Params:
 
 def export_state(params: Params, category: str) -> dict[str, torch.Tensor]:
     """The exported LM weights of one category."""
-    return torch.load(T.export_dir(params, category) / "state_dict.bin", weights_only=False)["best_state"]
+    return torch.load(params.run.export(category) / "state_dict.bin", weights_only=False)["best_state"]
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_export_loads_with_get_pretrained_and_differs_from_the_start(trained: tu
     start = nano_musicgen(seed=params.seed)
     assert state_fingerprint(model.compression_model) == state_fingerprint(start.compression_model)
     assert state_fingerprint(model.lm) != state_fingerprint(start.lm)
-    assert not (T.category_dir(params, "full") / T.CHECKPOINT).exists()  # the export supersedes it
+    assert not (params.run.category_dir("full") / T.CHECKPOINT).exists()  # the export supersedes it
 
 
 @pytest.mark.slow
@@ -138,7 +138,7 @@ def test_resume_after_kill_mid_epoch_matches_the_uninterrupted_run(
     """Also under FSDP: full (unsharded) checkpoints, each rank's D-Adaptation sums restored."""
     reference, _ = trained
     params = run_params(make_fake_run(tmp_path / "run-b"), **{"train.fsdp": fsdp})  # same content, another run dir
-    log = T.log_path(params, "full")
+    log = params.run.train_log("full")
     cmd = T.torchrun_command(params, "full", 2, tmp_path / "torchrun", resume=False)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -151,9 +151,9 @@ def test_resume_after_kill_mid_epoch_matches_the_uninterrupted_run(
     assert proc.wait(timeout=120) != 0
     events = [r for r in T.read_log(params, "full") if r["kind"] == "event"]
     assert events[-1]["event"] == "interrupted"
-    ckpt = torch.load(T.category_dir(params, "full") / T.CHECKPOINT, weights_only=False)
+    ckpt = torch.load(params.run.category_dir("full") / T.CHECKPOINT, weights_only=False)
     assert ckpt["epoch"] == 0 and 0 < ckpt["step_in_epoch"] < U  # mid-epoch
-    assert not (T.export_dir(params, "full") / "done.json").exists()
+    assert not (params.run.export("full") / "done.json").exists()
 
     result = T.launch(params, "full", resume=True, progress=False)
     assert result.steps == 2 * U
@@ -405,7 +405,7 @@ def test_two_nodes_of_one_process_train_what_one_node_of_two_trains(
                         **{"train.nnodes": 2, "train.nproc_per_node": 1, "train.rdzv_id": "two-nodes",
                            "train.rdzv_endpoint": f"127.0.0.1:{_free_port()}"})
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    procs = [subprocess.Popen(T.torchrun_command(params, "full", 1, T.category_dir(params, "full") / f"node{i}",
+    procs = [subprocess.Popen(T.torchrun_command(params, "full", 1, params.run.category_dir("full") / f"node{i}",
                                                  resume=False), env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True) for i in range(2)]
     errs = [p.communicate(timeout=800)[1] for p in procs]
@@ -426,7 +426,7 @@ def test_an_unreadable_checkpoint_restarts_and_an_old_interruption_hides_no_new_
     recipe = {"train.epochs": 1, "train.updates_per_epoch": 2, "train.batch_size": 2, "train.nproc_per_node": 1,
               "train.warmup_steps": 1}
     params = run_params(make_fake_run(tmp_path / "run"), **recipe)
-    cdir = T.category_dir(params, "full")
+    cdir = params.run.category_dir("full")
     cdir.mkdir(parents=True)
     old = json.dumps({"kind": "event", "event": "interrupted", "epoch": 0, "step": 1, "time": time.time() - 3600})
     (cdir / T.CHECKPOINT).write_bytes(b"PK\x03\x04 cut off by a full disk")
@@ -437,7 +437,7 @@ def test_an_unreadable_checkpoint_restarts_and_an_old_interruption_hides_no_new_
     assert f"{cdir / T.CHECKPOINT} cannot be read" in (cdir / "torchrun.stderr").read_text()
 
     params = run_params(make_fake_run(tmp_path / "run2"), **recipe)
-    cdir = T.category_dir(params, "full")
+    cdir = params.run.category_dir("full")
     cdir.mkdir(parents=True)
     (cdir / "log.jsonl").write_text(old + "\n")
     rows = [json.loads(x) for x in (params.run.curated / "manifests" / "full" / "train" / "data.jsonl").open()]

@@ -15,12 +15,16 @@ two stages and writes them in audiocraft's export layout (see :func:`silicon_sin
    (``audiocraft.losses``) combined by audiocraft's loss ``Balancer`` (weights
    :attr:`CodecSpec.loss_weights`), plus the VQ commitment penalty. The adversarial and
    feature-matching losses are *omitted* for the CPU budget (audiocraft's discriminator costs ~13×
-   the codec's own step here), so the codec is blurrier and hissier than a real EnCodec. It sees all three stems equally: it is the shared tokenizer, and a
-   codec that could not represent a voice would confound the LM's instrumental bias.
+   the codec's own step here), so the codec is blurrier and hissier than a real EnCodec: it keeps the
+   bass and returns the harmonic lines above it quieter (:func:`band_levels_lost`, in provenance). It
+   sees all three stems of the first :attr:`CorpusSpec.codec_tracks_per_artist` tracks equally: it is
+   the shared tokenizer, and a codec that could not represent a voice would confound the LM's
+   instrumental bias.
 3. **Language model** — MusicGen's transformer LM (delay pattern, cross-attention on the caption
    through :class:`silicon_sing.models.HashedTextConditioner`, rotary positions) trained on the codes of a mostly
    instrumental corpus (:attr:`CorpusSpec.category_tracks`: every track's instrumental, a few
-   tracks' acapella and full mix), mirroring the paper's premise that MusicGen "has been exposed to
+   tracks' acapella and full mix; three times the codec's tracks, since the LM memorises too few),
+   mirroring the paper's premise that MusicGen "has been exposed to
    more instrumental music in its pre-training phase". Captions are what stage 02 would write
    for each stem (:func:`stage_captions`: the caption stage's measurements, decisions and templates,
    e.g. "dark backing track without vocals, featuring punchy drums and deep bass, in F minor,
@@ -39,6 +43,8 @@ Notebook: notebooks/03_finetune.ipynb (the pre-trained nano baseline that fine-t
 from __future__ import annotations
 
 from .codec import (
+                    BANDS_HZ,
+                    band_levels_lost,
                     build_codec,
                     codec_metrics,
                     codec_scores,
@@ -70,7 +76,8 @@ from .ship import load_shipped, random_init_like, read_provenance, to_half_state
 __all__ = [
     "PRETRAIN_SEED", "HELDOUT_SEED", "ASSETS_DIR", "CHECKPOINT_FILES", "PROVENANCE", "CorpusSpec", "CodecSpec",
     "LMSpec", "PretrainConfig", "tiny_config", "Clip", "stage_captions", "synth_corpus", "nano_pretrain_config",
-    "build_codec", "build_lm", "si_snr_db", "mel_distance", "reconstruct", "codec_scores", "codec_metrics",
+    "build_codec", "build_lm", "si_snr_db", "mel_distance", "BANDS_HZ", "band_levels_lost", "reconstruct",
+    "codec_scores", "codec_metrics",
     "random_crops", "train_codec", "encode_clips", "lm_loss", "code_windows", "train_lm", "frame_activity",
     "heldout_lm_loss", "to_half_state", "write_checkpoints", "load_shipped", "random_init_like", "read_provenance",
     "verify_checkpoints", "evaluate_models", "heldout_corpus", "run_pretraining",

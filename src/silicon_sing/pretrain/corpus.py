@@ -5,7 +5,9 @@ Notebook: notebooks/03_finetune.ipynb (the pre-trained nano baseline that fine-t
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,20 +62,35 @@ def _track_stems(style: ArtistStyle, index: int, spec: CorpusSpec) -> tuple[Trac
     return plan, {k: v * g for k, v in stems.items()}
 
 
-def synth_corpus(spec: CorpusSpec, categories: Sequence[str] = CATEGORY_ORDER, all_stems: bool = False,
-                 progress: bool = True) -> list[Clip]:
-    """Render the corpus in memory: per artist and track, the stems ``spec.category_tracks`` asks for.
+def _render_clips(style: ArtistStyle, index: int, spec: CorpusSpec, wanted: Sequence[str]) -> list[Clip]:
+    """The ``wanted`` stems of one track, each with its stage-02 caption (a process-pool job)."""
+    plan, stems = _track_stems(style, index, spec)
+    captions = stage_captions(plan, stems, spec.sample_rate, spec.seed)
+    return [Clip(style.name, index, c, captions[c], stems[c]) for c in wanted]
 
-    ``all_stems`` keeps every category of every track (the codec's corpus and held-out sets).
+
+def synth_corpus(spec: CorpusSpec, categories: Sequence[str] = CATEGORY_ORDER, all_stems: bool = False,
+                 progress: bool = True, workers: int = 1) -> list[Clip]:
+    """Render the corpus in memory: per artist and track (up to ``spec.tracks_per_artist``), the stems the
+    codec or the LM hears (:meth:`CorpusSpec.tracks_for`), in artist, track, category order.
+
+    ``all_stems`` keeps every category of every track (the held-out sets). ``workers`` > 1 renders tracks in
+    that many processes; each track depends only on (artist, index, seed), so the clips are the same.
     """
+    jobs = [(a, i, [c for c in categories if all_stems or i < spec.tracks_for(c)])
+            for a in ARTISTS for i in range(spec.tracks_per_artist)]
+    jobs = [j for j in jobs if j[2]]
+    bar = tqdm(total=len(jobs), desc=f"synthesising (seed {spec.seed})", unit="track", disable=not progress)
     clips: list[Clip] = []
-    jobs = [(a, i) for a in ARTISTS for i in range(spec.tracks_per_artist)]
-    for style, i in tqdm(jobs, desc=f"synthesising (seed {spec.seed})", unit="track", disable=not progress):
-        wanted = [c for c in categories if all_stems or i < spec.category_tracks.get(c, 0)]
-        if not wanted:
-            continue
-        plan, stems = _track_stems(style, i, spec)
-        captions = stage_captions(plan, stems, spec.sample_rate, spec.seed)
-        for c in wanted:
-            clips.append(Clip(style.name, i, c, captions[c], stems[c]))
+    if workers <= 1:
+        for style, i, wanted in jobs:
+            clips += _render_clips(style, i, spec, wanted)
+            bar.update()
+    else:
+        # spawn, not fork: the parent holds torch's thread pools, which a forked child may deadlock on
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for part in pool.map(_render_clips, *zip(*[(a, i, spec, w) for a, i, w in jobs]), chunksize=4):
+                clips += part
+                bar.update()
+    bar.close()
     return clips

@@ -49,11 +49,11 @@ def _versions() -> dict[str, str]:
             "numpy": np.__version__}
 
 
-def heldout_corpus(config: PretrainConfig, progress: bool = False) -> list[Clip]:
+def heldout_corpus(config: PretrainConfig, progress: bool = False, workers: int = 1) -> list[Clip]:
     """Every stem of the held-out tracks (:data:`HELDOUT_SEED`): what the reported metrics are measured on."""
     spec = dataclasses.replace(config.corpus, seed=config.heldout_seed, tracks_per_artist=config.heldout_tracks_per_artist,
                                seconds=config.heldout_seconds)
-    return synth_corpus(spec, all_stems=True, progress=progress)
+    return synth_corpus(spec, all_stems=True, progress=progress, workers=workers)
 
 
 def evaluate_models(codec: CompressionModel, lm: LMModel, random_codec: CompressionModel, random_lm: LMModel,
@@ -88,15 +88,16 @@ def run_pretraining(config: PretrainConfig, out_dir: str | Path = ASSETS_DIR, pr
     timings: dict[str, float] = {}
     with _threads(config.threads), torch.random.fork_rng(devices=[]):  # seeds below stay inside
         t = time.perf_counter()
-        corpus = synth_corpus(config.corpus, all_stems=True, progress=progress)
-        heldout = heldout_corpus(config, progress=progress)
+        corpus = synth_corpus(config.corpus, progress=progress, workers=config.threads)
+        heldout = heldout_corpus(config, progress=progress, workers=config.threads)
         timings["synthesis_s"] = time.perf_counter() - t
 
         cfg = nano_pretrain_config(config.codec, config.lm)
         sr = config.corpus.sample_rate
         t = time.perf_counter()
         codec = build_codec(cfg, config.seed)
-        codec_history = train_codec(codec, corpus, config.codec, sr, config.seed, progress=progress)
+        codec_clips = [c for c in corpus if c.track_index < config.corpus.codec_tracks_per_artist]
+        codec_history = train_codec(codec, codec_clips, config.codec, sr, config.seed, progress=progress)
         timings["codec_s"] = time.perf_counter() - t
 
         # the LM hears every instrumental and only a few acapella/full stems (category_tracks)
@@ -131,7 +132,8 @@ def run_pretraining(config: PretrainConfig, out_dir: str | Path = ASSETS_DIR, pr
             "pretrain_seed": config.corpus.seed, "heldout_seed": config.heldout_seed,
             "note": ("synthetic tracks of the smoke artists rendered with a seed no profile uses (smoke: 1234), so "
                      "no evaluation track is heard in pre-training; same artist styles, different compositions"),
-            "codec_corpus_seconds": {c: sum(len(x.audio) for x in corpus if x.category == c) / sr for c in CATEGORY_ORDER},
+            "codec_corpus_seconds": {c: sum(len(x.audio) for x in codec_clips if x.category == c) / sr
+                                     for c in CATEGORY_ORDER},
             "lm_corpus_clips": mix,
             "lm_corpus_seconds": {c: sum(len(x.audio) for x in lm_clips if x.category == c) / sr for c in CATEGORY_ORDER},
             "example_captions": sorted({c.caption for c in lm_clips})[:8],

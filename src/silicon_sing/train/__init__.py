@@ -55,14 +55,9 @@ from .report import describe_export, loss_curves, read_log, results_table, summa
 from .stage import (
                           LOCK_HELD_ENV,
                           TrainResult,
-                          category_dir,
-                          done_path,
-                          export_dir,
                           inputs_fingerprint,
                           is_up_to_date,
                           load_result,
-                          lock_path,
-                          log_path,
                           read_done,
 )
 from .trainer import (
@@ -78,10 +73,10 @@ from .worker import main, train
 
 __all__ = [
     "TrainingExample", "TrainResult", "TrainingDiverged", "TrainingFailed", "TrainingInterrupted",
-    "inputs_fingerprint", "is_up_to_date", "read_done", "done_path", "epoch_order", "rank_positions", "step_rngs",
+    "inputs_fingerprint", "is_up_to_date", "read_done", "epoch_order", "rank_positions", "step_rngs",
     "augment",
     "codebook_cross_entropy", "LMLoss", "make_attributes", "apply_condition_dropout", "train", "launch",
-    "train_all", "load_result", "read_log", "loss_curves", "category_dir", "log_path", "lock_path", "export_dir",
+    "train_all", "load_result", "read_log", "loss_curves",
     "LOCK_HELD_ENV", "PROGRESS", "CHECKPOINT", "torchrun_command", "rendezvous_args", "params_overrides",
     "failing_rank_tail", "main", "describe_export", "results_table", "summary",
     "Dist", "NoGPU", "StopFlag", "PARENT_DIED", "require_gpus_for", "init_distributed", "all_reduce", "barrier",

@@ -37,7 +37,7 @@ from ..machine import usable_cpus
 from ..models import model_config, resolve_model_name
 from ..params import CATEGORIES, Params
 from .distributed import require_gpus_for
-from .stage import LOCK_HELD_ENV, TrainResult, category_dir, export_dir, is_up_to_date, load_result, lock_path, log_path
+from .stage import LOCK_HELD_ENV, TrainResult, is_up_to_date, load_result
 from .trainer import PROGRESS
 
 logger = logging.getLogger(__name__)
@@ -132,12 +132,12 @@ def launch(params: Params, category: str, resume: bool = True, progress: bool = 
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}; expected one of {CATEGORIES}")
     if is_up_to_date(params, category):
-        _say(progress, f"{category}: inputs unchanged since the export in {export_dir(params, category)}; "
+        _say(progress, f"{category}: inputs unchanged since the export in {params.run.export(category)}; "
                        "nothing to do")
         return load_result(params, category, reused=True)
     nproc = nproc or params.train.nproc_per_node
     preflight(params, progress)
-    lock = lock_path(params, category)
+    lock = params.run.train_lock(category)
     with run_lock(lock, f"training {category}"):  # held for the whole torchrun job
         return _launch_locked(params, category, resume, progress, nproc, {**(env or {}), LOCK_HELD_ENV: str(lock)})
 
@@ -145,7 +145,7 @@ def launch(params: Params, category: str, resume: bool = True, progress: bool = 
 def _launch_locked(params: Params, category: str, resume: bool, progress: bool, nproc: int,
                    env: dict[str, str]) -> TrainResult:
     """:func:`launch` once the category's lock is held."""
-    cdir = category_dir(params, category)
+    cdir = params.run.category_dir(category)
     log_dir = params.run.torchrun_logs(category)
     shutil.rmtree(log_dir, ignore_errors=True)  # a previous job's error files must not be blamed
     cdir.mkdir(parents=True, exist_ok=True)
@@ -169,7 +169,7 @@ def _launch_locked(params: Params, category: str, resume: bool, progress: bool, 
         _say(progress, f"{category}: {r.steps} steps on {r.world_size} process(es), train loss "
                        f"{r.first_train_loss:.3f} → {r.final_train_loss:.3f}, {r.samples_per_s:.1f} samples/s")
         return r
-    rows = read_jsonl(log_path(params, category)) if log_path(params, category).exists() else []
+    rows = read_jsonl(params.run.train_log(category)) if params.run.train_log(category).exists() else []
     # only an interruption of *this* job: a row left by an earlier one must not hide this job's error
     if rows and rows[-1].get("event") == "interrupted" and rows[-1].get("time", 0) >= job_start:
         raise TrainingInterrupted(f"training {category} was stopped at step {rows[-1].get('step')} after "

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from ..data import load_run_uuid
 from ..fsutil import load_tensors_only, read_jsonl
 from ..params import Params
-from .stage import TrainResult, log_path
+from .stage import TrainResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 def read_log(params: Params, category: str) -> list[dict[str, Any]]:
     """Rows of one category's training log (empty if it never ran)."""
-    path = log_path(params, category)
+    path = params.run.train_log(category)
     return read_jsonl(path) if path.exists() else []
 
 

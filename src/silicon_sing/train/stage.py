@@ -51,31 +51,6 @@ class TrainResult:
         return self.valid_losses[-1] if self.valid_losses else float("nan")
 
 
-def category_dir(params: Params, category: str) -> Path:
-    """``<run_dir>/checkpoints/<category>``: checkpoint, log, export of one category."""
-    return params.run.category_dir(category)
-
-
-def log_path(params: Params, category: str) -> Path:
-    """The per-step JSONL log of one category."""
-    return params.run.train_log(category)
-
-
-def lock_path(params: Params, category: str) -> Path:
-    """The lock file that makes one job at a time train ``category`` in this run dir."""
-    return params.run.train_lock(category)
-
-
-def export_dir(params: Params, category: str) -> Path:
-    """Where the fine-tuned model of one category is exported."""
-    return params.run.export(category)
-
-
-def done_path(params: Params, category: str) -> Path:
-    """``export/done.json``: the record of a finished fine-tuning (:class:`TrainResult` fields and more)."""
-    return params.run.export_done(category)
-
-
 def inputs_fingerprint(params: Params, category: str) -> str:
     """Hash of everything that determines the fine-tuned model (not how many processes compute it)."""
     t = dataclasses.asdict(params.train)
@@ -100,7 +75,7 @@ def inputs_fingerprint(params: Params, category: str) -> str:
 
 def read_done(params: Params, category: str) -> dict[str, Any] | None:
     """The finished export's record, if any."""
-    path = done_path(params, category)
+    path = params.run.export_done(category)
     return read_json(path) if path.exists() else None
 
 
@@ -110,19 +85,18 @@ def is_up_to_date(params: Params, category: str) -> bool:
     if not done:
         return False
     return done.get("fingerprint") == inputs_fingerprint(params, category) and \
-        (export_dir(params, category) / "state_dict.bin").exists()
+        (params.run.export(category) / "state_dict.bin").exists()
 
 
 def load_result(params: Params, category: str, reused: bool = False) -> TrainResult:
     """The :class:`TrainResult` recorded in a finished export."""
     done = read_done(params, category)
     if done is None:
-        raise FileNotFoundError(f"{export_dir(params, category)}/done.json is missing: the training did not finish")
+        raise FileNotFoundError(f"{params.run.export(category)}/done.json is missing: the training did not finish")
     names = {f.name for f in dataclasses.fields(TrainResult)}
     fields = {k: v for k, v in done.items() if k in names}
-    return TrainResult(**{**fields, "export_dir": str(export_dir(params, category)),
-                          "log_path": str(log_path(params, category)), "reused": reused})
+    return TrainResult(**{**fields, "export_dir": str(params.run.export(category)),
+                          "log_path": str(params.run.train_log(category)), "reused": reused})
 
 
-__all__ = ["TrainResult", "LOCK_HELD_ENV", "category_dir", "log_path", "lock_path", "export_dir",
-           "done_path", "inputs_fingerprint", "read_done", "is_up_to_date", "load_result"]
+__all__ = ["TrainResult", "LOCK_HELD_ENV", "inputs_fingerprint", "read_done", "is_up_to_date", "load_result"]

@@ -63,7 +63,7 @@ from ..params import Params
 from .batches import apply_condition_dropout, augment, epoch_order, make_attributes, rank_positions, step_rngs
 from .checkpoint import CHECKPOINT, load_checkpoint, remove_leftover_temps, rng_state, save_checkpoint, set_rng_state
 from .distributed import Dist, StopFlag, all_reduce, barrier, gather_objects
-from .stage import category_dir, done_path, export_dir, inputs_fingerprint, log_path
+from .stage import inputs_fingerprint
 
 PROGRESS = "@@progress "  # marks rank 0's machine-readable progress lines on stdout
 
@@ -133,7 +133,7 @@ class Trainer:
         if self.t.batch_size % ctx.world_size:
             raise ValueError(f"train.batch_size={self.t.batch_size} must be a multiple of the number of processes "
                              f"(train.nproc_per_node={ctx.world_size})")
-        self.dir = category_dir(params, category)
+        self.dir = params.run.category_dir(category)
         self.fingerprint = inputs_fingerprint(params, category)
         self.uuid = load_run_uuid(params.run_dir)
         self.train_set = load_training_examples(params.run_dir, category, "train")
@@ -411,7 +411,7 @@ class Trainer:
         if not self.ctx.is_main:
             return
         row = {**row, "time": time.time()}
-        with open(log_path(self.params, self.category), "a", encoding="utf-8") as f:
+        with open(self.params.run.train_log(self.category), "a", encoding="utf-8") as f:
             f.write(json.dumps(row, sort_keys=True) + "\n")
         total = self.t.epochs * self.t.updates_per_epoch
         print(PROGRESS + json.dumps({**{k: row.get(k) for k in ("kind", "event", "epoch", "step", "loss")},
@@ -419,7 +419,7 @@ class Trainer:
 
     def truncate_log(self, upto_step: int) -> None:
         """On resume, drop log rows written after the checkpoint (they will be recomputed)."""
-        path = log_path(self.params, self.category)
+        path = self.params.run.train_log(self.category)
         if self.ctx.is_main and path.exists():
             rows = [r for r in read_jsonl(path) if r.get("kind") == "event" or r.get("step", 0) <= upto_step]
             atomic_write_jsonl(path, rows)
@@ -458,7 +458,7 @@ class Trainer:
             self.log({"kind": "event", "event": "resume", "epoch": epoch, "step": self.global_step})
         else:
             if self.ctx.is_main:
-                atomic_write_jsonl(log_path(self.params, self.category), [])
+                atomic_write_jsonl(self.params.run.train_log(self.category), [])
             self.log({"kind": "event", "event": "start", "epoch": 0, "step": 0, "world_size": self.ctx.world_size,
                       "fingerprint": self.fingerprint, "token_cache_seconds": self.token_seconds})
         B, U = self.t.batch_size, self.t.updates_per_epoch
@@ -488,9 +488,9 @@ class Trainer:
         """Export the model and record what was done (rank 0)."""
         lm_state = self.full_lm_state()  # collective under FSDP
         if self.ctx.is_main:
-            out = export_dir(self.params, self.category)
+            out = self.params.run.export(self.category)
             models.export_model(self.model, out, lm_state=lm_state)
-            rows = read_jsonl(log_path(self.params, self.category))
+            rows = read_jsonl(self.params.run.train_log(self.category))
             train = [r for r in rows if r.get("kind") == "train" and not r.get("skipped")]
             valid = [r["loss"] for r in rows if r.get("kind") == "valid"]
             per_epoch = self.t.updates_per_epoch
@@ -510,7 +510,7 @@ class Trainer:
                 "weights_cast_to_fp32": self.cast_to_fp32, "fsdp": self.use_fsdp,
                 "conditioners": {k: type(v).__name__ for k, v in self.lm.condition_provider.conditioners.items()},
             }
-            atomic_write_json(done_path(self.params, self.category), done)
+            atomic_write_json(self.params.run.export_done(self.category), done)
             self.log({"kind": "event", "event": "done", "epoch": self.t.epochs, "step": self.global_step})
             with contextlib.suppress(FileNotFoundError):
                 # the export holds the weights; the optimizer state would only take disk (GBs for the paper model)

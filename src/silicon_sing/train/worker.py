@@ -23,7 +23,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 from ..fsutil import run_lock
 from ..params import CATEGORIES, Params, load_params
 from .distributed import die_with_parent, init_distributed
-from .stage import LOCK_HELD_ENV, is_up_to_date, lock_path
+from .stage import LOCK_HELD_ENV, is_up_to_date
 from .trainer import PROGRESS, Trainer
 
 
@@ -56,7 +56,7 @@ def _main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overrides", default="{}", help='JSON dict of dotted overrides, e.g. {"train.epochs": 1}')
     args = ap.parse_args(argv)
     params = load_params(args.params, json.loads(args.overrides))
-    lock = lock_path(params, args.category)
+    lock = params.run.train_lock(args.category)
     if int(os.environ.get("RANK", 0)) != 0 or os.environ.get(LOCK_HELD_ENV) == str(lock):
         return train(params, args.category, resume=args.resume)  # rank 0 alone writes; launch holds it
     with run_lock(lock, f"training {args.category}"):  # torchrun or python started by hand
