@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -80,7 +81,13 @@ def test_run_lock_refuses_a_second_holder_naming_the_first_and_frees_on_exit(tmp
         pass
 
 
+# Ctrl-C reaches a notebook's launch as KeyboardInterrupt (the kernel's handler). A test run started in
+# the background by a non-interactive shell inherits SIGINT *ignored*, and Python then installs no
+# handler: the holder would sleep through the test's SIGINT (measured: stuck 120 s, its torchrun still
+# training after the kill). The holder restores the handler, as a kernel does.
 HOLDER = """
+import signal
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from test_train import run_params
 from silicon_sing import train as T
 T.launch(run_params({run!r}, **{recipe!r}), "full", progress=False)
@@ -95,7 +102,8 @@ def test_a_second_launch_on_a_running_category_fails_at_once_naming_the_holder(t
     code = HOLDER.format(run=str(run), recipe=LONG)
     path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))  # test_train
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-    holder = subprocess.Popen([sys.executable, "-c", code], env=env,
+    # its own session: on failure the whole tree (torchrun agent, workers) goes, not the holder alone
+    holder = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_rows(log, 3, holder)
@@ -114,8 +122,9 @@ def test_a_second_launch_on_a_running_category_fails_at_once_naming_the_holder(t
         with run_lock(params.run.train_lock("full"), "training full"):  # free again once the holder is gone
             pass
     finally:
-        if holder.poll() is None:
-            holder.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
 
 
 @pytest.mark.slow
