@@ -85,13 +85,6 @@ def _band_levels_lost(est: torch.Tensor, ref: torch.Tensor, centres: torch.Tenso
     return out
 
 
-def mel_distances(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int,
-                  ranges_db: Sequence[float]) -> dict[float, torch.Tensor]:
-    """{range: :func:`mel_distance` at that range} per item, the spectrograms computed once for all ranges."""
-    est, ref, _ = _log_mels(estimate, reference, sample_rate)
-    return _mel_distances(est, ref, ranges_db)
-
-
 def band_levels_lost(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int,
                      within_db: float = 30.0) -> dict[str, torch.Tensor]:
     """Level the estimate loses per band of :data:`BANDS_HZ`, in dB per item of ``[B, 1, N]``.
@@ -112,7 +105,8 @@ def mel_distance(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: i
     Both spectrograms are floored ``dynamic_range_db`` below the reference's loudest bin, so that
     differences in inaudible detail (a −90 dB hiss over digital silence) do not dominate the mean.
     """
-    return mel_distances(estimate, reference, sample_rate, [dynamic_range_db])[dynamic_range_db]
+    est, ref, _ = _log_mels(estimate, reference, sample_rate)
+    return _mel_distances(est, ref, [dynamic_range_db])[dynamic_range_db]
 
 
 @torch.no_grad()
@@ -196,8 +190,7 @@ def train_codec(codec: CompressionModel, clips: Sequence[Clip], spec: CodecSpec,
     hop = int(round(sample_rate / codec.frame_rate))
     length = max(1, round(spec.crop_seconds * codec.frame_rate)) * hop  # whole frames: no padded tail
     msspec = MultiScaleMelSpectrogramLoss(sample_rate, range_start=6, range_end=11, n_mels=64, f_min=64,
-                                          normalized=True, alphas=False,
-                                          floor_level=spec.msspec_floor)
+                                          normalized=True, alphas=False, floor_level=spec.msspec_floor)
     # the solver's loss names (SISNR: one window per crop; its segment=None path asserts on a padded frame)
     criteria: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
         "l1": F.l1_loss, "msspec": msspec,
