@@ -128,6 +128,55 @@ def test_a_second_launch_on_a_running_category_fails_at_once_naming_the_holder(t
 
 
 @pytest.mark.slow
+def test_a_killed_launch_takes_its_torchrun_job_and_keeps_the_lock_until_it_ends(tmp_path: Path) -> None:
+    """A notebook kernel killed with ``kill -9`` (or by the OOM killer) must not leave its job training.
+
+    Before: the agent had no tie to launch, so it and its workers trained on while the lock died with
+    launch, and a second launch of the category could train beside them.
+    """
+    run = make_fake_run(tmp_path / "run", tracks_per_artist=2, segments_per_track=2)
+    params = run_params(run, **LONG)
+    log = params.run.train_log("full")
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(run=str(run), recipe=LONG)],
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path},
+                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job: list[psutil.Process] = []
+    try:
+        _wait_for_rows(log, 3, holder)
+        job = psutil.Process(holder.pid).children(recursive=True)  # the agent and its workers
+        assert len(job) >= 3, job
+        holder.send_signal(signal.SIGKILL)  # launch alone: nothing runs its cleanup
+        holder.wait(timeout=30)
+        alive_before = [p for p in job if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        try:
+            with run_lock(params.run.train_lock("full"), "training full"):
+                taken = True
+        except RunLocked as err:
+            taken = False
+            assert "still" in str(err) and f"pid {holder.pid}" in str(err)  # the dead holder is named as such
+        alive_after = [p for p in alive_before if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not (taken and alive_after), "the lock was free while the killed launch's job still ran"
+        gone, alive = psutil.wait_procs(job, timeout=90)
+        assert not alive, f"the killed launch's job still runs 90 s later: {[p.cmdline()[:4] for p in alive]}"
+        rows = _train_rows(log)
+        time.sleep(2)
+        assert _train_rows(log) == rows  # nobody writes any more
+        events = [r["event"] for r in T.read_log(params, "full") if r["kind"] == "event"]
+        assert events[-1] == "interrupted", events  # stopped at a step boundary, checkpointed: resume works
+        assert (params.run.category_dir("full") / T.CHECKPOINT).exists()
+        with run_lock(params.run.train_lock("full"), "training full"):  # free once the job is gone
+            pass
+    finally:
+        for p in job:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+
+
+@pytest.mark.slow
 def test_torchrun_started_by_hand_on_a_locked_category_fails(tmp_path: Path) -> None:
     """The worker entry point takes the lock itself unless launch (its parent) holds it."""
     params = run_params(make_fake_run(tmp_path / "run", tracks_per_artist=2, segments_per_track=1),

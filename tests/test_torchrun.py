@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psutil
+import pytest
 
 from silicon_sing import torchrun
 
@@ -44,3 +52,61 @@ def test_the_failing_rank_is_the_first_whose_error_is_not_a_lost_peer(tmp_path: 
     outcome = torchrun.JobOutcome(1, "agent stderr", "")
     assert torchrun.failure_tail(outcome, tmp_path) == (1, tail)
     assert torchrun.failure_tail(outcome, tmp_path / "empty") == (None, "agent stderr")
+
+
+# a caller with several threads (a notebook kernel has a few) that runs a job counting the SIGTERMs it gets
+CALLER = """
+import sys, threading, time
+from silicon_sing import torchrun
+for _ in range(4):
+    threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+job = ("import signal, sys, time\\n"
+       "n = 0\\n"
+       "def on(s, f):\\n"
+       "    global n; n += 1; open(sys.argv[1], 'a').write('TERM\\\\n')\\n"
+       "signal.signal(signal.SIGTERM, on)\\n"
+       "open(sys.argv[1], 'a').write('up\\\\n')\\n"
+       "end = time.time() + 20\\n"
+       "while time.time() < end and n == 0: time.sleep(0.05)\\n"
+       "time.sleep(2)\\n")
+torchrun.run([sys.executable, "-c", job, sys.argv[1]])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signals are Linux's")
+def test_a_job_gets_one_sigterm_when_its_multithreaded_caller_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the caller: the job is stopped as by the stop button, once (ranks abort on a second SIGTERM)."""
+    record = tmp_path / "record"
+    caller = subprocess.Popen([sys.executable, "-c", CALLER, str(record)], start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while not (record.exists() and "up" in record.read_text()):
+            assert caller.poll() is None and time.time() < deadline, "the job never started"
+            time.sleep(0.05)
+        job = psutil.Process(caller.pid).children(recursive=True)
+        caller.send_signal(signal.SIGKILL)
+        caller.wait(timeout=30)
+        gone, alive = psutil.wait_procs(job, timeout=30)
+        assert not alive, "the job outlived its killed caller"
+        assert record.read_text().splitlines() == ["up", "TERM"]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(caller.pid, signal.SIGKILL)
+        caller.wait()
+
+
+def test_the_supervisor_passes_the_job_its_exit_code_and_a_held_lock(tmp_path: Path) -> None:
+    from silicon_sing.fsutil import RunLocked, run_lock
+
+    lock = tmp_path / ".lock"
+    check = ("import sys\nfrom silicon_sing.fsutil import run_lock\n"
+             "try:\n    run_lock(sys.argv[1], 'x').__enter__()\nexcept Exception as e:\n    print(type(e).__name__)\n"
+             "sys.exit(7)")
+    with run_lock(lock, "training full") as held:
+        seen: list[str] = []
+        outcome = torchrun.run([sys.executable, "-c", check, str(lock)], on_line=seen.append, pass_fds=(held.fd,))
+        assert outcome.returncode == 7 and seen == ["RunLocked\n"]
+        with pytest.raises(RunLocked):
+            with run_lock(lock, "training full"):
+                pass
+    assert torchrun.main(["1"]) == 2  # usage

@@ -9,6 +9,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -149,13 +150,39 @@ class RunLocked(RuntimeError):
     """Another process is already writing this part of the run dir; the message names it and the fix."""
 
 
+@dataclass(frozen=True)
+class HeldLock:
+    """A lock :func:`run_lock` holds: its file, and the descriptor that holds it (pass it to a child
+    process to keep the lock until that child ends too)."""
+
+    path: Path
+    fd: int
+
+
+def _holder_alive(holder: dict[str, Any]) -> bool | None:
+    """Whether the pid a lock file names still runs (None: another host, or no pid recorded)."""
+    import socket
+
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or holder.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
-def run_lock(path: str | os.PathLike[str], what: str) -> Iterator[Path]:
+def run_lock(path: str | os.PathLike[str], what: str) -> Iterator[HeldLock]:
     """Hold an exclusive, non-blocking ``flock`` on ``path`` (one writer per run dir stage) for the block.
 
     The holder's pid, host, start time and command are written into the file for the error a second
-    writer gets at once (:class:`RunLocked`). The OS releases the lock when the holder exits, however it
-    exits, so a lock file left by a dead process never blocks anyone.
+    writer gets at once (:class:`RunLocked`). The OS releases the lock when the last process holding
+    its descriptor exits, however it exits, so a lock file left by dead processes never blocks anyone;
+    a child given the descriptor (``HeldLock.fd``) keeps the lock after its parent dies.
     """
     import datetime
     import fcntl
@@ -174,6 +201,11 @@ def run_lock(path: str | os.PathLike[str], what: str) -> Iterator[Path]:
             except (ValueError, UnicodeDecodeError):
                 holder = {}
             pid = holder.get("pid", "?")
+            if _holder_alive(holder) is False:
+                raise RunLocked(
+                    f"{what} is still stopping: {path} was locked by pid {pid} (since {holder.get('started', '?')}), "
+                    f"which has exited, and the job it started still holds the lock while it checkpoints and "
+                    f"ends (a minute at most). Rerun then; do not delete the file.") from None
             raise RunLocked(
                 f"{what} is already running: {path} is locked by pid {pid} on {holder.get('host', '?')} "
                 f"(since {holder.get('started', '?')}), command: {holder.get('command', '?')}\n"
@@ -184,6 +216,6 @@ def run_lock(path: str | os.PathLike[str], what: str) -> Iterator[Path]:
                 "command": " ".join(sys.argv) or sys.executable}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
-        yield path
+        yield HeldLock(path, fd)
     finally:
-        os.close(fd)  # releases the flock
+        os.close(fd)  # releases the flock once no child holds the descriptor either

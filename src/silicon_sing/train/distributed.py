@@ -10,10 +10,8 @@ Notebook: notebooks/03_finetune.ipynb
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +20,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from ..torchrun import parent_death_signal
 
 
 @dataclass
@@ -130,9 +130,6 @@ class StopFlag:
         self.signum = self.signum or signum
 
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
 def die_with_parent(signum: int = PARENT_DIED) -> bool:
     """Ask Linux to send ``signum`` to this process when its parent (the torchrun agent) dies; return if set.
 
@@ -140,15 +137,7 @@ def die_with_parent(signum: int = PARENT_DIED) -> bool:
     the run dir beside a relaunched job. :class:`StopFlag` turns the signal into a checkpoint at the
     next step boundary; before it is installed the signal's default action ends the process.
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
-        return False
-    if os.getppid() != parent:  # the parent died before prctl took effect: nobody will send the signal
-        os.kill(os.getpid(), signum)
-    return True
+    return parent_death_signal(signum)
 
 
 __all__ = ["Dist", "NoGPU", "require_gpus_for", "init_distributed", "all_reduce", "barrier", "gather_objects",

@@ -138,13 +138,15 @@ def launch(params: Params, category: str, resume: bool = True, progress: bool = 
     nproc = nproc or params.train.nproc_per_node
     preflight(params, progress)
     lock = params.run.train_lock(category)
-    with run_lock(lock, f"training {category}"):  # held for the whole torchrun job
-        return _launch_locked(params, category, resume, progress, nproc, {**(env or {}), LOCK_HELD_ENV: str(lock)})
+    with run_lock(lock, f"training {category}") as held:  # held for the whole torchrun job, by it too
+        return _launch_locked(params, category, resume, progress, nproc, {**(env or {}), LOCK_HELD_ENV: str(lock)},
+                              held.fd)
 
 
 def _launch_locked(params: Params, category: str, resume: bool, progress: bool, nproc: int,
-                   env: dict[str, str]) -> TrainResult:
-    """:func:`launch` once the category's lock is held."""
+                   env: dict[str, str], lock_fd: int) -> TrainResult:
+    """:func:`launch` once the category's lock is held (by descriptor ``lock_fd``, which the job inherits:
+    if this process is killed, the lock stays with the job until it has checkpointed and ended)."""
     cdir = params.run.category_dir(category)
     log_dir = params.run.torchrun_logs(category)
     shutil.rmtree(log_dir, ignore_errors=True)  # a previous job's error files must not be blamed
@@ -162,7 +164,7 @@ def _launch_locked(params: Params, category: str, resume: bool, progress: bool, 
     job_start = time.time()
     total = params.train.epochs * params.train.updates_per_epoch
     with ProgressBar(category, total, progress) as bar:
-        outcome = tr.run(cmd, env=run_env, stderr_path=stderr_path, on_line=bar.on_line)
+        outcome = tr.run(cmd, env=run_env, stderr_path=stderr_path, on_line=bar.on_line, pass_fds=(lock_fd,))
     rc = outcome.returncode
     if rc == 0:
         r = load_result(params, category)
