@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -159,3 +160,16 @@ def test_codec_round_trip_is_the_baseline_codec_at_the_callers_rate(curated_run)
     assert round_trip(y16, 16000).shape == y16.shape  # resampled in and back out
     loaded = G.codec_round_trip(params)(y, 32000)  # loads the baseline itself when not given one
     assert np.allclose(loaded, out, atol=1e-4)
+
+
+def test_sampling_is_described_and_a_departure_from_musicgen_defaults_is_named(tmp_path: Path) -> None:
+    from silicon_sing.generate import MUSICGEN_SAMPLING, GenerationSettings
+
+    paper = GenerationSettings.from_params(load_params(REPO / "params" / "paper.yaml", {"run_dir": str(tmp_path)}))
+    assert paper.departure() == "MusicGen's defaults" and paper.describe() == (
+        f"top-k {MUSICGEN_SAMPLING['top_k']}, temperature 1, classifier-free guidance 3")
+    smoke = GenerationSettings.from_params(load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(tmp_path)}))
+    assert smoke.temperature < 1 and "temperature 0.5" in smoke.describe()
+    assert smoke.departure().startswith("not MusicGen's defaults") and "sampling_sweep.py" in smoke.departure()
+    greedy = dataclasses.replace(smoke, use_sampling=False)
+    assert greedy.describe().startswith("greedy") and "not MusicGen's" in greedy.departure()

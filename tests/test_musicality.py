@@ -7,6 +7,7 @@ noise and shuffled audio must not.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +201,48 @@ def test_acapella_originals_are_voiced_near_their_true_pitch(rendered) -> None:
             fractions.append(v)
             assert semitones(f0, t["median_f0_hz"]) <= 5.0
     assert min(fractions) > 0.35 and np.mean(fractions) > 0.6  # the rapper's lines leave gaps
+
+
+class _SweepModel:
+    """A stand-in MusicGen: below temperature 0.6 it continues with a pulsing 220 Hz tone at 120 BPM, above
+    with white noise; the prompt comes back in front, as audiocraft's continuation does."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def set_generation_params(self, **kw) -> None:
+        self.calls.append(kw)
+
+    def generate_continuation(self, prompt, sr, captions, progress=False):
+        import torch
+
+        kw = self.calls[-1]
+        n = int(kw["duration"] * sr) - prompt.shape[-1]
+        t = np.arange(n) / sr
+        if kw["temperature"] < 0.6:
+            beat = (t % 0.5) / 0.5  # 120 BPM: each beat starts loud and decays
+            y = 0.5 * np.exp(-3 * beat) * np.sin(2 * np.pi * 220 * t)
+        else:
+            y = 0.1 * np.random.default_rng(0).standard_normal(n)
+        cont = torch.from_numpy(np.tile(y.astype(np.float32), (prompt.shape[0], 1, 1)))
+        return torch.cat([prompt, cont], dim=-1)
+
+
+def test_sampling_sweep_measures_each_setting_after_the_prompt_with_musicgen_defaults_elsewhere() -> None:
+    from silicon_sing.generate import MUSICGEN_SAMPLING
+    from silicon_sing.metrics.musicality import Truth, sampling_sweep
+
+    sr = 16000
+    tone = 0.5 * np.sin(2 * np.pi * 330 * np.arange(2 * sr) / sr).astype(np.float32)  # voiced: must not count
+    prompts = np.stack([tone] * 4)
+    cats = ["instrumental", "instrumental", "acapella", "acapella"]
+    model = _SweepModel()
+    table = sampling_sweep(model, prompts, [None] * 4, cats, [Truth(120.0, "A minor", None)] * 4,
+                           [{"temperature": 0.5}, {}], seconds=6.0, sr=sr)
+    assert [(json.loads(s)["temperature"], c) for s, c in zip(table.setting, table.category)] == [
+        (0.5, "instrumental"), (0.5, "acapella"), (1.0, "instrumental"), (1.0, "acapella")]
+    assert all(c == {**MUSICGEN_SAMPLING, "temperature": t, "duration": 6.0}
+               for c, t in zip(model.calls, (0.5, 1.0)))
+    low, high = table[table.setting.str.contains('"temperature": 0.5')], table[table.setting.str.contains('"temperature": 1.0')]
+    assert (low.n == 2).all() and (low.voiced > 0.8).all() and (low.keeps_tempo == 1).all()
+    assert (high.voiced < 0.1).all() and (high.keeps_tempo == 0).all()  # the voiced prompt was cut off

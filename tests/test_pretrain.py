@@ -176,6 +176,21 @@ def test_pretrain_script_runs_end_to_end_on_a_tiny_corpus(tmp_path: Path, capsys
         script["main"](["--tiny", "--out", str(out), "--seed", "1234"])
 
 
+def test_sampling_sweep_script_prompts_the_shipped_model_with_held_out_tracks(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    script = runpy.run_path(str(REPO / "scripts" / "sampling_sweep.py"), run_name="sampling_sweep")
+    prompts, _, categories, truths = script["heldout_prompts"](1, 1)
+    assert prompts.shape == (12, 64000) and categories.count("acapella") == 6  # 3 artists × 2 prompts × 2 stems
+    assert {t.tempo_bpm for t in truths} == {80.0, 112.0, 140.0}  # the artists' tempi, from the track plans
+    out = tmp_path / "sweep.json"
+    assert script["main"](["--tracks-per-artist", "1", "--temperatures", "0.5", "--threads", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["category"], r["n"], json.loads(r["setting"])["temperature"]) for r in rows] == [
+        ("instrumental", 6, 0.5), ("acapella", 6, 0.5)]
+    assert all(0 <= r[k] <= 1 for r in rows for k in ("keeps_key", "voiced"))
+    assert "acapella" in capsys.readouterr().out
+
+
 def test_pretrain_captions_are_the_caption_stages_and_never_carry_a_uuid() -> None:
     """The LM learns from captions worded as stage 02 words them (the baseline is prompted with those), minus the UUID."""
     clips = P.synth_corpus(P.CorpusSpec(tracks_per_artist=1, seconds=6.0), all_stems=True, progress=False)

@@ -50,6 +50,9 @@ BASELINE, FINETUNED = "baseline", "fine-tuned"  # the two systems every held-out
 SYSTEMS = (BASELINE, FINETUNED)
 
 
+MUSICGEN_SAMPLING: dict[str, Any] = {"use_sampling": True, "top_k": 250, "temperature": 1.0, "cfg_coef": 3.0}  # audiocraft's
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     """Everything besides the model and the prompt that decides a continuation."""
@@ -71,6 +74,23 @@ class GenerationSettings:
             raise ValueError(f"evaluate.melody_condition must be 'none' or 'target', not {e.melody_condition!r}")
         return cls(e.prompt_seconds, e.use_sampling, e.top_k, e.temperature, e.cfg_coef, e.melody_condition,
                    e.gen_batch_size, params.seed)
+
+    def describe(self) -> str:
+        """The sampling in words: top-k, temperature and guidance (or greedy decoding)."""
+        if not self.use_sampling:
+            return f"greedy decoding, classifier-free guidance {self.cfg_coef:g}"
+        return f"top-k {self.top_k}, temperature {self.temperature:g}, classifier-free guidance {self.cfg_coef:g}"
+
+    def departure(self) -> str:
+        """How the sampling relates to audiocraft's MusicGen defaults (:data:`MUSICGEN_SAMPLING`), for the book."""
+        mine = {"use_sampling": self.use_sampling, "top_k": self.top_k, "temperature": self.temperature,
+                "cfg_coef": self.cfg_coef}
+        if mine == MUSICGEN_SAMPLING:
+            return "MusicGen's defaults"
+        d = MUSICGEN_SAMPLING
+        return (f"not MusicGen's defaults (top-k {d['top_k']}, temperature {d['temperature']:g}, guidance "
+                f"{d['cfg_coef']:g}): the parameter file says why, and where its values were chosen (for the nano "
+                f"model, scripts/sampling_sweep.py on its own held-out tracks, never on the test tracks)")
 
 
 @dataclass

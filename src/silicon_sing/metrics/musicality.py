@@ -33,7 +33,7 @@ Notebook: notebooks/04_evaluate.ipynb
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from .. import audio as au
-from ..generate import Generation
+from ..generate import MUSICGEN_SAMPLING, Generation
 from ..music import NOTE_NAMES, PITCH_CLASSES, SCALES, estimate_f0
 from ..names import slugify
 from .evaluation import track_of
@@ -273,7 +273,52 @@ def summarise_musicality(per_example: pd.DataFrame, n_boot: int = 1000, seed: in
     return pd.DataFrame(rows)
 
 
+# --------------------------------------------------------------------------- choosing the sampling
+
+
+def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | None], categories: Sequence[str],
+                   truths: Sequence[Truth | None], settings: Sequence[Mapping[str, Any]], seconds: float,
+                   sr: int = 32000, seed: int = 0) -> pd.DataFrame:
+    """The musicality of ``model``'s continuations under each sampling setting, per category.
+
+    Meant for tracks *outside* the evaluation (``scripts/sampling_sweep.py`` uses the nano model's
+    held-out tracks): choosing the sampling on the test tracks would tune the result being reported.
+
+    Args:
+        model: an audiocraft ``MusicGen`` (``set_generation_params``, ``generate_continuation``).
+        prompts: float32 ``[B, P]`` mono prompts at ``sr``.
+        captions, categories, truths: one per prompt (``truths`` None: voicing only).
+        settings: each a partial :data:`MUSICGEN_SAMPLING` (missing keys keep audiocraft's defaults).
+        seconds: length of each clip, prompt included.
+    Returns:
+        DataFrame ``[|settings| × n_categories, 9]``: ``setting`` (JSON of the full setting),
+        ``category``, ``n``, and the means of ``keeps_tempo``, ``keeps_key``, ``voiced`` with the
+        medians of ``tempo_salience`` and ``in_key`` (NaN without truth).
+    """
+    import json
+
+    import torch  # lazy: the evaluation's other measures need no torch
+
+    rows: list[dict[str, Any]] = []
+    skip = prompts.shape[-1]
+    for setting in settings:
+        full = {**MUSICGEN_SAMPLING, **setting}
+        model.set_generation_params(duration=seconds, **full)
+        for cat in dict.fromkeys(categories):
+            idx = [i for i, c in enumerate(categories) if c == cat]
+            torch.manual_seed(seed)
+            with torch.no_grad():
+                wav = model.generate_continuation(torch.from_numpy(np.asarray(prompts[idx], dtype=np.float32))[:, None],
+                                                  sr, [captions[i] for i in idx], progress=False)
+            m = pd.DataFrame([clip_measures(w[0].float().cpu().numpy()[skip:], sr, truths[i]) for w, i in zip(wav, idx)])
+            rows.append(dict(setting=json.dumps(full, sort_keys=True), category=cat, n=len(idx),
+                             keeps_tempo=m["keeps_tempo"].mean(), keeps_key=m["keeps_key"].mean(),
+                             voiced=m["voiced"].mean(), tempo_salience=m["tempo_salience"].median(),
+                             in_key=m["in_key"].median()))
+    return pd.DataFrame(rows)
+
+
 __all__ = ["Truth", "truth_by_track", "continuation", "voicing", "onset_autocorrelation", "tempo_salience",
            "key_profiles", "mean_chroma", "key_scores", "estimate_key", "in_key_fraction", "key_correlation",
            "semitones", "clip_measures", "musicality_examples", "summarise_musicality", "KEEPS_TEMPO",
-           "KEEPS_KEY", "MEASURES", "ROUND_TRIP", "SOURCES"]
+           "KEEPS_KEY", "MEASURES", "ROUND_TRIP", "SOURCES", "sampling_sweep"]
