@@ -163,6 +163,11 @@ def failure_tail(outcome: JobOutcome, log_dir: Path | None = None,
 PARENT_DIED = signal.SIGUSR2  # what Linux sends the supervisor when its caller dies (any signal but the stop's)
 
 
+def _die_with_supervisor() -> None:
+    """In the agent, between fork and exec: SIGKILL when the supervisor itself is killed."""
+    parent_death_signal(signal.SIGKILL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m silicon_sing.torchrun PARENT_PID CMD...``: run ``CMD``; stop it when PARENT_PID dies.
 
@@ -180,15 +185,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) < 2 or not args[0].isdigit():
         print("usage: python -m silicon_sing.torchrun PARENT_PID CMD [ARGS...]", file=sys.stderr)
         return 2
-    forwarded = {"parent": False}
+    state = {"parent_died": False, "stop_pending": False}
     agent: subprocess.Popen[bytes] | None = None
 
     def forward(signum: int, frame: object) -> None:
         if signum == PARENT_DIED:
-            if forwarded["parent"]:
+            if state["parent_died"]:
                 return
-            forwarded["parent"] = True
-        if agent is not None and agent.poll() is None:
+            state["parent_died"] = True
+        if agent is None:  # not started yet: stop it as soon as it is
+            state["stop_pending"] = True
+        elif agent.poll() is None:
             agent.send_signal(signal.SIGTERM)
 
     for s in (signal.SIGTERM, signal.SIGINT, PARENT_DIED):
@@ -197,8 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.getppid() != int(args[0]):  # the caller died before the signal was set up: start nothing
         return 1
     # single-threaded here, so a pre-exec hook is safe: the agent dies with this supervisor
-    agent = subprocess.Popen(args[1:], close_fds=False,
-                             preexec_fn=lambda: parent_death_signal(signal.SIGKILL) and None)
+    agent = subprocess.Popen(args[1:], close_fds=False, preexec_fn=_die_with_supervisor)
+    if state["stop_pending"]:
+        agent.send_signal(signal.SIGTERM)
     rc = agent.wait()
     return rc if rc >= 0 else 128 - rc
 
