@@ -60,8 +60,9 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 def parent_death_signal(signum: int) -> bool:
     """Ask Linux to send ``signum`` to this process when its parent dies; return whether it is set.
 
-    The setting survives ``exec`` and covers even SIGKILL of the parent. When the parent is already gone by the time it takes effect, nobody would send the signal, so it is
-    raised here at once. Not available off Linux (returns False).
+    The setting survives ``exec`` and covers even SIGKILL of the parent. When the parent is already
+    gone by the time it takes effect, nobody would send the signal, so it is raised here at once.
+    Not available off Linux (returns False).
     """
     if not sys.platform.startswith("linux"):
         return False
