@@ -47,16 +47,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def heldout_prompts(tracks_per_artist: int, threads: int) -> tuple[np.ndarray, list[str], list[str], list[Truth]]:
     """Prompts ``[B, PROMPT_S·sr]`` from the held-out stems, with their captions, categories and truths."""
-    config = P.PretrainConfig()
-    spec = dataclasses.replace(config.corpus, seed=config.heldout_seed, tracks_per_artist=tracks_per_artist,
-                               seconds=2 * CLIP_S)
-    clips = [c for c in P.synth_corpus(spec, all_stems=True, progress=True, workers=threads)
+    config = dataclasses.replace(P.PretrainConfig(), heldout_tracks_per_artist=tracks_per_artist,
+                                 heldout_seconds=2 * CLIP_S)
+    clips = [c for c in P.heldout_corpus(config, progress=True, workers=threads)
              if c.category in ("instrumental", "acapella")]
     style = {a.name: a for a in ARTISTS}
-    sr, n = spec.sample_rate, int(round(PROMPT_S * spec.sample_rate))
+    sr, n = config.corpus.sample_rate, int(round(PROMPT_S * config.corpus.sample_rate))
     prompts, captions, categories, truths = [], [], [], []
     for c in clips:
-        plan = plan_track(style[c.artist], c.track_index, spec.seconds, spec.seed)
+        plan = plan_track(style[c.artist], c.track_index, config.heldout_seconds, config.heldout_seed)
         for start in (0.0, CLIP_S):
             i = int(round(start * sr))
             prompts.append(c.audio[i:i + n])

@@ -163,7 +163,8 @@ def test_codec_round_trip_is_the_baseline_codec_at_the_callers_rate(curated_run)
 
 
 def test_sampling_is_described_and_a_departure_from_musicgen_defaults_is_named(tmp_path: Path) -> None:
-    from silicon_sing.generate import MUSICGEN_SAMPLING, GenerationSettings
+    from silicon_sing.generate import GenerationSettings
+    from silicon_sing.params import MUSICGEN_SAMPLING
 
     paper = GenerationSettings.from_params(load_params(REPO / "params" / "paper.yaml", {"run_dir": str(tmp_path)}))
     assert paper.departure() == "MusicGen's defaults" and paper.describe() == (

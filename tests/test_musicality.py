@@ -229,8 +229,8 @@ class _SweepModel:
 
 
 def test_sampling_sweep_measures_each_setting_after_the_prompt_with_musicgen_defaults_elsewhere() -> None:
-    from silicon_sing.generate import MUSICGEN_SAMPLING
     from silicon_sing.metrics.musicality import Truth, sampling_sweep
+    from silicon_sing.params import MUSICGEN_SAMPLING
 
     sr = 16000
     tone = 0.5 * np.sin(2 * np.pi * 330 * np.arange(2 * sr) / sr).astype(np.float32)  # voiced: must not count

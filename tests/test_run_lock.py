@@ -94,17 +94,21 @@ T.launch(run_params({run!r}, **{recipe!r}), "full", progress=False)
 """
 
 
+def _start_holder(run: Path) -> subprocess.Popen:
+    """A process that launches a long training of category "full" on ``run``, as a notebook kernel would."""
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))  # test_train
+    # its own session: on failure the whole tree (torchrun agent, workers) goes, not the holder alone
+    return subprocess.Popen([sys.executable, "-c", HOLDER.format(run=str(run), recipe=LONG)],
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path},
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 @pytest.mark.slow
 def test_a_second_launch_on_a_running_category_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
     run = make_fake_run(tmp_path / "run", tracks_per_artist=2, segments_per_track=2)
     params = run_params(run, **LONG)
     log = params.run.train_log("full")
-    code = HOLDER.format(run=str(run), recipe=LONG)
-    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))  # test_train
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-    # its own session: on failure the whole tree (torchrun agent, workers) goes, not the holder alone
-    holder = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = _start_holder(run)
     try:
         _wait_for_rows(log, 3, holder)
         start = time.perf_counter()
@@ -137,10 +141,7 @@ def test_a_killed_launch_takes_its_torchrun_job_and_keeps_the_lock_until_it_ends
     run = make_fake_run(tmp_path / "run", tracks_per_artist=2, segments_per_track=2)
     params = run_params(run, **LONG)
     log = params.run.train_log("full")
-    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(run=str(run), recipe=LONG)],
-                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path},
-                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = _start_holder(run)
     job: list[psutil.Process] = []
     try:
         _wait_for_rows(log, 3, holder)

@@ -40,7 +40,7 @@ from . import audio as au
 from . import torchrun
 from .data import HeldOutExample, held_out_examples
 from .fsutil import atomic_write_json, file_sha1, read_json, text_sha1
-from .params import CATEGORIES, Params, RunPaths, load_params
+from .params import CATEGORIES, MUSICGEN_SAMPLING, Params, RunPaths, load_params
 
 if TYPE_CHECKING:
     import torch
@@ -48,9 +48,6 @@ if TYPE_CHECKING:
 
 BASELINE, FINETUNED = "baseline", "fine-tuned"  # the two systems every held-out segment is continued by
 SYSTEMS = (BASELINE, FINETUNED)
-
-
-MUSICGEN_SAMPLING: dict[str, Any] = {"use_sampling": True, "top_k": 250, "temperature": 1.0, "cfg_coef": 3.0}  # audiocraft's
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,10 @@ class TrainParams:
     gpu_memory_gib: float | None = None  # per-GPU memory for the fit check; None: what the GPUs report
 
 
+# audiocraft's MusicGen sampling defaults: the paper profile's, and what a departure from them is named against
+MUSICGEN_SAMPLING: dict[str, Any] = {"use_sampling": True, "top_k": 250, "temperature": 1.0, "cfg_coef": 3.0}
+
+
 @dataclass
 class EvaluateParams:
     """Continuations and metrics (stage 04)."""
@@ -117,10 +121,10 @@ class EvaluateParams:
     metrics_exclude_prompt: bool = True  # score only the continuation (audiocraft scores the whole clip, prompt included)
     gen_batch_size: int = 4  # continuations generated together (per rank)
     gen_nproc: int = 1  # torchrun processes for generation; 0: one per visible GPU (1 without GPUs)
-    use_sampling: bool = True
-    top_k: int = 250  # audiocraft's MusicGen defaults
-    temperature: float = 1.0
-    cfg_coef: float = 3.0
+    use_sampling: bool = MUSICGEN_SAMPLING["use_sampling"]
+    top_k: int = MUSICGEN_SAMPLING["top_k"]
+    temperature: float = MUSICGEN_SAMPLING["temperature"]
+    cfg_coef: float = MUSICGEN_SAMPLING["cfg_coef"]
     listen_per_cell: int = 2  # examples per (artist, category) in the listening room
     melody_condition: str = "none"  # melody models: "none" (no chroma) or "target" (audiocraft eval: leaks the answer)
 

@@ -33,6 +33,7 @@ Notebook: notebooks/04_evaluate.ipynb
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,9 +42,10 @@ import numpy as np
 import pandas as pd
 
 from .. import audio as au
-from ..generate import MUSICGEN_SAMPLING, Generation
+from ..generate import Generation
 from ..music import NOTE_NAMES, PITCH_CLASSES, SCALES, estimate_f0
 from ..names import slugify
+from ..params import MUSICGEN_SAMPLING
 from .evaluation import track_of
 from .stats import bootstrap_mean_ci
 
@@ -295,7 +297,6 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
         ``category``, ``n``, and the means of ``keeps_tempo``, ``keeps_key``, ``voiced`` with the
         medians of ``tempo_salience`` and ``in_key`` (NaN without truth).
     """
-    import json
 
     import torch  # lazy: the evaluation's other measures need no torch
 
