@@ -109,11 +109,13 @@ def test_delta_forest_has_one_panel_per_metric() -> None:
 
 
 def test_loss_curves_figure_has_a_panel_per_category() -> None:
-    curves = {"acapella": {"train": [(1, 5.0), (2, 4.0)], "valid": [(2, 4.5)]},
+    curves = {"acapella": {"train": [(1, 5.0), (2, 4.0)], "valid": [(0, 4.8), (2, 4.5)]},
               "full": {"train": [(1, 5.5)], "valid": []}}
     fig = loss_curves_figure(curves)
     assert isinstance(fig, Figure) and [ax.get_title() for ax in fig.axes] == ["acapella", "full"]
-    assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 1
+    assert len(fig.axes[0].lines) == 3 and len(fig.axes[1].lines) == 1
+    level = [ln for ln in fig.axes[0].lines if ln.get_label() == "valid, before training"]
+    assert len(level) == 1 and set(level[0].get_ydata()) == {4.8}  # the starting model's loss, across the panel
 
 
 def test_track_splits_colours_each_track_by_split() -> None:

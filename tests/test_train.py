@@ -95,7 +95,11 @@ def test_two_process_training_lowers_the_loss_and_logs_every_step(trained: tuple
     assert result.world_size == 2 and result.steps == 2 * U and result.skipped_steps == 0
     assert result.final_train_loss < 0.8 * result.first_train_loss
     assert len(result.valid_losses) == 2 and result.valid_losses[-1] < result.valid_losses[0]
+    # the starting model's loss on the same split, measured before the first step: the baseline
+    assert result.valid_losses[0] < result.start_valid_loss < 10
     rows = T.read_log(params, "full")
+    assert [(r["kind"], r["step"]) for r in rows[:2]] == [("event", 0), ("valid", 0)]
+    assert rows[1]["loss"] == result.start_valid_loss
     steps = [r for r in rows if r["kind"] == "train"]
     assert [r["step"] for r in steps] == list(range(1, 2 * U + 1))  # rank 0 alone writes, once per step
     for key in ("loss", "ce", "lr", "effective_lr", "grad_norm", "tokens_per_s", "samples_per_s", "skipped_total"):
@@ -103,7 +107,11 @@ def test_two_process_training_lowers_the_loss_and_logs_every_step(trained: tuple
     assert len(steps[-1]["ce"]) == 4 and all(np.isfinite(steps[-1]["ce"]))
     assert steps[0]["lr"] == 0.0 and steps[2]["lr"] == pytest.approx(1.0, rel=0.05)  # warmup, then cosine
     curves = T.loss_curves(params, "full")
-    assert len(curves["train"]) == 2 * U and len(curves["valid"]) == 2
+    assert len(curves["train"]) == 2 * U and [step for step, _ in curves["valid"]] == [0, U, 2 * U]
+    glue = T.summary(params, {"full": result})
+    moved = result.valid_losses[-1] - result.start_valid_loss
+    assert glue["full_valid_start"] == f"{result.start_valid_loss:.3f}" and glue["full_valid_moved"] == f"{moved:+.3f}"
+    assert T.results_table({"full": result}).loc["full", "valid loss before training"] == result.start_valid_loss
 
 
 @pytest.mark.slow
@@ -159,6 +167,8 @@ def test_resume_after_kill_mid_epoch_matches_the_uninterrupted_run(
     assert result.steps == 2 * U
     steps = [r["step"] for r in T.read_log(params, "full") if r["kind"] == "train"]
     assert steps == list(range(1, 2 * U + 1))  # rows after the checkpoint were recomputed, not duplicated
+    valid = [r["step"] for r in T.read_log(params, "full") if r["kind"] == "valid"]
+    assert valid == [0, U, 2 * U]  # the starting model's loss survives the resume, once
     a, b = export_state(reference, "full"), export_state(params, "full")
     assert a.keys() == b.keys()
     for k in a:
@@ -246,7 +256,7 @@ def test_non_finite_steps_are_skipped_counted_and_stop_the_run_when_repeated(
     calls = {"n": 0, "bad": {2}}
 
     def flaky(self: T.LMLoss, codes: torch.Tensor, attributes: list) -> tuple:
-        calls["n"] += 1
+        calls["n"] += torch.is_grad_enabled()  # training forwards only: validation runs without gradients
         loss, sums, counts = forward(self, codes, attributes)
         bad = calls["n"] in calls["bad"] or "all" in calls["bad"]
         return (loss * float("nan") if bad else loss), sums, counts
@@ -265,12 +275,18 @@ def test_non_finite_steps_are_skipped_counted_and_stop_the_run_when_repeated(
                                    "train.max_bad_steps": 3, "train.cfg_dropout": 0.5}), "instrumental")
 
 
-def test_out_of_memory_names_the_parameter_to_lower(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("where", ["train", "valid"])
+def test_out_of_memory_names_the_parameter_to_lower(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    where: str) -> None:
+    """In a training step or in a validation pass (the first comes before any step)."""
     _single_process(monkeypatch)
     run = make_fake_run(tmp_path / "run", tracks_per_artist=2, segments_per_track=1)
+    forward = T.LMLoss.forward
 
     def oom(self: T.LMLoss, codes: torch.Tensor, attributes: list) -> tuple:
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if torch.is_grad_enabled() == (where == "train"):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return forward(self, codes, attributes)
 
     monkeypatch.setattr(T.LMLoss, "forward", oom)
     params = run_params(run, **{"train.epochs": 1, "train.updates_per_epoch": 2, "train.batch_size": 2,

@@ -113,6 +113,9 @@ def delta_forest(deltas: pd.DataFrame, title: str | None = None) -> Figure:
 def loss_curves_figure(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure:
     """Train (per step) and validation (per epoch) cross-entropy, one panel per category.
 
+    A validation point at step 0 (the starting model's loss) is also drawn as a dotted level across
+    the panel, so how far fine-tuning moved the held-out loss reads off the figure.
+
     Args:
         curves: ``{category: {"train": [(step, loss)], "valid": [(step, loss)]}}``, as
             :func:`silicon_sing.train.loss_curves` returns for each category.
@@ -127,6 +130,9 @@ def loss_curves_figure(curves: dict[str, dict[str, list[tuple[int, float]]]]) ->
             ax.plot(*zip(*curves[c]["train"]), color="C0", lw=1.2, label="train (per step)")
         if curves[c]["valid"]:
             ax.plot(*zip(*curves[c]["valid"]), "o-", color="C3", label="valid (per epoch)")
+            start = [loss for step, loss in curves[c]["valid"] if step == 0]
+            if start:
+                ax.axhline(start[0], ls=":", color="C3", lw=1, label="valid, before training")
         ax.set(title=c, xlabel="optimizer step")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("cross-entropy (nats, mean over codebooks)")

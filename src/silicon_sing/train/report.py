@@ -33,7 +33,10 @@ def read_log(params: Params, category: str) -> list[dict[str, Any]]:
 
 
 def loss_curves(params: Params, category: str) -> dict[str, list[tuple[int, float]]]:
-    """``{'train': [(step, loss)], 'valid': [(step, loss)]}`` from the log (skipped steps left out)."""
+    """``{'train': [(step, loss)], 'valid': [(step, loss)]}`` from the log (skipped steps left out).
+
+    ``valid`` starts at step 0, the starting model's loss, when the log has it.
+    """
     rows = read_log(params, category)
     return {
         "train": [(r["step"], r["loss"]) for r in rows if r.get("kind") == "train" and not r.get("skipped")],
@@ -76,6 +79,7 @@ def results_table(results: dict[str, TrainResult]) -> pd.DataFrame:
 
     rows = [{"category": c, "steps": r.steps, "skipped": r.skipped_steps, "processes": r.world_size,
              "first-epoch train loss": r.first_train_loss, "last-epoch train loss": r.final_train_loss,
+             "valid loss before training": r.start_valid_loss,
              "first valid loss": r.valid_losses[0] if r.valid_losses else float("nan"),
              "final valid loss": r.final_valid_loss, "samples/s": r.samples_per_s, "tokens/s": r.tokens_per_s,
              "step time (s)": r.seconds} for c, r in results.items()]
@@ -106,8 +110,12 @@ def summary(params: Params, results: dict[str, TrainResult]) -> dict[str, str]:
     for c, r in results.items():
         out[f"{c}_first_loss"] = f"{r.first_train_loss:.2f}"
         out[f"{c}_final_loss"] = f"{r.final_train_loss:.2f}"
-        out[f"{c}_valid_first"] = f"{r.valid_losses[0]:.2f}" if r.valid_losses else "n/a"
-        out[f"{c}_valid_final"] = f"{r.final_valid_loss:.2f}" if r.valid_losses else "n/a"
+        out[f"{c}_valid_start"] = f"{r.start_valid_loss:.3f}" if np.isfinite(r.start_valid_loss) else "n/a"
+        out[f"{c}_valid_first"] = f"{r.valid_losses[0]:.3f}" if r.valid_losses else "n/a"
+        # signed, in nats: how far fine-tuning moved the held-out loss (negative = lower = better)
+        moved = r.final_valid_loss - r.start_valid_loss
+        out[f"{c}_valid_moved"] = f"{moved:+.3f}" if np.isfinite(moved) else "n/a"
+        out[f"{c}_valid_final"] = f"{r.final_valid_loss:.3f}" if r.valid_losses else "n/a"
         out[f"{c}_samples_per_s"] = f"{r.samples_per_s:.1f}"
         out[f"{c}_skipped"] = str(r.skipped_steps)
     return out

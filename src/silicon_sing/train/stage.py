@@ -38,12 +38,13 @@ class TrainResult:
     world_size: int
     first_train_loss: float
     final_train_loss: float
-    valid_losses: list[float]
+    valid_losses: list[float]  # after each epoch
     samples_per_s: float
     tokens_per_s: float
     seconds: float  # summed step times
     token_cache_seconds: float = 0.0  # encoding pass before the first step (0 when the cache was warm)
     reused: bool = False  # True: inputs unchanged, nothing was run
+    start_valid_loss: float = float("nan")  # the starting model's, before the first step (nan: older exports)
 
     @property
     def final_valid_loss(self) -> float:

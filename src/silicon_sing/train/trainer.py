@@ -234,6 +234,13 @@ class Trainer:
             return torch.autocast(self.ctx.device.type, dtype=self.plan.autocast_dtype)
         return contextlib.nullcontext()
 
+    def out_of_memory(self, n_segments: int) -> RuntimeError:
+        """The error that replaces a CUDA OOM: which knobs lower the memory a step needs."""
+        return RuntimeError(
+            f"CUDA out of memory on rank {self.ctx.rank} with {n_segments} segments per GPU: lower "
+            f"train.batch_size (now {self.t.batch_size} global over {self.ctx.world_size} GPUs) or "
+            f"curate.segment_seconds")
+
     def train_step(self, epoch: int, step: int, order: list[int]) -> dict[str, Any]:
         """One optimizer step on this rank's share of the global batch; returns the (reduced) stats."""
         B, ctx = self.t.batch_size, self.ctx
@@ -253,9 +260,7 @@ class Trainer:
                 loss, sums, counts = self.ddp(b.codes, attrs)
             (self.scaler.scale(loss) if self.scaler else loss).backward()
         except torch.OutOfMemoryError as e:
-            raise RuntimeError(
-                f"CUDA out of memory on rank {ctx.rank} with {len(examples)} segments per GPU: lower "
-                f"train.batch_size (now {B} global over {ctx.world_size} GPUs) or curate.segment_seconds") from e
+            raise self.out_of_memory(len(examples)) from e
         if self.scaler:
             self.scaler.unscale_(self.opt)
         clip = self.t.grad_clip if self.t.grad_clip > 0 else float("inf")
@@ -317,8 +322,11 @@ class Trainer:
             exs = chunks[i] if i < len(chunks) else (chunks[-1] if chunks else self.valid_set[:1])
             b = self.batch(exs)
             attrs = make_attributes(self.lm, exs, [e.description for e in exs], b.wavs, self.sample_rate)
-            with self.autocast():
-                _, s, c = self.ddp(b.codes, attrs) if self.use_fsdp else self.loss_module(b.codes, attrs)
+            try:
+                with self.autocast():
+                    _, s, c = self.ddp(b.codes, attrs) if self.use_fsdp else self.loss_module(b.codes, attrs)
+            except torch.OutOfMemoryError as e:
+                raise self.out_of_memory(len(exs)) from e
             if i < len(chunks):  # a padding forward counts nothing
                 sums += s.float().cpu()
                 counts += c.float().cpu()
@@ -461,6 +469,11 @@ class Trainer:
                 atomic_write_jsonl(self.params.run.train_log(self.category), [])
             self.log({"kind": "event", "event": "start", "epoch": 0, "step": 0, "world_size": self.ctx.world_size,
                       "fingerprint": self.fingerprint, "token_cache_seconds": self.token_seconds})
+            # the starting model's loss on the same split: the baseline the fine-tune is measured against
+            # (no randomness: eval mode, full captions; the steps' RNGs are seeded per step)
+            before = self.validate()
+            if before:
+                self.log({**before, "epoch": 0, "step": 0})
         B, U = self.t.batch_size, self.t.updates_per_epoch
         for ep in range(epoch, self.t.epochs):
             order = epoch_order(len(self.train_set), U * B, self.params.seed, ep)
@@ -492,7 +505,8 @@ class Trainer:
             models.export_model(self.model, out, lm_state=lm_state)
             rows = read_jsonl(self.params.run.train_log(self.category))
             train = [r for r in rows if r.get("kind") == "train" and not r.get("skipped")]
-            valid = [r["loss"] for r in rows if r.get("kind") == "valid"]
+            valid = [r["loss"] for r in rows if r.get("kind") == "valid" and r["step"] > 0]
+            start = [r["loss"] for r in rows if r.get("kind") == "valid" and r["step"] == 0]
             per_epoch = self.t.updates_per_epoch
             first = train[:per_epoch] or train
             last = train[-per_epoch:] or train
@@ -502,7 +516,7 @@ class Trainer:
                 "skipped_steps": self.skipped, "world_size": self.ctx.world_size,
                 "first_train_loss": float(np.mean([r["loss"] for r in first])) if first else float("nan"),
                 "final_train_loss": float(np.mean([r["loss"] for r in last])) if last else float("nan"),
-                "valid_losses": valid,
+                "valid_losses": valid, "start_valid_loss": start[-1] if start else float("nan"),
                 "samples_per_s": float(np.median([r["samples_per_s"] for r in steady])) if steady else float("nan"),
                 "tokens_per_s": float(np.median([r["tokens_per_s"] for r in steady])) if steady else float("nan"),
                 "seconds": float(sum(self.timings)), "token_cache_seconds": self.token_seconds,
