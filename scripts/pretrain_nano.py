@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
                                    for k, v in m["codec"].items()},
         "lm_heldout_loss": _rounded(m["lm_loss"]),
         "lm_heldout_loss_sounding_frames": _rounded(m["lm_loss_sounding"]),
+        # nats lost on held-out instrumentals when only the last k seconds of context are the clip's own
+        "lm_context_use": {f"{k:g} s": round(x, 3) for k, x in zip(m["lm_context_use"]["instrumental"]["kept_seconds"],
+                                                                   m["lm_context_use"]["instrumental"]["ce_increase"])},
         "timings_s": prov["timings_s"],
         "bytes": {k: v["bytes"] for k, v in prov["files"].items()},
     }

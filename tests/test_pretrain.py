@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import runpy
@@ -78,6 +79,24 @@ def test_provenance_figures_are_what_the_shipped_files_score_on_held_out_audio(s
         loss = P.heldout_lm_loss(shipped.lm, [codes[j] for j in sel], [heldout[j].caption for j in sel], frames)
         assert loss == pytest.approx(recorded["lm_loss"]["pretrained"][cat], abs=0.02), cat
         assert loss < recorded["lm_loss"]["uniform"] - 1.0  # far better than guessing
+
+
+def test_context_use_measures_what_the_lm_loses_when_its_older_context_is_another_clips(shipped) -> None:
+    """On held-out instrumentals, the less of its own past the LM keeps, the more it loses."""
+    config = P.PretrainConfig()
+    heldout = [c for c in P.heldout_corpus(dataclasses.replace(config, heldout_tracks_per_artist=1))
+               if c.category == "instrumental"]
+    codes = P.encode_clips(shipped.compression_model, heldout, progress=False)
+    frames = int(round(config.lm.segment_seconds * shipped.frame_rate))
+    whole = frames / shipped.frame_rate - 0.8  # every frame before the scored 0.8 s: nothing left to swap
+    use = P.context_use(shipped.lm, codes, [c.caption for c in heldout], frames, shipped.frame_rate,
+                        kept_seconds=(0.05, 0.4, 3.2, whole))
+    assert use["kept_seconds"] == [0.05, 0.4, 3.2] and use["scored_seconds"] == pytest.approx(0.8)
+    rise = use["ce_increase"]
+    assert rise[0] > 0.05 and rise[0] > rise[1] > rise[2] - 0.01 and rise[2] > -0.01, rise
+    assert use["base_ce"] < math.log(shipped.lm.card) - 1.0
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        P.context_use(shipped.lm, codes[:1], [None], frames, shipped.frame_rate)
 
 
 def test_shipped_model_loads_offline_as_the_nano_profile_model(shipped, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,8 +183,10 @@ def test_pretrain_script_runs_end_to_end_on_a_tiny_corpus(tmp_path: Path, capsys
     assert script["main"](["--tiny", "--out", str(out), "--no-progress"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert set(summary["codec_si_snr_db"]) == set(summary["codec_band_lost_mid_db"]) == {"pretrained", "random_init"}
+    assert list(summary["lm_context_use"]) == ["0.05 s", "0.1 s", "0.2 s", "0.4 s", "0.8 s"]  # 2 s windows
     assert all(P.verify_checkpoints(out).values())
     prov = P.read_provenance(out)
+    assert np.isfinite(prov["metrics_heldout"]["lm_context_use"]["instrumental"]["ce_increase"]).all()
     assert prov["config"]["codec"]["steps"] == P.tiny_config().codec.steps
     model = M.load_model(str(out), device="cpu")  # an export dir works as train.model too
     assert model.frame_rate == prov["codec"]["frame_rate"]

@@ -69,7 +69,16 @@ from .config import (
                     tiny_config,
 )
 from .corpus import Clip, stage_captions, synth_corpus
-from .lm import build_lm, code_windows, frame_activity, heldout_lm_loss, lm_loss, train_lm
+from .lm import (
+                    CONTEXT_KEPT_SECONDS,
+                    build_lm,
+                    code_windows,
+                    context_use,
+                    frame_activity,
+                    heldout_lm_loss,
+                    lm_loss,
+                    train_lm,
+)
 from .run import evaluate_models, heldout_corpus, run_pretraining
 from .ship import load_shipped, random_init_like, read_provenance, to_half_state, verify_checkpoints, write_checkpoints
 
@@ -79,6 +88,6 @@ __all__ = [
     "build_codec", "build_lm", "si_snr_db", "mel_distance", "BANDS_HZ", "band_levels_lost", "reconstruct",
     "codec_scores", "codec_metrics",
     "random_crops", "train_codec", "encode_clips", "lm_loss", "code_windows", "train_lm", "frame_activity",
-    "heldout_lm_loss", "to_half_state", "write_checkpoints", "load_shipped", "random_init_like", "read_provenance",
+    "heldout_lm_loss", "CONTEXT_KEPT_SECONDS", "context_use", "to_half_state", "write_checkpoints", "load_shipped", "random_init_like", "read_provenance",
     "verify_checkpoints", "evaluate_models", "heldout_corpus", "run_pretraining",
 ]

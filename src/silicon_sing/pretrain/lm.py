@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -135,3 +136,62 @@ def heldout_lm_loss(lm: LMModel, codes: Sequence[torch.Tensor], captions: Sequen
         sums += torch.where(valid, ce, 0.0).sum(dim=(0, 2)).double()
         counts += valid.sum(dim=(0, 2)).double()
     return float((sums / counts.clamp(min=1)).mean())
+
+
+# how much of its own past the LM is left, in seconds (a beat is 0.43-0.75 s in the synthetic corpus, a bar 1.7-3 s)
+CONTEXT_KEPT_SECONDS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+
+
+@torch.no_grad()
+def context_use(lm: LMModel, codes: Sequence[torch.Tensor], captions: Sequence[str | None], frames: int,
+                frame_rate: float, kept_seconds: Sequence[float] = CONTEXT_KEPT_SECONDS,
+                scored_seconds: float = 0.8) -> dict[str, Any]:
+    """How far back the LM looks: the cross-entropy it loses when its older context is another clip's.
+
+    The first ``frames`` frames of every clip are scored, teacher-forced, on their last
+    ``scored_seconds``; then everything before the last ``kept`` seconds of context is replaced by
+    the next clip's codes (captions unchanged) and the same frames are scored again. An increase
+    near 0 at ``kept`` means the LM uses nothing older than that: to keep a tempo it must use at
+    least a beat, to keep a groove a bar.
+
+    Args:
+        lm: the language model (put in eval mode).
+        codes: per clip ``[K, T]`` with ``T >= frames``; at least two clips (the swap needs another).
+        captions: per clip.
+        frames: window length in frames.
+        frame_rate: codec frames per second.
+    Returns:
+        ``{"scored_seconds", "base_ce" (nats, mean over codebooks), "kept_seconds": [...],
+        "ce_increase": [...]}``, the lengths that leave something to swap.
+    """
+    if len(codes) < 2:
+        raise ValueError(f"context_use needs at least 2 clips to swap context between, got {len(codes)}")
+    lm.eval()
+    x = torch.stack([c[:, :frames] for c in codes])  # [B, K, frames]
+    if x.shape[-1] < frames:
+        raise ValueError(f"every clip needs {frames} frames; the shortest has {min(c.shape[-1] for c in codes)}")
+    provider = lm.condition_provider
+    conditions = provider(provider.tokenize(_attributes(captions)))
+    scored = max(1, int(round(scored_seconds * frame_rate)))
+
+    def scored_ce(y: torch.Tensor) -> float:
+        out = lm.compute_predictions(y, [], conditions)
+        mask = out.mask[..., frames - scored:]
+        # audiocraft leaves NaN logits where the delay pattern has no target
+        logits = torch.where(out.mask[..., None], out.logits.float(), torch.zeros((), dtype=torch.float32))
+        ce = F.cross_entropy(logits.permute(0, 3, 1, 2), y, reduction="none")[..., frames - scored:]
+        per_codebook = torch.where(mask, ce, 0.0).sum(dim=(0, 2)) / mask.sum(dim=(0, 2)).clamp(min=1)
+        return float(per_codebook.mean())
+
+    base = scored_ce(x)
+    other = x.roll(1, dims=0)
+    kept, rise = [], []
+    for k in kept_seconds:
+        cut = frames - scored - int(round(k * frame_rate))
+        if cut <= 0:
+            continue
+        y = x.clone()
+        y[..., :cut] = other[..., :cut]
+        kept.append(float(k))
+        rise.append(scored_ce(y) - base)
+    return {"scored_seconds": scored / frame_rate, "base_ce": base, "kept_seconds": kept, "ce_increase": rise}

@@ -26,7 +26,7 @@ from ..params import CATEGORY_ORDER
 from .codec import build_codec, codec_metrics, encode_clips, train_codec
 from .config import ASSETS_DIR, CHECKPOINT_FILES, PROVENANCE, PretrainConfig, nano_pretrain_config
 from .corpus import Clip, synth_corpus
-from .lm import build_lm, frame_activity, heldout_lm_loss, train_lm
+from .lm import build_lm, context_use, frame_activity, heldout_lm_loss, train_lm
 from .ship import load_shipped, random_init_like, write_checkpoints
 
 # --------------------------------------------------------------------------- the whole run
@@ -75,6 +75,12 @@ def evaluate_models(codec: CompressionModel, lm: LMModel, random_codec: Compress
                                                           [heldout[j].caption for j in sel], frames,
                                                           None if act is None else [act[j] for j in sel])
     metrics["lm_loss"]["uniform"] = metrics["lm_loss_sounding"]["uniform"] = math.log(lm.card)
+    # how far back the trained LM looks, on the held-out instrumentals: keeping a tempo needs a beat, a groove a bar
+    inst = [j for j, c in enumerate(heldout) if c.category == "instrumental"]
+    if len(inst) >= 2:
+        metrics["lm_context_use"] = {"instrumental": context_use(lm, [codes[j] for j in inst],
+                                                                 [heldout[j].caption for j in inst], frames,
+                                                                 codec.frame_rate)}
     metrics["sounding_fraction"] = {cat: float(torch.cat([a for a, c in zip(active, heldout) if c.category == cat])
                                                .float().mean()) for cat in CATEGORY_ORDER}
     return metrics
