@@ -17,6 +17,7 @@ from silicon_sing import train as T
 from silicon_sing.data import load_training_examples
 from silicon_sing.models import nano_musicgen, state_fingerprint
 from silicon_sing.params import Params, load_params
+from silicon_sing.train.launch import ProgressBar
 from stems import CuratedTrack, write_curated_run
 
 SR = 32000
@@ -189,6 +190,20 @@ def test_a_failing_rank_stops_the_job_and_its_error_is_shown(tmp_path: Path) -> 
 
 
 # --------------------------------------------------------------------------- in-process pieces
+
+
+def test_progress_bar_shows_the_step_the_train_loss_and_the_last_validation_loss() -> None:
+    def line(**row: object) -> str:
+        return "[rank0]: " + T.PROGRESS + json.dumps(row)
+
+    with ProgressBar("full", 4, progress=True) as bar:
+        bar.on_line(line(kind="valid", epoch=0, step=0, loss=3.4567))  # the starting model, before step 1
+        assert bar.bar.n == 0 and bar.bar.postfix == "valid=3.457"
+        bar.on_line(line(kind="train", epoch=0, step=2, loss=3.1))
+        bar.on_line("some other output")
+        assert bar.bar.n == 2 and bar.bar.postfix == "valid=3.457, loss=3.100, epoch=0"
+        bar.on_line(line(kind="valid", epoch=0, step=2, loss=3.2))
+        assert bar.bar.postfix == "valid=3.200, loss=3.100, epoch=0"
 
 
 def test_batches_do_not_depend_on_the_number_of_processes() -> None:

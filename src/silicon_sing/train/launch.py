@@ -188,6 +188,7 @@ class ProgressBar:
     def __init__(self, category: str, total: int, progress: bool):
         self.total = total
         self.bar = tqdm(total=total, desc=f"fine-tune {category}", unit="step", disable=not progress)
+        self.shown: dict[str, str] = {}  # the bar's postfix: last train loss, epoch, last validation loss
 
     def __enter__(self) -> ProgressBar:
         return self
@@ -206,8 +207,12 @@ class ProgressBar:
             return
         if msg.get("kind") == "train":
             self.bar.n = int(msg["step"])
-            self.bar.set_postfix(loss=f"{msg['loss']:.3f}", epoch=msg["epoch"])
+            self.shown.update(loss=f"{msg['loss']:.3f}", epoch=str(msg["epoch"]))
+            self.bar.set_postfix(self.shown)
             self.bar.refresh()
+        elif msg.get("kind") == "valid":  # step 0: the starting model's; then after every epoch
+            self.shown["valid"] = f"{msg['loss']:.3f}"
+            self.bar.set_postfix(self.shown)
         elif msg.get("kind") == "event" and msg.get("event") == "up-to-date":
             self.bar.n = self.total
             self.bar.refresh()
