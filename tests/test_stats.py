@@ -17,6 +17,7 @@ from silicon_sing.metrics.stats import (
     fad_bootstrap_ci,
     fad_delta_ci,
     paired_delta_ci,
+    small_sample_ci,
 )
 
 
@@ -142,3 +143,27 @@ def test_one_track_gives_no_interval_and_detectable_change_is_the_half_width():
     assert all(math.isnan(x) for x in fad_bootstrap_ci(frames, frames, 50, groups=["t"] * 3))
     assert detectable_change((-0.3, 0.1)) == pytest.approx(0.2)
     assert math.isnan(detectable_change((math.nan, math.nan)))
+
+
+def test_intervals_over_three_tracks_exclude_zero_about_as_often_as_their_level_says_when_nothing_changed() -> None:
+    """An artist has about three test tracks. Under no change (paired deltas with a track effect and
+    segment noise, centred on zero), a 95 % interval must exclude zero in about 5 % of cells; the
+    percentile bootstrap over three tracks did so in about a third."""
+    rng = np.random.default_rng(7)
+    tracks = [t for t in range(3) for _ in range(2)]  # 3 tracks x 2 segments, as the smoke cells
+    excluded = []
+    for i in range(400):
+        deltas = np.repeat(rng.normal(0.0, 1.0, 3), 2) + rng.normal(0.0, 0.5, 6)
+        lo, hi = bootstrap_mean_ci(deltas, n_boot=300, seed=i, groups=tracks)
+        excluded.append(lo > 0 or hi < 0)
+    assert np.mean(excluded) < 0.10
+
+
+def test_small_sample_interval_is_the_t_interval_over_track_means_with_one_segment_per_track() -> None:
+    from scipy.stats import t as student_t
+
+    v = np.array([0.3, -0.1, 0.5, 0.2])
+    lo, hi = bootstrap_mean_ci(v, n_boot=20000, seed=0)
+    half = student_t.ppf(0.975, 3) * v.std(ddof=1) / math.sqrt(4)
+    assert (lo + hi) / 2 == pytest.approx(v.mean()) and (hi - lo) / 2 == pytest.approx(half, rel=0.03)
+    assert all(math.isnan(x) for x in small_sample_ci(0.1, np.array([0.0, 0.2]), 1))  # one track: no spread

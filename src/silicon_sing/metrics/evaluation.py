@@ -49,11 +49,12 @@ from .stats import (
     fad_bootstrap_ci,
     paired_delta_ci,
     percentile_ci,
+    small_sample_ci,
 )
 
 RESAMPLING_UNIT = "track"
 
-METRICS_SCHEMA = 2  # 2: intervals resample tracks; cells carry n_tracks, n_segments
+METRICS_SCHEMA = 3  # 2: intervals resample tracks; cells carry n_tracks, n_segments; 3: small-sample t intervals
 
 
 @dataclass(frozen=True)
@@ -273,7 +274,8 @@ def analyse_features(features: list[PairFeatures], n_boot: int = 1000, level: fl
                                         ids, n_boot, s_fad)
         else:
             pair_reps = reps
-        ci = percentile_ci(pair_reps[finetuned] - pair_reps[baseline], level) if pair_reps else (math.nan, math.nan)
+        ci = small_sample_ci(ff - fb, pair_reps[finetuned] - pair_reps[baseline], n_tr, level) if pair_reps \
+            else (math.nan, math.nan)
         deltas.append(DeltaResult(artist, category, "fad", len(ids), fb, ff, ff - fb, ci, baseline, finetuned,
                                   n_tracks=n_tr, n_segments=len(ids)))
     return cell_results, deltas
