@@ -18,6 +18,7 @@ from silicon_sing import audio as au
 from silicon_sing.metrics.musicality import (
     KEEPS_KEY,
     KEEPS_TEMPO,
+    MEASURE_BOUNDS,
     MEASURES,
     ROUND_TRIP,
     Truth,
@@ -120,6 +121,8 @@ def test_examples_and_summary_with_and_without_truth(tmp_path: Path) -> None:
     for m in MEASURES:
         assert {m, f"{m}_lo", f"{m}_hi"} <= set(s.columns)
     assert row["voiced_lo"] <= row["voiced"] <= row["voiced_hi"]
+    for m, (low, high) in MEASURE_BOUNDS.items():  # a share's interval stays within 0-100 %
+        assert ((s[f"{m}_lo"] >= low) | s[f"{m}_lo"].isna()).all() and ((s[f"{m}_hi"] <= high) | s[f"{m}_hi"].isna()).all()
     assert summarise_musicality(full.iloc[:0]).empty
 
 

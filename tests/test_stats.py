@@ -167,3 +167,11 @@ def test_small_sample_interval_is_the_t_interval_over_track_means_with_one_segme
     half = student_t.ppf(0.975, 3) * v.std(ddof=1) / math.sqrt(4)
     assert (lo + hi) / 2 == pytest.approx(v.mean()) and (hi - lo) / 2 == pytest.approx(half, rel=0.03)
     assert all(math.isnan(x) for x in small_sample_ci(0.1, np.array([0.0, 0.2]), 1))  # one track: no spread
+
+
+def test_an_interval_stays_within_the_range_its_quantity_can_take() -> None:
+    kept = [1.0, 1.0, 1.0, 1.0, 0.0, 1.0]  # 5 of 6 continuations kept the key, over 3 tracks
+    tracks = [0, 0, 1, 1, 2, 2]
+    assert bootstrap_mean_ci(kept, 500, groups=tracks)[1] > 1.0  # Student's t tails know no range
+    lo, hi = bootstrap_mean_ci(kept, 500, groups=tracks, bounds=(0.0, 1.0))
+    assert 0.0 <= lo < 5 / 6 and hi == 1.0

@@ -242,7 +242,7 @@ def analyse_features(features: list[PairFeatures], n_boot: int = 1000, level: fl
                 fad_bootstrap_ci(orig, gen, n_boot, level, s, groups=tracks)
             cell_results.append(CellResult(
                 artist=artist, category=category, system=system, n=len(fs),
-                kl=mean_kl(kls), kl_ci=bootstrap_mean_ci(kls, n_boot, level, s, groups=tracks),
+                kl=mean_kl(kls), kl_ci=bootstrap_mean_ci(kls, n_boot, level, s, groups=tracks, bounds=(0.0, np.inf)),
                 fad=fad.value, fad_ci=fad_ci, fad_inf=inf.value, fad_inf_r2=inf.r2, fad_inf_slope=inf.slope,
                 n_frames_original=fad.n_a, n_frames_generated=fad.n_b,
                 kl_backend=kl_backend, fad_backend=fad_backend,

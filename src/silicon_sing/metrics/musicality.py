@@ -58,6 +58,9 @@ KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69,
 ROUND_TRIP = "codec round trip"  # the original through the baseline's codec: the ceiling a continuation can reach
 SOURCES = ("original", ROUND_TRIP)  # the references measured beside the systems
 MEASURES = ("keeps_tempo", "keeps_key", "voiced", "pitch_error_st", "tempo_salience", "in_key", "key_corr")
+# the range each measure can take: its interval is clipped to it (a share of 94 % has no room above 100 %)
+MEASURE_BOUNDS = {**{m: (0.0, 1.0) for m in ("keeps_tempo", "keeps_key", "voiced", "tempo_salience", "in_key")},
+                  "pitch_error_st": (0.0, np.inf), "key_corr": (-1.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -270,7 +273,8 @@ def summarise_musicality(per_example: pd.DataFrame, n_boot: int = 1000, seed: in
             ok = g[m].notna()
             v = g.loc[ok, m].to_numpy(dtype=np.float64)
             row[m] = float(v.mean()) if v.size else float("nan")
-            row[f"{m}_lo"], row[f"{m}_hi"] = bootstrap_mean_ci(v, n_boot, level, seed, groups=list(g.loc[ok, "track"]))
+            row[f"{m}_lo"], row[f"{m}_hi"] = bootstrap_mean_ci(v, n_boot, level, seed, groups=list(g.loc[ok, "track"]),
+                                                               bounds=MEASURE_BOUNDS[m])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -319,7 +323,7 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
     return pd.DataFrame(rows)
 
 
-__all__ = ["Truth", "truth_by_track", "continuation", "voicing", "onset_autocorrelation", "tempo_salience",
+__all__ = ["MEASURE_BOUNDS", "Truth", "truth_by_track", "continuation", "voicing", "onset_autocorrelation", "tempo_salience",
            "key_profiles", "mean_chroma", "key_scores", "estimate_key", "in_key_fraction", "key_correlation",
            "semitones", "clip_measures", "musicality_examples", "summarise_musicality", "KEEPS_TEMPO",
            "KEEPS_KEY", "MEASURES", "ROUND_TRIP", "SOURCES", "sampling_sweep"]

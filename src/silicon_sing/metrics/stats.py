@@ -103,8 +103,8 @@ def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, floa
     return (float(lo), float(hi))
 
 
-def small_sample_ci(point: float, replicates: np.ndarray, n_units: int,
-                    level: float = 0.95) -> tuple[float, float]:
+def small_sample_ci(point: float, replicates: np.ndarray, n_units: int, level: float = 0.95,
+                    bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float]:
     """``point ± t(G−1) · √(G/(G−1)) · sd(replicates)``: an interval that stays honest with few units.
 
     Args:
@@ -112,6 +112,7 @@ def small_sample_ci(point: float, replicates: np.ndarray, n_units: int,
         replicates: its bootstrap replicates ``[n_boot]`` over ``n_units`` resampled units (NaNs ignored).
         n_units: G, the number of resampled units (tracks).
         level: coverage.
+        bounds: the range the quantity can take (a share: ``(0, 1)``); the interval is clipped to it.
     Returns:
         ``(low, high)``; NaN without two units or two finite replicates.
     """
@@ -124,7 +125,7 @@ def small_sample_ci(point: float, replicates: np.ndarray, n_units: int,
     # the bootstrap variance of a mean over G units is (G−1)/G of s²/G: undo that, then use t's tails
     se = float(r.std(ddof=1)) * float(np.sqrt(n_units / (n_units - 1)))
     half = float(student_t.ppf(0.5 + level / 2.0, n_units - 1)) * se
-    return (float(point) - half, float(point) + half)
+    return (max(float(point) - half, bounds[0]), min(float(point) + half, bounds[1]))
 
 
 def bootstrap_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -169,8 +170,10 @@ def bootstrap_means(values: np.ndarray | list[float], n_boot: int = 1000, seed: 
 
 
 def bootstrap_mean_ci(values: np.ndarray | list[float], n_boot: int = 1000, level: float = 0.95,
-                      seed: int = 0, groups: Sequence[Hashable] | None = None) -> tuple[float, float]:
-    """Interval of the mean of ``values`` (:func:`small_sample_ci`); with ``groups``, over clusters.
+                      seed: int = 0, groups: Sequence[Hashable] | None = None,
+                      bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float]:
+    """Interval of the mean of ``values`` (:func:`small_sample_ci`, clipped to ``bounds``); with ``groups``,
+    over clusters.
 
     Needs at least two resampling units (one track says nothing about the spread between tracks).
     """
@@ -178,7 +181,7 @@ def bootstrap_mean_ci(values: np.ndarray | list[float], n_boot: int = 1000, leve
     units = n_clusters(v.size, groups)
     if v.size < 2 or n_boot < 1 or units < 2:
         return (NAN, NAN)
-    return small_sample_ci(float(v.mean()), bootstrap_means(v, n_boot, seed, groups), units, level)
+    return small_sample_ci(float(v.mean()), bootstrap_means(v, n_boot, seed, groups), units, level, bounds)
 
 
 def paired_delta_ci(baseline: np.ndarray | list[float], finetuned: np.ndarray | list[float],
