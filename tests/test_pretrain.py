@@ -97,6 +97,8 @@ def test_context_use_measures_what_the_lm_loses_when_its_older_context_is_anothe
     assert use["base_ce"] < math.log(shipped.lm.card) - 1.0
     with pytest.raises(ValueError, match="at least 2 clips"):
         P.context_use(shipped.lm, codes[:1], [None], frames, shipped.frame_rate)
+    with pytest.raises(ValueError, match=f"every clip needs {frames} frames; the shortest has {frames - 1}"):
+        P.context_use(shipped.lm, [codes[0], codes[1][:, :frames - 1]], [None, None], frames, shipped.frame_rate)
 
 
 def test_shipped_model_loads_offline_as_the_nano_profile_model(shipped, monkeypatch: pytest.MonkeyPatch) -> None:

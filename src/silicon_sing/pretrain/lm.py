@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from audiocraft.models import builders
 from audiocraft.models.lm import LMModel
 from audiocraft.modules.conditioners import ConditioningAttributes
@@ -20,7 +19,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from .. import models as M
-from ..losses import conditioned_lm_loss
+from ..losses import codebook_cross_entropy, conditioned_lm_loss
 from .config import LMSpec
 
 
@@ -127,14 +126,12 @@ def heldout_lm_loss(lm: LMModel, codes: Sequence[torch.Tensor], captions: Sequen
         x = torch.stack([c[:, i:i + frames] for i in starts])
         out = lm.compute_predictions(x, [], provider(provider.tokenize(_attributes([cap] * len(starts)))))
         valid = out.mask.clone()
-        # audiocraft leaves NaN logits where the delay pattern has no target
-        logits = torch.where(valid[..., None], out.logits.float(), torch.zeros((), dtype=torch.float32))
-        ce = F.cross_entropy(logits.permute(0, 3, 1, 2), x, reduction="none")  # [B, K, T]
         if activity is not None:
             act = activity[j]
             valid &= torch.stack([act[i:i + x.shape[-1]] for i in starts])[:, None, :]
-        sums += torch.where(valid, ce, 0.0).sum(dim=(0, 2)).double()
-        counts += valid.sum(dim=(0, 2)).double()
+        _, s, n = codebook_cross_entropy(out.logits, x, valid)
+        sums += s.double()
+        counts += n.double()
     return float((sums / counts.clamp(min=1)).mean())
 
 
@@ -166,22 +163,20 @@ def context_use(lm: LMModel, codes: Sequence[torch.Tensor], captions: Sequence[s
     """
     if len(codes) < 2:
         raise ValueError(f"context_use needs at least 2 clips to swap context between, got {len(codes)}")
+    shortest = min(c.shape[-1] for c in codes)
+    if shortest < frames:
+        raise ValueError(f"every clip needs {frames} frames; the shortest has {shortest}")
     lm.eval()
     x = torch.stack([c[:, :frames] for c in codes])  # [B, K, frames]
-    if x.shape[-1] < frames:
-        raise ValueError(f"every clip needs {frames} frames; the shortest has {min(c.shape[-1] for c in codes)}")
     provider = lm.condition_provider
     conditions = provider(provider.tokenize(_attributes(captions)))
     scored = max(1, int(round(scored_seconds * frame_rate)))
 
     def scored_ce(y: torch.Tensor) -> float:
         out = lm.compute_predictions(y, [], conditions)
-        mask = out.mask[..., frames - scored:]
-        # audiocraft leaves NaN logits where the delay pattern has no target
-        logits = torch.where(out.mask[..., None], out.logits.float(), torch.zeros((), dtype=torch.float32))
-        ce = F.cross_entropy(logits.permute(0, 3, 1, 2), y, reduction="none")[..., frames - scored:]
-        per_codebook = torch.where(mask, ce, 0.0).sum(dim=(0, 2)) / mask.sum(dim=(0, 2)).clamp(min=1)
-        return float(per_codebook.mean())
+        mask = out.mask.clone()
+        mask[..., :frames - scored] = False  # only the last scored_seconds count
+        return float(codebook_cross_entropy(out.logits, y, mask)[0])
 
     base = scored_ce(x)
     other = x.roll(1, dims=0)
