@@ -16,7 +16,7 @@ REHEARSAL_CACHE ?= runs/rehearsal-cache
 REHEARSAL_LAYERS ?= 2
 RUN_DIR ?=
 
-.PHONY: install book run html test paper rehearsal essentia-tensorflow bench strip clean browser-deps
+.PHONY: install book run html test paper rehearsal null-control essentia-tensorflow bench strip clean browser-deps
 
 install: $(STAMP)
 	@$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -62,6 +62,11 @@ rehearsal: install
 	$(PY) scripts/make_rehearsal_caches.py --root $(REHEARSAL_CACHE) --lm-layers $(REHEARSAL_LAYERS)
 	eval "$$($(PY) scripts/make_rehearsal_caches.py --root $(REHEARSAL_CACHE) --lm-layers $(REHEARSAL_LAYERS) --print-env)" && \
 	  $(PY) -m silicon_sing.pipeline run --params params/rehearsal.yaml \
+	  $(if $(RUN_DIR),--overrides '{"run_dir": "$(RUN_DIR)"}')
+
+# the A/A control on a run (its generations are reused): how often an interval excludes zero when nothing changed
+null-control: install
+	$(PY) -m silicon_sing.metrics.null_control --params $(PARAMS) \
 	  $(if $(RUN_DIR),--overrides '{"run_dir": "$(RUN_DIR)"}')
 
 bench: install

@@ -116,7 +116,7 @@ RUN_DIR_NAMES = {"raw", "curated", "captions", "tokens", "checkpoints", "generat
                  "manifests", "tracks", "segments", "state", "tracks.jsonl", "segments.jsonl", "report.json",
                  "split.json", "run_uuid.json", "captions.jsonl", "descriptors", "descriptors.jsonl", "export",
                  "log.jsonl", ".lock", "done.json", "torchrun", "torchrun.stderr", "cache", "metrics.json",
-                 "timings.json", ".lock-notebooks"}
+                 "timings.json", ".lock-notebooks", "null_control.json", "null_control_metrics.json"}
 # modules that write outside a run dir under some of the same names (the nano assets, the book, caches)
 NOT_RUN_DIRS = {"params.py", "pipeline.py", "pretrain", "rehearsal.py", "interop.py", "preflight.py", "synth",
                 "models", "metrics/weights.py", "caption/essentia_models.py", "caption/decisions.py"}

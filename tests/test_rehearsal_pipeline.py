@@ -127,6 +127,31 @@ def test_continuations_come_from_the_hub_model_and_the_exports(rehearsal: tuple[
 
 
 @pytest.mark.slow
+def test_the_a_a_control_reseeded_the_hub_model(rehearsal: tuple[Params, dict[str, str]]) -> None:
+    """evaluate.null_control (paper: every stem type; rehearsal: the full mix): notebook 04 reseeds the hub baseline."""
+    from silicon_sing.generate import BASELINE, RESEEDED, load_generations
+    from silicon_sing.metrics.null_control import read_null_control
+    from silicon_sing.results import null_control_sentence
+
+    params, _ = rehearsal
+    assert params.evaluate.null_control == ["full"]
+    reseeded = load_generations(params.run_dir, [RESEEDED])
+    baseline = {g.example_id: g for g in load_generations(params.run_dir, [BASELINE]) if g.category == "full"}
+    assert sorted(g.example_id for g in reseeded) == sorted(baseline)
+    assert {g.model for g in reseeded} == {"facebook/musicgen-melody"}
+    assert all(g.seed != baseline[g.example_id].seed for g in reseeded)
+    control = read_null_control(params)
+    assert control is not None and control.categories == ["full"]
+    assert "could not test the intervals" in null_control_sentence(control)  # one test track per artist here
+    meta = json.loads(params.run.null_control_metrics.read_text())["meta"]
+    assert (meta["kl_backend"], meta["fad_backend"], meta["finetuned"]) == ("passt", "vggish", RESEEDED)
+    doc = nbformat.read(params.run.notebooks / "04_evaluate.ipynb", as_version=4)
+    shown = "".join(o.get("data", {}).get("text/html", "") for c in doc.cells for o in c.get("outputs", [])
+                    if isinstance(o.get("data", {}).get("text/html", ""), str))
+    assert "reseeded − baseline" in shown
+
+
+@pytest.mark.slow
 def test_kl_and_fad_come_from_passt_and_vggish(rehearsal: tuple[Params, dict[str, str]]) -> None:
     params, env = rehearsal
     report = json.loads((params.run.metrics / "metrics.json").read_text())

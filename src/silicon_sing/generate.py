@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 BASELINE, FINETUNED = "baseline", "fine-tuned"  # the two systems every held-out segment is continued by
 SYSTEMS = (BASELINE, FINETUNED)
+# the A/A control's system (metrics.null_control): the baseline model again, every batch under another seed
+RESEEDED = "baseline-reseeded"
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,13 @@ def batches(examples: Sequence[HeldOutExample], size: int) -> list[list[HeldOutE
     return out
 
 
-def batch_seed(settings: GenerationSettings, batch: Sequence[HeldOutExample]) -> int:
-    """A seed derived from the run seed and the batch's examples, identical for both systems."""
-    return int(text_sha1(f"{settings.seed}:" + "|".join(e.example_id for e in batch))[:8], 16)
+def batch_seed(settings: GenerationSettings, batch: Sequence[HeldOutExample], system: str = BASELINE) -> int:
+    """A seed derived from the run seed and the batch's examples: identical for baseline and fine-tuned.
+
+    :data:`RESEEDED` draws from other seeds: it is the baseline sampled again, the A/A control.
+    """
+    salt = "reseeded:" if system == RESEEDED else ""
+    return int(text_sha1(f"{salt}{settings.seed}:" + "|".join(e.example_id for e in batch))[:8], 16)
 
 
 def output_path(params: Params, system: str, example: HeldOutExample) -> Path:
@@ -135,9 +141,11 @@ def output_path(params: Params, system: str, example: HeldOutExample) -> Path:
 
 
 def model_for(params: Params, system: str, category: str) -> str:
-    """The model a system uses for a category: the pre-trained one or that category's fine-tune."""
-    if system == "baseline":
+    """The model a system uses for a category: the pre-trained one (baseline, reseeded) or that category's fine-tune."""
+    if system in (BASELINE, RESEEDED):
         return params.train.model
+    if system != FINETUNED:
+        raise ValueError(f"unknown system {system!r}: expected one of {[BASELINE, FINETUNED, RESEEDED]}")
     d = params.run.export(category)
     if not (d / "state_dict.bin").exists():
         raise FileNotFoundError(f"no fine-tuned model for '{category}' at {d}: run notebooks/03_finetune.ipynb "
@@ -228,7 +236,7 @@ def generate_system(params: Params, system: str, category: str, examples: Sequen
     bar = tqdm(total=sum(len(b) for b in todo), desc=f"{system} / {category}", unit="clip", disable=not progress)
     results: list[Generation] = []
     for b in todo:
-        seed = batch_seed(settings, b)
+        seed = batch_seed(settings, b, system)
         if b in pending:
             assert model is not None  # b is pending, so pending is non-empty and the model was loaded above
             start = time.perf_counter()

@@ -36,6 +36,7 @@ from .machine import usable_cpus
 CATEGORIES = ("acapella", "instrumental", "full")  # the stem files of a track, in folder (alphabetical) order
 # the same categories in the paper's Table 1 order ("full" is its "Complete"): tables, plots, pre-training mix
 CATEGORY_ORDER = ("instrumental", "acapella", "full")
+Category = typing.Literal["acapella", "instrumental", "full"]  # one of CATEGORIES, as a parameter's type
 SPLITS = ("train", "valid", "test")
 
 
@@ -127,6 +128,10 @@ class EvaluateParams:
     cfg_coef: float = MUSICGEN_SAMPLING["cfg_coef"]
     listen_per_cell: int = 2  # examples per (artist, category) in the listening room
     melody_condition: str = "none"  # melody models: "none" (no chroma) or "target" (audiocraft eval: leaks the answer)
+    # the A/A control (metrics.null_control): in these categories the baseline continues every test prompt a
+    # second time under other seeds, and that copy is compared with the baseline as if it were the fine-tune;
+    # one more generation pass per category. [] = no control
+    null_control: list[Category] = field(default_factory=list)
 
 
 @dataclass
@@ -359,6 +364,16 @@ class RunPaths:
     def metrics_json(self) -> Path:
         """Stage 04: the evaluation's ``metrics.json``."""
         return self.metrics / "metrics.json"
+
+    @property
+    def null_control_metrics(self) -> Path:
+        """Stage 04, A/A control: KL/FAD of the baseline against itself under other seeds (as ``metrics.json``)."""
+        return self.metrics / "null_control_metrics.json"
+
+    @property
+    def null_control(self) -> Path:
+        """Stage 04, A/A control: how many intervals excluded zero with nothing changed."""
+        return self.metrics / "null_control.json"
 
     @property
     def timings(self) -> Path:

@@ -1,6 +1,6 @@
 """What the evaluation chapter and the prose pages say about the metrics, computed not typed.
 
-Kept as one module of ~545 lines: every sentence and table the chapters quote about stage 04's
+Kept as one module of ~630 lines: every sentence and table the chapters quote about stage 04's
 numbers lives here, so a reader checks each claim against one file.
 
 Formats Table 1 for reading — ours in the paper's layout (KL and FAD per system, the paired change
@@ -26,6 +26,7 @@ import pandas as pd
 from .generate import SYSTEMS, Generation
 from .metrics.evaluation import track_of
 from .metrics.musicality import ROUND_TRIP, SOURCES, continuation, voicing
+from .metrics.null_control import METRICS, NullControl
 from .metrics.stats import CellResult, DeltaResult, bootstrap_mean_ci, detectable_change
 from .params import CATEGORIES, CATEGORY_ORDER
 
@@ -391,6 +392,59 @@ def detectable_glue(det: pd.DataFrame) -> dict[str, str]:
             out[f"{key}_resolvable"] = (f"{r.published_resolvable} of the {r.published_n} published changes "
                                         f"{'is' if r.published_resolvable == 1 else 'are'} larger than that ({scale})")
     return out
+
+
+# --------------------------------------------------------------------------- the A/A control
+
+
+def null_control_sentence(control: NullControl | None) -> str:
+    """What the A/A control found, as a clause the evaluation chapter quotes (or why there is none)."""
+    if control is None:
+        return ("no control was run: listing stem types under evaluate.null_control in the parameter file runs it, "
+                "at the cost of one more generation pass per stem type (or `make null-control` afterwards)")
+    expected = f"{100 * (1 - control.level):.0f}{PCT}"
+    if not any(control.testable(m) for m in METRICS):
+        out = ("no cell had the two test tracks or more an interval needs, so the control could not test the "
+               "intervals, only size the changes")
+    else:
+        parts = [f"{control.false_alarms(m)} of {len(control.testable(m))} {METRIC_LABELS[m]} intervals"
+                 for m in METRICS]
+        p = ", ".join(f"{METRIC_LABELS[m]} {control.p_value(m):.2f}" for m in METRICS)
+        out = (f"with nothing changed, {' and '.join(parts)} excluded zero, where {expected} are expected by chance "
+               f"(the chance of at least as many with honest intervals: {p})")
+    sizes = " and ".join(f"{_fmt(control.median_abs_change(m), DIGITS[m])} {METRIC_LABELS[m]}" for m in METRICS)
+    out += f"; reseeding alone changed a cell by a median of {sizes}"
+    if control.real_median_abs_change:
+        real = " and ".join(f"{_fmt(control.real_median_abs_change.get(m, math.nan), DIGITS[m])} {METRIC_LABELS[m]}"
+                            for m in METRICS)
+        out += f", fine-tuning by {real} in the same stem types"
+    return out
+
+
+def null_control_table(control: NullControl, deltas: Iterable[DeltaResult]) -> pd.DataFrame:
+    """Per (stem, artist) and metric: the A/A change with its interval beside fine-tuning's (display strings)."""
+    null = {(c.category, c.artist, c.metric): c for c in control.cells}
+    real = {(d.category, d.artist, d.metric): d for d in deltas}
+    keys = sorted({(c, a) for c, a, _ in null}, key=_stem_artist_key)
+    rows = []
+    for cat, artist in keys:
+        row: dict[tuple[str, str], str] = {}
+        for m in METRICS:
+            c = null.get((cat, artist, m))
+            row[(METRIC_LABELS[m], "reseeded − baseline")] = "—" if c is None else (
+                f'{signed(c.delta, DIGITS[m])}<br><span class="ci">{_interval(c.ci, DIGITS[m])}</span>'
+                + (" ⚠" if c.excludes_zero else ""))
+            row[(METRIC_LABELS[m], "fine-tuned − baseline")] = _delta_cell(real.get((cat, artist, m)), DIGITS[m])
+        rows.append(row)
+    df = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(keys, names=["stem", "artist"]))
+    if not df.empty:
+        df.columns = pd.MultiIndex.from_tuples(df.columns)
+    return df
+
+
+def null_control_table_html(control: NullControl, deltas: Iterable[DeltaResult], caption: str) -> str:
+    """:func:`null_control_table` as HTML (artists escaped; ⚠ marks an interval that excluded zero)."""
+    return _grouped_html(null_control_table(control, deltas), caption, "silicon-null-control")
 
 
 def voicing_examples(generations: Iterable[Generation], sr: int = 32000) -> pd.DataFrame:

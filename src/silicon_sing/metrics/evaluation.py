@@ -355,8 +355,11 @@ def evaluate(pairs: Iterable[EvalPair | Sequence[Any]], prob_backend: Probabilit
         **settings,
         "n_pairs": len(feats),
         "resampling_unit": RESAMPLING_UNIT,
-        "ci_note": "95 % percentile intervals of a cluster bootstrap: each replicate draws the cell's test tracks "
-                   "with replacement and keeps all their segments (KL means, FAD, paired deltas).",
+        "ci_note": f"{100 * level:g} % intervals over test tracks from a cluster bootstrap (each replicate draws the "
+                   "cell's test tracks with replacement and keeps all their segments): KL means and the paired "
+                   "deltas (KL and FAD) are the estimate ± Student's t (tracks − 1 df) times the bootstrap standard "
+                   "error rescaled by sqrt(G/(G-1)) (stats.small_sample_ci); a system's own FAD interval is the "
+                   "percentile interval of its replicates.",
         "kl_convention": "KL(original || generated), audiocraft: eps=1e-6 on generated, per-window, averaged",
         "fad_note": "FAD depends on the number of frames; compare cells at equal n or use fad_inf (fadtk FAD-inf). "
                     "Bootstrap FAD intervals resample examples and sit above the point estimate at small n.",
@@ -367,14 +370,14 @@ def evaluate(pairs: Iterable[EvalPair | Sequence[Any]], prob_backend: Probabilit
     return report
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """Dataclasses → dicts, tuples → lists, NaN/inf → None (strict JSON)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, (float, np.floating)):
         return float(obj) if math.isfinite(obj) else None
     if isinstance(obj, np.integer):
@@ -406,7 +409,7 @@ def _from_dict(cls: type, d: dict[str, Any]) -> Any:
 
 def write_metrics(path: str | os.PathLike[str], report: MetricsReport) -> Path:
     """Write the metrics JSON atomically."""
-    return atomic_write_json(path, _jsonable(report))
+    return atomic_write_json(path, jsonable(report))
 
 
 def read_metrics(path: str | os.PathLike[str]) -> MetricsReport:
@@ -416,13 +419,15 @@ def read_metrics(path: str | os.PathLike[str]) -> MetricsReport:
                          [_from_dict(DeltaResult, x) for x in d.get("deltas", [])], d.get("meta", {}))
 
 
-def evaluate_with_params(pairs: Iterable[EvalPair | Sequence[Any]], params: Params, device: str | None = None,
-                         progress: bool = False, out: str | os.PathLike[str] | None = "default") -> MetricsReport:
+def evaluate_with_params(pairs: Iterable[Any], params: Params, device: str | None = None,
+                         progress: bool = False, out: str | os.PathLike[str] | None = "default",
+                         baseline: str = BASELINE, finetuned: str = FINETUNED) -> MetricsReport:
     """:func:`evaluate` with backends, cache dir, bootstrap, FAD-∞ and prompt-exclusion settings from a ``Params``.
 
     ``pairs`` may be :func:`silicon_sing.generate.load_generations` records directly.
     ``out="default"`` writes ``<run_dir>/metrics/metrics.json`` (and reuses it when nothing changed);
-    ``out=None`` writes nothing.
+    ``out=None`` writes nothing. ``baseline``/``finetuned`` name the two systems of the deltas
+    (the A/A control, :mod:`.null_control`, compares the baseline with itself reseeded).
     """
     ev = params.evaluate
     kl_b, fad_b = backends_from_params(ev, device)
@@ -430,4 +435,5 @@ def evaluate_with_params(pairs: Iterable[EvalPair | Sequence[Any]], params: Para
     pairs = as_pairs(pairs, exclude_prompt=ev.metrics_exclude_prompt)
     return evaluate(pairs, kl_b, fad_b, params.run.metrics_cache, n_boot=ev.bootstrap,
                     level=ev.ci_level, seed=params.seed, fad_inf_steps=ev.fad_inf_steps,
-                    fad_inf_min_n=ev.fad_inf_min_n, progress=progress, out=target)
+                    fad_inf_min_n=ev.fad_inf_min_n, baseline=baseline, finetuned=finetuned, progress=progress,
+                    out=target)

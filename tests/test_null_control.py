@@ -1,0 +1,151 @@
+"""The A/A control: the baseline against itself under other seeds, counted, sized and shown."""
+
+from __future__ import annotations
+
+import json
+import math
+import typing
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy import stats as sps
+
+from silicon_sing import generate as G
+from silicon_sing.fsutil import file_sha1, read_json
+from silicon_sing.metrics.null_control import (
+    NullControl,
+    binomial_tail,
+    control_categories,
+    main,
+    read_null_control,
+    summarise_null_control,
+)
+from silicon_sing.metrics.stats import DeltaResult
+from silicon_sing.params import CATEGORIES, Category, ParamsError, load_params
+from silicon_sing.results import null_control_sentence, null_control_table_html
+
+REPO = Path(__file__).resolve().parents[1]
+NAN = math.nan
+
+
+def delta(artist: str, category: str, metric: str, d: float, ci: tuple[float, float], n_tracks: int = 3) -> DeltaResult:
+    """A DeltaResult with only what the control reads."""
+    return DeltaResult(artist, category, metric, 6, 1.0, 1.0 + d, d, ci, "baseline", G.RESEEDED, n_tracks, 6)
+
+
+@pytest.mark.parametrize("k, n, p", [(0, 9, 0.05), (1, 9, 0.05), (3, 9, 0.05), (9, 9, 0.05), (4, 27, 0.05),
+                                     (2, 3, 0.5)])
+def test_binomial_tail_is_the_survival_function(k: int, n: int, p: float) -> None:
+    assert binomial_tail(k, n, p) == pytest.approx(float(sps.binom.sf(k - 1, n, p)), rel=1e-12, abs=1e-15)
+
+
+def test_false_alarms_are_counted_over_cells_that_have_an_interval() -> None:
+    """Below, above, straddling zero, and a cell with one test track (no interval, not counted)."""
+    deltas = [delta("A", "instrumental", "kl", -0.02, (-0.03, -0.01)),
+              delta("B", "instrumental", "kl", 0.01, (-0.02, 0.04)),
+              delta("C", "instrumental", "kl", 0.05, (NAN, NAN), n_tracks=1),
+              delta("A", "instrumental", "fad", 3.0, (1.0, 5.0)),
+              delta("B", "instrumental", "fad", -1.0, (-4.0, 2.0)),
+              delta("C", "instrumental", "fad", 2.0, (NAN, NAN), n_tracks=1)]
+    real = [delta("A", "instrumental", "kl", -0.2, (-0.3, -0.1)), delta("A", "acapella", "kl", 9.0, (8.0, 10.0)),
+            delta("A", "instrumental", "fad", 10.0, (5.0, 15.0))]
+    c = summarise_null_control(deltas, 0.95, real)
+    assert c.categories == ["instrumental"]
+    assert [len(c.testable(m)) for m in ("kl", "fad")] == [2, 2]
+    assert [c.false_alarms(m) for m in ("kl", "fad")] == [1, 1]
+    assert c.p_value("kl") == pytest.approx(1 - 0.95**2)
+    assert c.median_abs_change("kl") == pytest.approx(0.02)  # median of 0.02, 0.01, 0.05
+    assert c.real_median_abs_change == {"kl": pytest.approx(0.2), "fad": pytest.approx(10.0)}  # acapella left out
+    back = NullControl.from_dict(json.loads(json.dumps(c.to_dict(), allow_nan=False)))  # strict JSON: NaN -> null
+    assert back.false_alarms("kl") == 1 and len(back.testable("fad")) == 2
+    assert back.real_median_abs_change == c.real_median_abs_change
+
+
+def test_the_sentence_reports_counts_chance_and_sizes_and_says_how_to_run_it_when_absent() -> None:
+    c = summarise_null_control([delta("A", "acapella", "kl", 0.01, (-0.01, 0.03)),
+                                delta("A", "acapella", "fad", -2.0, (-5.0, -1.0))], 0.95,
+                               [delta("A", "acapella", "kl", 0.2, (0.1, 0.3))])
+    s = null_control_sentence(c)
+    assert "0 of 1 KL intervals and 1 of 1 FAD intervals excluded zero" in s
+    assert "5\u00a0% are expected" in s and "0.010 KL" in s and "2.0 FAD" in s and "fine-tuning by 0.200 KL" in s
+    assert "evaluate.null_control" in null_control_sentence(None)
+    lone = summarise_null_control([delta("A", "full", "kl", 0.01, (NAN, NAN), 1), delta("A", "full", "fad", 1.0, (NAN, NAN), 1)],
+                                  0.95)
+    assert "could not test the intervals" in null_control_sentence(lone) and "0 of 0" not in null_control_sentence(lone)
+
+
+def test_the_table_escapes_artists_and_marks_false_alarms() -> None:
+    c = summarise_null_control([delta("<script>x</script>", "full", "kl", 0.02, (0.01, 0.03)),
+                                delta("<script>x</script>", "full", "fad", 1.0, (-1.0, 3.0))], 0.95)
+    html = null_control_table_html(c, [], "caption")
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert html.count("⚠") == 1 and "reseeded − baseline" in html and "fine-tuned − baseline" in html
+
+
+def test_categories_come_from_the_parameter_file_and_are_checked() -> None:
+    assert set(typing.get_args(Category)) == set(CATEGORIES)  # the parameter's type spells the stem types again
+    params = load_params(REPO / "params" / "paper.yaml")
+    assert control_categories(params) == ["instrumental", "acapella", "full"]
+    smoke = load_params(REPO / "params" / "smoke.yaml")
+    assert control_categories(smoke) == [] and control_categories(smoke, ["full", "instrumental"]) == ["instrumental",
+                                                                                                     "full"]
+    with pytest.raises(ValueError, match="vocals"):
+        control_categories(smoke, ["vocals"])
+    with pytest.raises(ParamsError, match=r"evaluate\.null_control\[0\]"):
+        load_params(REPO / "params" / "smoke.yaml", {"evaluate.null_control": ["vocals"]})
+
+
+def test_the_reseeded_system_is_the_baseline_model_under_other_seeds() -> None:
+    params = load_params(REPO / "params" / "smoke.yaml")
+    assert G.model_for(params, G.RESEEDED, "acapella") == G.model_for(params, G.BASELINE, "acapella")
+    with pytest.raises(ValueError, match="unknown system"):
+        G.model_for(params, "finetuned", "acapella")
+    s = G.GenerationSettings.from_params(params)
+    from silicon_sing.data import HeldOutExample
+
+    batch = [HeldOutExample("A/t0/acapella/0", "A", "acapella", "A/t0", 0, "x.wav", "caption", 4.0)]
+    assert G.batch_seed(s, batch, G.FINETUNED) == G.batch_seed(s, batch, G.BASELINE)
+    assert G.batch_seed(s, batch, G.RESEEDED) != G.batch_seed(s, batch, G.BASELINE)
+
+
+def test_null_control_on_the_smoke_run(smoke_run, capsys) -> None:
+    """`make null-control` on the smoke book's run: a reseeded baseline for the instrumentals, evaluated against
+    the baseline as a fine-tune would be, with the study's own generations and metrics left as they were."""
+    params, _ = smoke_run
+    overrides = json.dumps({"run_dir": str(params.run_dir)})
+    base_dir = params.run.generations / G.BASELINE / "instrumental"
+    before = {p: file_sha1(p) for p in sorted(base_dir.rglob("*.wav"))}
+    metrics_before = file_sha1(params.run.metrics_json)
+
+    assert main(["--params", str(REPO / "params" / "smoke.yaml"), "--overrides", overrides,
+                 "--categories", "instrumental"]) == 0
+    out = capsys.readouterr().out
+    assert "KL: " in out and "FAD: " in out and str(params.run.null_control) in out
+
+    assert {p: file_sha1(p) for p in sorted(base_dir.rglob("*.wav"))} == before  # reused, not regenerated
+    assert file_sha1(params.run.metrics_json) == metrics_before
+    reseeded = G.load_generations(params.run_dir, [G.RESEEDED])
+    assert len(reseeded) == len(before) and {g.category for g in reseeded} == {"instrumental"}
+    baseline = {g.example_id: g for g in G.load_generations(params.run_dir, [G.BASELINE])}
+    differ = 0
+    for g in reseeded:
+        b = baseline[g.example_id]
+        assert (g.model, g.caption, g.original) == (b.model, b.caption, b.original) and g.seed != b.seed
+        x, sr = sf.read(g.generated)
+        y, _ = sf.read(b.generated)
+        cut = int(g.prompt_seconds * sr)
+        differ += not np.allclose(x[cut:], y[cut:], atol=1e-3)
+    assert differ == len(reseeded)  # every continuation was sampled anew
+
+    control = read_null_control(params)
+    assert control is not None and control.categories == ["instrumental"]
+    assert [len(control.testable(m)) for m in ("kl", "fad")] == [3, 3]  # three artists, three test tracks each
+    assert set(control.real_median_abs_change) == {"kl", "fad"}
+    assert read_json(params.run.null_control_metrics)["meta"]["finetuned"] == G.RESEEDED
+    assert "of 3 KL intervals" in null_control_sentence(control)
+
+    generated = {g.generated: Path(g.generated).stat().st_mtime_ns for g in reseeded}
+    main(["--params", str(REPO / "params" / "smoke.yaml"), "--overrides", overrides, "--categories", "instrumental"])
+    assert {p: Path(p).stat().st_mtime_ns for p in generated} == generated  # a rerun generates nothing
