@@ -99,6 +99,7 @@ def test_metrics_cells_report_tracks_and_resample_them(tmp_path):
                       EvalPair(str(o), str(f), "artist", "full", "fine-tuned", ex)]
     report = evaluate(pairs, SpectralClassesBackend(), MelStatsEmbedding(), tmp_path / "cache", n_boot=300, seed=4)
     assert report.meta["resampling_unit"] == "track"
+    assert "Student's t" in report.meta["ci_note"] and "95 %" in report.meta["ci_note"]  # what the intervals are
     for c in report.cells + report.deltas:
         assert (c.n_tracks, c.n_segments, c.n) == (3, 6, 6)
     cell = report.cells[0]
