@@ -5,6 +5,7 @@ Usage::
 
     python scripts/sampling_sweep.py                      # temperatures 1, 0.7, 0.5, 0.3 (~4 min on 2 cores)
     python scripts/sampling_sweep.py --temperatures 1,0.5 --out sweep.json
+    python scripts/sampling_sweep.py --temperatures 0.5 --cfg-coefs 1,3,6   # guidance too (every pair is a row)
     python scripts/sampling_sweep.py --model /tmp/nano    # another pre-trained nano (scripts/pretrain_nano.py --out)
 
 It renders every stem of ``--tracks-per-artist`` tracks per artist under the held-out seed
@@ -39,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=P.ASSETS_DIR, help="nano model directory (default: the shipped one)")
     ap.add_argument("--temperatures", default="1,0.7,0.5,0.3", help="comma-separated sampling temperatures")
+    ap.add_argument("--cfg-coefs", default=None,
+                    help="comma-separated classifier-free guidance coefficients (default: MusicGen's)")
     ap.add_argument("--tracks-per-artist", type=int, default=4, help="held-out tracks per artist")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--out", type=Path, default=None, help="also write the table as JSON here")
@@ -71,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     prompts, captions, categories, truths = heldout_prompts(args.tracks_per_artist, args.threads)
     model = P.load_shipped(args.model)
-    settings = [{"temperature": float(t)} for t in args.temperatures.split(",")]
+    cfgs = [None] if args.cfg_coefs is None else [float(c) for c in args.cfg_coefs.split(",")]
+    settings = [{"temperature": float(t), **({} if c is None else {"cfg_coef": c})}
+                for t in args.temperatures.split(",") for c in cfgs]
     table = sampling_sweep(model, prompts, captions, categories, truths, settings, CLIP_S,
                            sr=P.CorpusSpec().sample_rate)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))

@@ -69,7 +69,8 @@ def test_the_sentence_reports_counts_chance_and_sizes_and_says_how_to_run_it_whe
                                [delta("A", "acapella", "kl", 0.2, (0.1, 0.3))])
     s = null_control_sentence(c)
     assert "0 of 1 KL intervals and 1 of 1 FAD intervals excluded zero" in s
-    assert "5\u00a0% are expected" in s and "0.010 KL" in s and "2.0 FAD" in s and "fine-tuning by 0.200 KL" in s
+    assert "5\u00a0% are expected" in s and "honest intervals: FAD 0.05" in s and "KL 1.00" not in s
+    assert "0.010 KL" in s and "2.0 FAD" in s and "fine-tuning by 0.200 KL" in s
     assert "evaluate.null_control" in null_control_sentence(None)
     lone = summarise_null_control([delta("A", "full", "kl", 0.01, (NAN, NAN), 1), delta("A", "full", "fad", 1.0, (NAN, NAN), 1)],
                                   0.95)
@@ -89,8 +90,8 @@ def test_categories_come_from_the_parameter_file_and_are_checked() -> None:
     params = load_params(REPO / "params" / "paper.yaml")
     assert control_categories(params) == ["instrumental", "acapella", "full"]
     smoke = load_params(REPO / "params" / "smoke.yaml")
-    assert control_categories(smoke) == [] and control_categories(smoke, ["full", "instrumental"]) == ["instrumental",
-                                                                                                     "full"]
+    assert control_categories(smoke) == ["instrumental"]
+    assert control_categories(smoke, ["full", "instrumental"]) == ["instrumental", "full"]
     with pytest.raises(ValueError, match="vocals"):
         control_categories(smoke, ["vocals"])
     with pytest.raises(ParamsError, match=r"evaluate\.null_control\[0\]"):
@@ -111,23 +112,28 @@ def test_the_reseeded_system_is_the_baseline_model_under_other_seeds() -> None:
 
 
 def test_null_control_on_the_smoke_run(smoke_run, capsys) -> None:
-    """`make null-control` on the smoke book's run: a reseeded baseline for the instrumentals, evaluated against
-    the baseline as a fine-tune would be, with the study's own generations and metrics left as they were."""
+    """Notebook 04 ran the control on the smoke instrumentals (params/smoke.yaml); `make null-control` adds the
+    acapella: a reseeded baseline, evaluated against the baseline as a fine-tune would be, with the study's own
+    generations and metrics left as they were and the instrumentals' control reused."""
     params, _ = smoke_run
+    assert params.evaluate.null_control == ["instrumental"]
+    assert read_null_control(params).categories == ["instrumental"]  # type: ignore[union-attr]
     overrides = json.dumps({"run_dir": str(params.run_dir)})
-    base_dir = params.run.generations / G.BASELINE / "instrumental"
-    before = {p: file_sha1(p) for p in sorted(base_dir.rglob("*.wav"))}
+    before = {p: file_sha1(p) for p in sorted((params.run.generations / G.BASELINE).rglob("*.wav"))}
+    done = {g.generated: Path(g.generated).stat().st_mtime_ns for g in G.load_generations(params.run_dir, [G.RESEEDED])}
+    assert len(done) == sum("/instrumental/" in str(p) for p in before)
     metrics_before = file_sha1(params.run.metrics_json)
 
     assert main(["--params", str(REPO / "params" / "smoke.yaml"), "--overrides", overrides,
-                 "--categories", "instrumental"]) == 0
+                 "--categories", "acapella", "instrumental"]) == 0
     out = capsys.readouterr().out
     assert "KL: " in out and "FAD: " in out and str(params.run.null_control) in out
 
-    assert {p: file_sha1(p) for p in sorted(base_dir.rglob("*.wav"))} == before  # reused, not regenerated
+    assert {p: file_sha1(p) for p in sorted((params.run.generations / G.BASELINE).rglob("*.wav"))} == before
     assert file_sha1(params.run.metrics_json) == metrics_before
+    assert {p: Path(p).stat().st_mtime_ns for p in done} == done  # the notebook's instrumentals were reused
     reseeded = G.load_generations(params.run_dir, [G.RESEEDED])
-    assert len(reseeded) == len(before) and {g.category for g in reseeded} == {"instrumental"}
+    assert len(reseeded) == 2 * len(done) and {g.category for g in reseeded} == {"instrumental", "acapella"}
     baseline = {g.example_id: g for g in G.load_generations(params.run_dir, [G.BASELINE])}
     differ = 0
     for g in reseeded:
@@ -140,12 +146,8 @@ def test_null_control_on_the_smoke_run(smoke_run, capsys) -> None:
     assert differ == len(reseeded)  # every continuation was sampled anew
 
     control = read_null_control(params)
-    assert control is not None and control.categories == ["instrumental"]
-    assert [len(control.testable(m)) for m in ("kl", "fad")] == [3, 3]  # three artists, three test tracks each
+    assert control is not None and control.categories == ["instrumental", "acapella"]
+    assert [len(control.testable(m)) for m in ("kl", "fad")] == [6, 6]  # 3 artists × 2 stems, 3 test tracks each
     assert set(control.real_median_abs_change) == {"kl", "fad"}
     assert read_json(params.run.null_control_metrics)["meta"]["finetuned"] == G.RESEEDED
-    assert "of 3 KL intervals" in null_control_sentence(control)
-
-    generated = {g.generated: Path(g.generated).stat().st_mtime_ns for g in reseeded}
-    main(["--params", str(REPO / "params" / "smoke.yaml"), "--overrides", overrides, "--categories", "instrumental"])
-    assert {p: Path(p).stat().st_mtime_ns for p in generated} == generated  # a rerun generates nothing
+    assert "of 6 KL intervals" in null_control_sentence(control)

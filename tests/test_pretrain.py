@@ -206,10 +206,11 @@ def test_sampling_sweep_script_prompts_the_shipped_model_with_held_out_tracks(tm
     assert prompts.shape == (12, 64000) and categories.count("acapella") == 6  # 3 artists × 2 prompts × 2 stems
     assert {t.tempo_bpm for t in truths} == {80.0, 112.0, 140.0}  # the artists' tempi, from the track plans
     out = tmp_path / "sweep.json"
-    assert script["main"](["--tracks-per-artist", "1", "--temperatures", "0.5", "--threads", "1", "--out", str(out)]) == 0
+    assert script["main"](["--tracks-per-artist", "1", "--temperatures", "0.5", "--cfg-coefs", "6", "--threads", "1",
+                           "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["category"], r["n"], json.loads(r["setting"])["temperature"]) for r in rows] == [
-        ("instrumental", 6, 0.5), ("acapella", 6, 0.5)]
+    assert [(r["category"], r["n"], json.loads(r["setting"])["temperature"], json.loads(r["setting"])["cfg_coef"])
+            for r in rows] == [("instrumental", 6, 0.5, 6.0), ("acapella", 6, 0.5, 6.0)]
     assert all(0 <= r[k] <= 1 for r in rows for k in ("keeps_key", "voiced"))
     assert "acapella" in capsys.readouterr().out
 

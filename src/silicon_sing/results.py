@@ -409,9 +409,11 @@ def null_control_sentence(control: NullControl | None) -> str:
     else:
         parts = [f"{control.false_alarms(m)} of {len(control.testable(m))} {METRIC_LABELS[m]} intervals"
                  for m in METRICS]
-        p = ", ".join(f"{METRIC_LABELS[m]} {control.p_value(m):.2f}" for m in METRICS)
-        out = (f"with nothing changed, {' and '.join(parts)} excluded zero, where {expected} are expected by chance "
-               f"(the chance of at least as many with honest intervals: {p})")
+        out = f"with nothing changed, {' and '.join(parts)} excluded zero, where {expected} are expected by chance"
+        alarms = [m for m in METRICS if control.false_alarms(m)]
+        if alarms:  # how surprising that many false alarms would be if the intervals were honest
+            p = ", ".join(f"{METRIC_LABELS[m]} {control.p_value(m):.2f}" for m in alarms)
+            out += f" (the chance of at least as many with honest intervals: {p})"
     sizes = " and ".join(f"{_fmt(control.median_abs_change(m), DIGITS[m])} {METRIC_LABELS[m]}" for m in METRICS)
     out += f"; reseeding alone changed a cell by a median of {sizes}"
     if control.real_median_abs_change:
