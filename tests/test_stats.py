@@ -175,3 +175,18 @@ def test_an_interval_stays_within_the_range_its_quantity_can_take() -> None:
     assert bootstrap_mean_ci(kept, 500, groups=tracks)[1] > 1.0  # Student's t tails know no range
     lo, hi = bootstrap_mean_ci(kept, 500, groups=tracks, bounds=(0.0, 1.0))
     assert 0.0 <= lo < 5 / 6 and hi == 1.0
+
+
+def test_a_cells_fad_interval_holds_its_estimate_inside_not_at_its_lower_end() -> None:
+    """A resample repeats clips, which only raises FAD, so the replicates' percentiles put a 3-track cell's FAD at
+    the lower end of its own interval (16 of these 30 cells on the old code): the interval must surround it."""
+    centred = 0
+    for s in range(30):
+        rng = np.random.default_rng(s)
+        orig = [rng.normal(size=(40, 8)) + rng.normal(size=8) * 0.5 for _ in range(6)]
+        gen = [rng.normal(size=(40, 8)) * 1.1 + 0.2 + rng.normal(size=8) * 0.5 for _ in range(6)]
+        lo, hi = fad_bootstrap_ci(orig, gen, 500, 0.95, s, groups=[0, 0, 1, 1, 2, 2])
+        point = fad_from_embeddings(np.concatenate(orig), np.concatenate(gen)).value
+        assert 0.0 <= lo < point < hi  # a distance, so at or above 0
+        centred += lo == 0.0 or (point - lo) / (hi - lo) == pytest.approx(0.5)  # centred, unless 0 clips it
+    assert centred == 30

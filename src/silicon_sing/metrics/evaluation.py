@@ -47,14 +47,15 @@ from .stats import (
     bootstrap_fads,
     bootstrap_mean_ci,
     fad_bootstrap_ci,
+    fad_cell_ci,
     paired_delta_ci,
-    percentile_ci,
     small_sample_ci,
 )
 
 RESAMPLING_UNIT = "track"
 
-METRICS_SCHEMA = 3  # 2: intervals resample tracks; cells carry n_tracks, n_segments; 3: small-sample t intervals
+METRICS_SCHEMA = 4  # 2: intervals resample tracks; cells carry n_tracks, n_segments; 3: small-sample t intervals;
+# 4: a system's own FAD interval too
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,7 @@ def analyse_features(features: list[PairFeatures], n_boot: int = 1000, level: fl
             fad = fad_from_embeddings(np.concatenate(orig), np.concatenate(gen))
             inf = fad_inf(np.concatenate(orig), np.concatenate(gen), fad_inf_steps, fad_inf_min_n, s)
             fad_by_system[system] = fad.value
-            fad_ci = percentile_ci(reps[system], level) if system in reps else \
+            fad_ci = fad_cell_ci(fad.value, reps[system], len(set(tracks)), level) if system in reps else \
                 fad_bootstrap_ci(orig, gen, n_boot, level, s, groups=tracks)
             cell_results.append(CellResult(
                 artist=artist, category=category, system=system, n=len(fs),
@@ -358,8 +359,8 @@ def evaluate(pairs: Iterable[EvalPair | Sequence[Any]], prob_backend: Probabilit
         "ci_note": f"{100 * level:g} % intervals over test tracks from a cluster bootstrap (each replicate draws the "
                    "cell's test tracks with replacement and keeps all their segments): KL means and the paired "
                    "deltas (KL and FAD) are the estimate ± Student's t (tracks − 1 df) times the bootstrap standard "
-                   "error rescaled by sqrt(G/(G-1)) (stats.small_sample_ci); a system's own FAD interval is the "
-                   "percentile interval of its replicates.",
+                   "error rescaled by sqrt(G/(G-1)) (stats.small_sample_ci), a system's own FAD interval too "
+                   "(at or above 0).",
         "kl_convention": "KL(original || generated), audiocraft: eps=1e-6 on generated, per-window, averaged",
         "fad_note": "FAD depends on the number of frames; compare cells at equal n or use fad_inf (fadtk FAD-inf). "
                     "Bootstrap FAD intervals resample examples and sit above the point estimate at small n.",
