@@ -363,7 +363,8 @@ def evaluate(pairs: Iterable[EvalPair | Sequence[Any]], prob_backend: Probabilit
                    "(at or above 0).",
         "kl_convention": "KL(original || generated), audiocraft: eps=1e-6 on generated, per-window, averaged",
         "fad_note": "FAD depends on the number of frames; compare cells at equal n or use fad_inf (fadtk FAD-inf). "
-                    "Bootstrap FAD intervals resample examples and sit above the point estimate at small n.",
+                    "FAD's bootstrap replicates sit above the point estimate at small n (a resample repeats clips), so "
+                    "intervals use their spread, not their percentiles.",
     }
     report = MetricsReport(cells, deltas, meta)
     if out is not None:
