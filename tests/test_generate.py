@@ -127,6 +127,29 @@ def test_ranks_share_the_batches_without_overlap(curated_run, tmp_path: Path) ->
     assert ids[0] | ids[1] == {e.example_id for e in ex}
 
 
+@pytest.mark.timeout(600)
+def test_two_torchrun_processes_write_what_one_process_writes(curated_run, tmp_path: Path) -> None:
+    """evaluate.gen_nproc > 1 (the paper profile on a GPU node): ranks share the batches over torchrun and return
+    only what was asked for, the baseline and the A/A control's reseeded copy alike, and write what one process does."""
+    import shutil
+
+    runs = {}
+    for n in (1, 2):
+        params = load_params(REPO / "params" / "smoke.yaml", {**curated_run.overrides, "run_dir": str(tmp_path / str(n)),
+                                                              "evaluate.gen_nproc": n})
+        shutil.copytree(curated_run.run.curated, params.run.curated)
+        runs[n] = G.run_generation(params, ["acapella"], systems=(G.BASELINE, G.RESEEDED), progress=False)
+    ex = held_out_examples(curated_run, ["acapella"])
+    assert len(G.batches(ex, curated_run.evaluate.gen_batch_size)) >= 2  # both ranks had work
+    key = {n: {(g.system, g.example_id): g for g in gens} for n, gens in runs.items()}
+    assert sorted(key[2]) == sorted(key[1]) == sorted((s, e.example_id) for s in (G.BASELINE, G.RESEEDED) for e in ex)
+    for k, one in key[1].items():
+        two = key[2][k]
+        assert (two.seed, two.model, two.caption) == (one.seed, one.model, one.caption)
+        # the same tokens: the clips agree to the 16-bit rounding of the decoder's float output
+        np.testing.assert_allclose(sf.read(two.generated)[0], sf.read(one.generated)[0], atol=2 / 2**15)
+
+
 def test_the_paper_profile_generates_on_every_visible_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 

@@ -72,6 +72,9 @@ def test_the_sentence_reports_counts_chance_and_sizes_and_says_how_to_run_it_whe
     assert "5\u00a0% are expected" in s and "honest intervals: FAD 0.05" in s and "KL 1.00" not in s
     assert "0.010 KL" in s and "2.0 FAD" in s and "fine-tuning by 0.200 KL" in s
     assert "evaluate.null_control" in null_control_sentence(None)
+    half = summarise_null_control([delta("A", "full", "kl", 0.01, (-0.01, 0.03)), delta("A", "full", "fad", 1.0, (NAN, NAN), 1)],
+                                  0.95)
+    assert "0 of 1 KL intervals and no FAD interval" in null_control_sentence(half)
     lone = summarise_null_control([delta("A", "full", "kl", 0.01, (NAN, NAN), 1), delta("A", "full", "fad", 1.0, (NAN, NAN), 1)],
                                   0.95)
     assert "could not test the intervals" in null_control_sentence(lone) and "0 of 0" not in null_control_sentence(lone)
@@ -123,6 +126,12 @@ def test_null_control_on_the_smoke_run(smoke_run, capsys) -> None:
     done = {g.generated: Path(g.generated).stat().st_mtime_ns for g in G.load_generations(params.run_dir, [G.RESEEDED])}
     assert len(done) == sum("/instrumental/" in str(p) for p in before)
     metrics_before = file_sha1(params.run.metrics_json)
+
+    # other sampling settings than the run's: the control would sample another baseline, so it refuses
+    hotter = json.dumps({"run_dir": str(params.run_dir), "evaluate.temperature": 0.9})
+    with pytest.raises(ValueError, match="other sampling settings or another model"):
+        main(["--params", str(REPO / "params" / "smoke.yaml"), "--overrides", hotter, "--categories", "acapella"])
+    assert {p: file_sha1(p) for p in sorted((params.run.generations / G.BASELINE).rglob("*.wav"))} == before
 
     assert main(["--params", str(REPO / "params" / "smoke.yaml"), "--overrides", overrides,
                  "--categories", "acapella", "instrumental"]) == 0

@@ -189,4 +189,7 @@ def test_a_cells_fad_interval_holds_its_estimate_inside_not_at_its_lower_end() -
         point = fad_from_embeddings(np.concatenate(orig), np.concatenate(gen)).value
         assert 0.0 <= lo < point < hi  # a distance, so at or above 0
         centred += lo == 0.0 or (point - lo) / (hi - lo) == pytest.approx(0.5)  # centred, unless 0 clips it
+        # and it is the rule every other interval follows: the estimate ± t(G−1)·√(G/(G−1))·sd of the replicates
+        reps = bootstrap_fads(orig, [gen], 500, s, groups=[0, 0, 1, 1, 2, 2])[0]
+        assert (lo, hi) == pytest.approx(small_sample_ci(point, reps, 3, 0.95, bounds=(0.0, np.inf)))
     assert centred == 30

@@ -173,6 +173,23 @@ def is_done(path: Path, fingerprint: str) -> bool:
     return path.exists() and side.exists() and read_json(side).get("fingerprint") == fingerprint
 
 
+def stale_generations(params: Params, system: str, examples: Sequence[HeldOutExample]) -> list[Path]:
+    """``system``'s continuations of ``examples`` on disk that other inputs made (other settings or model).
+
+    Generating would overwrite them; a step that must *reuse* them (the A/A control) checks first.
+    """
+    settings = GenerationSettings.from_params(params)
+    fps = {c: model_fingerprint(model_for(params, system, c)) for c in dict.fromkeys(e.category for e in examples)}
+    out = []
+    for e in examples:
+        path = output_path(params, system, e)
+        side = path.with_suffix(".json")
+        if side.exists() and read_json(side).get("fingerprint") != generation_fingerprint(e, settings,
+                                                                                            fps[e.category]):
+            out.append(path)
+    return out
+
+
 # --------------------------------------------------------------------------- generation
 
 
@@ -295,7 +312,8 @@ def run_generation(params: Params, categories: Sequence[str] = CATEGORIES, syste
     """Generate all continuations in this process, or over :func:`generation_processes` torchrun ranks."""
     if generation_processes(params) > 1:
         launch(params, categories, systems)
-        return load_generations(params.run_dir)
+        ids = {e.example_id for e in held_out_examples(params, categories)}
+        return [g for g in load_generations(params.run_dir, systems) if g.category in categories and g.example_id in ids]
     out: list[Generation] = []
     examples = held_out_examples(params, categories)
     for system in systems:

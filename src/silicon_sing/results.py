@@ -401,13 +401,14 @@ def null_control_sentence(control: NullControl | None) -> str:
     """What the A/A control found, as a clause the evaluation chapter quotes (or why there is none)."""
     if control is None:
         return ("no control was run: listing stem types under evaluate.null_control in the parameter file runs it, "
-                "at the cost of one more generation pass per stem type (or `make null-control` afterwards)")
+                "at the cost of one more generation pass per stem type")
     expected = f"{100 * (1 - control.level):.0f}{PCT}"
     if not any(control.testable(m) for m in METRICS):
         out = ("no cell had the two test tracks or more an interval needs, so the control could not test the "
                "intervals, only size the changes")
     else:
         parts = [f"{control.false_alarms(m)} of {len(control.testable(m))} {METRIC_LABELS[m]} intervals"
+                 if control.testable(m) else f"no {METRIC_LABELS[m]} interval (none could be computed)"
                  for m in METRICS]
         out = f"with nothing changed, {' and '.join(parts)} excluded zero, where {expected} are expected by chance"
         alarms = [m for m in METRICS if control.false_alarms(m)]

@@ -31,8 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..fsutil import atomic_write_json, read_json
-from ..generate import BASELINE, RESEEDED, load_generations, run_generation
+from ..data import held_out_examples
+from ..fsutil import atomic_write_json, read_json, run_lock
+from ..generate import BASELINE, RESEEDED, run_generation, stale_generations
 from ..params import CATEGORIES, CATEGORY_ORDER, Params, load_params
 from .evaluation import evaluate_with_params, jsonable
 from .stats import DeltaResult
@@ -154,16 +155,23 @@ def run_null_control(params: Params, categories: Sequence[str] | None = None, re
                      progress: bool = True) -> NullControl:
     """Generate the reseeded baseline where missing, evaluate it against the baseline, write both JSON files.
 
-    Baseline continuations already on disk are reused (same fingerprint); the run's own
-    ``metrics.json`` is not touched. Under ``evaluate.gen_nproc`` > 1 the generation runs over
-    torchrun ranks like the study's own.
+    Baseline continuations already on disk are reused, never replaced: if any was made with other
+    settings or another model than ``params`` give, this raises before generating anything. Missing
+    ones are generated (a fresh run). The run's own ``metrics.json`` is not touched. Under
+    ``evaluate.gen_nproc`` > 1 the generation runs over torchrun ranks like the study's own.
     """
     cats = control_categories(params, categories)
     if not cats:
         raise ValueError("no stem type to control: set evaluate.null_control (e.g. [instrumental]) in "
                          f"{params.source or 'the parameter file'}, or pass categories")
-    run_generation(params, cats, systems=(BASELINE, RESEEDED), progress=progress)
-    gens = [g for g in load_generations(params.run_dir, (BASELINE, RESEEDED)) if g.category in cats]
+    stale = stale_generations(params, BASELINE, held_out_examples(params, cats))
+    if stale:  # generating would overwrite the study's own baseline with another one
+        raise ValueError(
+            f"{len(stale)} baseline continuations under {params.run.generations} were made with other sampling "
+            f"settings or another model than {params.source or 'these parameters'} (overrides {params.overrides}) "
+            f"give, e.g. {stale[0]}: the control samples the run's own baseline again. Pass the run's own "
+            "parameter file and overrides (make null-control PARAMS=... RUN_DIR=...), or rerun notebook 04 first")
+    gens = run_generation(params, cats, systems=(BASELINE, RESEEDED), progress=progress)
     report = evaluate_with_params(gens, params, progress=progress, out=params.run.null_control_metrics,
                                   finetuned=RESEEDED)
     control = summarise_null_control(report.deltas, params.evaluate.ci_level, real)
@@ -182,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m silicon_sing.metrics.null_control", description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", required=True, help="the run's parameter file")
     ap.add_argument("--overrides", default="{}", help="dotted keys as JSON, as for the pipeline")
-    ap.add_argument("--categories", nargs="+", default=None,
+    ap.add_argument("--categories", nargs="+", default=None, choices=CATEGORIES,
                     help="stem types to control (default: evaluate.null_control, else all three)")
     args = ap.parse_args(argv)
     params = load_params(args.params, json.loads(args.overrides))
@@ -192,14 +200,17 @@ def main(argv: list[str] | None = None) -> int:
         from .evaluation import read_metrics
 
         real = read_metrics(params.run.metrics_json).deltas
-    control = run_null_control(params, cats, real)
+    # notebook 04 writes the same files: one writer per run dir, as the pipeline's own lock says
+    with run_lock(params.run.notebooks_lock, f"the A/A control on {params.run.root}"):
+        control = run_null_control(params, cats, real)
     for m in METRICS:
         n = len(control.testable(m))
+        real_size = control.real_median_abs_change.get(m)
         print(f"{m.upper()}: {control.false_alarms(m)} of {n} intervals excluded zero with nothing changed "
               f"(expected {100 * (1 - control.level):.0f} %; P(at least this many) = {control.p_value(m):.2f}); "
               f"median |change| {control.median_abs_change(m):.4g}, fine-tuning's "
-              f"{control.real_median_abs_change.get(m, math.nan):.4g}")
-    print(f"written: {params.run.null_control}")
+              + (f"{real_size:.4g}" if real_size is not None else "unknown (no metrics.json yet)"))
+    print(f"written: {params.run.null_control} (the book shows the control notebook 04 ran)")
     return 0
 
 
