@@ -26,7 +26,7 @@ import pandas as pd
 from .generate import SYSTEMS, Generation
 from .metrics.evaluation import track_of
 from .metrics.musicality import ROUND_TRIP, SOURCES, continuation, voicing
-from .metrics.null_control import METRICS, NullControl
+from .metrics.null_control import METRICS, NullCell, NullControl
 from .metrics.stats import CellResult, DeltaResult, bootstrap_mean_ci, detectable_change
 from .params import CATEGORIES, CATEGORY_ORDER
 
@@ -183,7 +183,7 @@ def _grouped_html(df: pd.DataFrame, caption: str, cls: str, row_label: str = "ar
             f"{''.join(f'<tr>{h}</tr>' for h in head)}</thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
-def _delta_cell(d: DeltaResult | None, digits: int) -> str:
+def _delta_cell(d: DeltaResult | NullCell | None, digits: int) -> str:
     """'−0.012' over its interval on a second, smaller line (keeps the column narrow)."""
     if d is None:
         return "—"
@@ -434,9 +434,8 @@ def null_control_table(control: NullControl, deltas: Iterable[DeltaResult]) -> p
         row: dict[tuple[str, str], str] = {}
         for m in METRICS:
             c = null.get((cat, artist, m))
-            row[(METRIC_LABELS[m], "reseeded − baseline")] = "—" if c is None else (
-                f'{signed(c.delta, DIGITS[m])}<br><span class="ci">{_interval(c.ci, DIGITS[m])}</span>'
-                + (" ⚠" if c.excludes_zero else ""))
+            row[(METRIC_LABELS[m], "reseeded − baseline")] = (_delta_cell(c, DIGITS[m])
+                                                              + (" ⚠" if c is not None and c.excludes_zero else ""))
             row[(METRIC_LABELS[m], "fine-tuned − baseline")] = _delta_cell(real.get((cat, artist, m)), DIGITS[m])
         rows.append(row)
     df = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(keys, names=["stem", "artist"]))

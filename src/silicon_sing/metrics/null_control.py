@@ -86,8 +86,7 @@ class NullControl:
 
     def median_abs_change(self, metric: str) -> float:
         """Median |reseeded − baseline| over the cells of ``metric``: the size of a change that is only noise."""
-        values = [abs(c.delta) for c in self.cells if c.metric == metric and math.isfinite(c.delta)]
-        return statistics.median(values) if values else math.nan
+        return median_abs_change(self.cells).get(metric, math.nan)
 
     def to_dict(self) -> dict[str, Any]:
         """Strict-JSON form (NaN → null) with the per-metric summary beside the cells."""
@@ -118,8 +117,9 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return float(sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)))
 
 
-def median_abs_change(deltas: Sequence[DeltaResult], categories: Sequence[str] | None = None) -> dict[str, float]:
-    """Median |delta| per metric over ``deltas`` (only ``categories``, when given)."""
+def median_abs_change(deltas: Sequence[DeltaResult | NullCell],
+                      categories: Sequence[str] | None = None) -> dict[str, float]:
+    """Median |delta| per metric over ``deltas`` (only ``categories``, when given), metrics with a finite one."""
     out = {}
     for m in METRICS:
         values = [abs(d.delta) for d in deltas if d.metric == m and math.isfinite(d.delta)
