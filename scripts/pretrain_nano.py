@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         # the harmonic lines: how much quieter the codec returns 400 Hz - 4 kHz, per category
         "codec_band_lost_mid_db": {k: {c: round(f["band_lost_mid_db"], 2) for c, f in v["per_category"].items()}
                                    for k, v in m["codec"].items()},
+        # ...and whether they come back at all: harmonic lines per frame, reconstruction over original
+        "codec_harmonic_lines_kept": {k: {c: round(f["harmonic_lines_kept"], 2) for c, f in v["per_category"].items()}
+                                      for k, v in m["codec"].items()},
         "lm_heldout_loss": _rounded(m["lm_loss"]),
         "lm_heldout_loss_sounding_frames": _rounded(m["lm_loss_sounding"]),
         # nats lost on held-out instrumentals when only the last k seconds of context are the clip's own

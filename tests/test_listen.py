@@ -14,6 +14,7 @@ from silicon_sing.listen import (
     COLUMNS,
     codec_examples,
     codec_room_html,
+    lines_label,
     listening_examples,
     listening_panel,
     listening_room_html,
@@ -41,6 +42,7 @@ def test_listening_room_pairs_systems_and_cuts_the_prompt(generations) -> None:
     assert html.count("<audio") == 16 and html.count("data:image/png;base64,") == 16  # a spectrogram per clip
     assert html.count('<div class="listen-grid">') == 4 and "<table" not in html  # a grid, not a fixed-width table
     assert "uuid a caption" in html and "<details" in html
+    assert html.count("lines/frame</span>") == 16  # each label counts its clip's harmonic lines
     assert listening_room_html(exs, "full").startswith("<p><em>No continuations")
     panel = listening_panel(exs)
     assert "<audio" in panel.children[1].value
@@ -86,9 +88,18 @@ def test_codec_section_plays_each_category_through_the_codec_alone(generations) 
     assert calls == [len(by_cat[r.category].clips["prompt"]) + len(by_cat[r.category].clips["original"]) for r in rows]
     html = codec_room_html(rows)
     assert html.count("<audio") == 2 * len(rows) and html.count('<div class="listen-grid">') == len(rows)
-    assert "codec round trip</figcaption>" in html
+    assert "<figcaption>codec round trip <span" in html
     assert codec_room_html([]).startswith("<p><em>No continuations")
     identity = codec_examples(exs, lambda y, sr: y, per_category=2)
     counts = {c: sum(e.category == c for e in exs) for c in by_cat}
     assert len(identity) == sum(min(2, n) for n in counts.values()) > len(rows)
     assert all(np.array_equal(r.clips["original"], r.clips[CODEC_COLUMNS[1]]) for r in identity)
+
+
+def test_each_clip_label_counts_its_harmonic_lines() -> None:
+    """A melody of sine notes draws one line per frame, noise none; a clip too short to measure gets no count."""
+    t = np.arange(SR) / SR
+    notes = np.concatenate([0.1 * np.sin(2 * np.pi * f * t) for f in (1500.0, 1800.0, 1600.0)]).astype(np.float32)
+    assert lines_label(notes, SR) == "1.0 lines/frame"
+    assert lines_label((0.1 * np.random.default_rng(0).standard_normal(3 * SR)).astype(np.float32), SR) == "0.0 lines/frame"
+    assert lines_label(np.zeros(0, np.float32), SR) == "" == lines_label(np.zeros(100, np.float32), SR)

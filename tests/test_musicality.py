@@ -24,6 +24,7 @@ from silicon_sing.metrics.musicality import (
     Truth,
     clip_measures,
     estimate_key,
+    harmonic_lines,
     in_key_fraction,
     key_correlation,
     key_scores,
@@ -84,6 +85,33 @@ def test_chord_progressions_name_their_keys() -> None:
     assert key_correlation(key_scores(c), "C major") > 0.7
     assert key_correlation(key_scores(am), "A# minor") == key_correlation(key_scores(am), "Bb minor")  # any spelling
     assert estimate_key(np.full(12, np.nan)) is None and np.isnan(in_key_fraction(np.zeros(12), "C major"))
+
+
+def test_harmonic_lines_count_held_partials_and_not_noise_or_clicks() -> None:
+    """Known answers: each sine note between 1 and 8 kHz is one line per frame; a tone held through the whole clip
+    (a codec's whistle), noise, clicks and silence draw none."""
+
+    def melody(parts: list[list[float]], sr: int = SR) -> np.ndarray:
+        """Four 1 s notes per part, one after another, ``[4 s]``."""
+        t = np.arange(sr) / sr
+        return np.concatenate([sum(0.1 * np.sin(2 * np.pi * p[i] * t) for p in parts) for i in range(4)]).astype(np.float32)
+
+    lead = [1500.0, 1800.0, 1600.0, 2000.0]
+    for parts in ([lead], [lead, [2500.0, 3000.0, 2700.0, 3300.0], [3700.0, 4200.0, 3900.0, 4600.0]]):
+        # a note change costs each part a frame or two of its line
+        assert harmonic_lines(melody(parts), SR) == pytest.approx(len(parts), abs=0.05)
+    t = np.arange(4 * SR) / SR
+    whistle = (0.1 * np.sin(2 * np.pi * 3000.0 * t)).astype(np.float32)
+    assert harmonic_lines(whistle, SR) == 0.0
+    assert harmonic_lines(melody([lead]) + whistle, SR) == pytest.approx(1.0, abs=0.05)  # the whistle alone drops
+    outside = melody([[440.0, 330.0, 392.0, 294.0], [9000.0, 9500.0, 10000.0, 9200.0]])
+    assert harmonic_lines(outside, SR) == 0.0  # outside 1-8 kHz
+    assert harmonic_lines((0.1 * np.random.default_rng(0).standard_normal(t.size)).astype(np.float32), SR) < 0.05
+    assert harmonic_lines(clicks(120.0), SR) < 0.05
+    assert harmonic_lines(np.zeros(t.size, np.float32), SR) == 0.0
+    assert np.isnan(harmonic_lines(np.zeros(300, np.float32), SR))
+    # the same notes at another sample rate draw the same lines (10 ms frames, ~32 ms windows at any rate)
+    assert harmonic_lines(melody([lead], 16000), 16000) == pytest.approx(1.0, abs=0.05)
 
 
 def test_a_semitone_between_two_sines() -> None:
@@ -189,6 +217,24 @@ def test_originals_keep_their_true_tempo_and_key(rendered, stem: str) -> None:
                 assert tempo_salience(shuffled, SR, tr.tempo_bpm) < KEEPS_TEMPO
     assert kept_tempo >= (n if stem == "instrumental" else 2 * n / 3)
     assert kept_key >= 2 * n / 3
+
+
+def test_originals_draw_harmonic_lines_that_noise_and_shuffling_do_not(rendered) -> None:
+    """Calibration: every instrumental and full-mix segment draws lines; white noise at its level none; cut into
+    37 ms blocks and shuffled, the same audio draws fewer (the partials are held no longer than a block)."""
+    truth, root = rendered
+    rng = np.random.default_rng(0)
+    for stem in ("instrumental", "full"):
+        for t in truth:
+            for y in segment_continuations(root, t, stem):
+                lines = harmonic_lines(y, SR)
+                assert lines >= 0.4, (stem, t["artist"], lines)
+                noise = (np.sqrt(np.mean(y ** 2)) * rng.standard_normal(y.size)).astype(np.float32)
+                assert harmonic_lines(noise, SR) < 0.05
+                block = int(0.037 * SR)
+                k = y.size // block
+                shuffled = y[:k * block].reshape(k, block)[rng.permutation(k)].ravel()
+                assert harmonic_lines(shuffled, SR) < lines
 
 
 def test_acapella_originals_are_voiced_near_their_true_pitch(rendered) -> None:

@@ -135,12 +135,13 @@ def test_descriptor_overview_draws_the_four_views() -> None:
 
 
 def test_musicality_dots_has_a_panel_per_measure_and_the_originals_as_reference() -> None:
-    """Four panels (tempo, key, voicing, pitch error), one row per stem, the three sources in the legend."""
+    """Five panels (tempo, key, voicing, pitch error, harmonic lines), one row per stem, the sources in the legend."""
     from silicon_sing.plots import musicality_dots
     from stems import musicality_summary
 
     fig = musicality_dots(musicality_summary())
-    assert [ax.get_title() for ax in fig.axes] == ["tempo kept", "key kept", "voiced frames", "pitch error"]
+    assert [ax.get_title() for ax in fig.axes] == ["tempo kept", "key kept", "voiced frames", "pitch error",
+                                                   "harmonic lines"]
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["instrumental", "acapella"]
     assert {t.get_text() for t in fig.legends[0].get_texts()} == {"original", "baseline", "fine-tuned"}
     matplotlib.pyplot.close(fig)

@@ -68,7 +68,7 @@ def test_provenance_figures_are_what_the_shipped_files_score_on_held_out_audio(s
     recorded = prov["metrics_heldout"]
     codec = P.codec_metrics(shipped.compression_model, heldout, 32000)
     for cat in CATEGORY_ORDER:
-        for key in ("si_snr_db", "mel_distance_db", "mel_distance_40db", "band_lost_mid_db"):
+        for key in ("si_snr_db", "mel_distance_db", "mel_distance_40db", "band_lost_mid_db", "harmonic_lines_kept"):
             assert codec["per_category"][cat][key] == pytest.approx(
                 recorded["codec"]["pretrained"]["per_category"][cat][key], abs=0.02), (cat, key)
     assert codec["per_category"]["instrumental"]["si_snr_db"] >= 8.0 and codec["per_category"]["acapella"]["si_snr_db"] >= 5.0
@@ -125,6 +125,8 @@ def test_codec_reconstructs_unheard_audio_far_better_than_random_init(shipped, r
     assert ours["mel_distance_db"] < 0.6 * rand["mel_distance_db"], (ours, rand)
     for cat in CATEGORY_ORDER:  # voices too: the codec is the shared tokenizer of every category
         assert ours["per_category"][cat]["mel_distance_db"] < 0.7 * rand["per_category"][cat]["mel_distance_db"]
+    # an untrained decoder's steady whistle is not a harmonic line: random init keeps none, the trained codec some
+    assert rand["harmonic_lines_kept"] < 0.05 < ours["harmonic_lines_kept"] < 1.0, (ours, rand)
 
 
 def test_pretrained_lm_predicts_unheard_instrumentals_far_better_than_random_init(shipped, random_init,
@@ -185,6 +187,7 @@ def test_pretrain_script_runs_end_to_end_on_a_tiny_corpus(tmp_path: Path, capsys
     assert script["main"](["--tiny", "--out", str(out), "--no-progress"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert set(summary["codec_si_snr_db"]) == set(summary["codec_band_lost_mid_db"]) == {"pretrained", "random_init"}
+    assert set(summary["codec_harmonic_lines_kept"]["pretrained"]) == set(CATEGORY_ORDER)
     assert list(summary["lm_context_use"]) == ["0.05 s", "0.1 s", "0.2 s", "0.4 s", "0.8 s"]  # 2 s windows
     assert all(P.verify_checkpoints(out).values())
     prov = P.read_provenance(out)

@@ -170,6 +170,19 @@ def test_musicality_glue_states_the_targets_and_whether_they_were_met() -> None:
     assert "(the originals: 100\u00a0% and 100\u00a0%; the originals through the codec alone: 80\u00a0% and 90\u00a0%)" \
         in ceiling["musicality_tempo_key_target"]
     assert "(the originals: 80\u00a0%; through the codec alone: 70\u00a0%)" in ceiling["musicality_voicing_target"]
+    # harmonic lines: the baseline's count against the originals', the codec's ceiling beside them
+    assert g["musicality_lines_target"] == (
+        "baseline instrumental continuations draw 0.30 [0.20, 0.40] harmonic lines per frame between 1 and 8 kHz "
+        "(the originals draw 1.20), 25\u00a0% of the originals' count; the target of at least half is not met")
+    assert "the originals through the codec alone 0.90" in ceiling["musicality_lines_target"]
+    assert "decoder" not in ceiling["musicality_lines_target"]  # 0.30 against the codec's 0.90: the LM falls short
+    capped = musicality_summary(round_trip=True)
+    capped.loc[capped["source"] == "codec round trip", "harmonic_lines"] = 0.32
+    assert musicality_glue(capped, has_truth=True)["musicality_lines_target"].endswith(
+        "; they draw as many as the codec alone lets through, so its decoder, not the language model, sets this limit")
+    assert bare["musicality_lines_target"].endswith("is not met")  # lines need no recorded truth
+    assert "no baseline" in musicality_glue(musicality_summary().query("source != 'baseline'"),
+                                            has_truth=True)["musicality_lines_target"]
 
 
 def test_musicality_table_html_orders_rows_and_drops_unmeasured_columns() -> None:
@@ -181,6 +194,7 @@ def test_musicality_table_html_orders_rows_and_drops_unmeasured_columns() -> Non
     # the interval on its own line, as in the Table 1 deltas, so the table fits the content column
     assert t.loc[("instrumental", "baseline"), "tempo kept"] == '50\u00a0%<br><span class="ci">[40\u00a0%, 60\u00a0%]</span>'
     assert t.loc[("acapella", "original"), "pitch error (st)"] == "—"
+    assert t.loc[("instrumental", "baseline"), "harmonic lines / frame"] == '0.30<br><span class="ci">[0.20, 0.40]</span>'
     bare = musicality_table(musicality_summary(with_truth=False))
     assert "tempo kept" not in bare.columns and "voiced frames" in bare.columns
     html = musicality_table_html(musicality_summary(), "<b>cap</b>")

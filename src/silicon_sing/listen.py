@@ -28,6 +28,7 @@ from . import audio as au
 from .fsutil import atomic_write_text
 from .generate import Generation, load_generations
 from .metrics.musicality import ROUND_TRIP
+from .music import harmonic_lines
 from .params import CATEGORIES, Params
 
 COLUMNS = ("prompt", "original", "baseline", "fine-tuned")
@@ -103,11 +104,21 @@ def spectrogram_png(x: np.ndarray, sr: int, n_mels: int = 48, pool: int = 2) -> 
     return buf.getvalue()
 
 
+def lines_label(x: np.ndarray, sr: int) -> str:
+    """'1.2 lines/frame': the clip's harmonic lines between 1 and 8 kHz (:func:`silicon_sing.music.harmonic_lines`,
+    the evaluation's measure), for its caption; empty for a clip too short to measure."""
+    n = harmonic_lines(x, sr) if len(x) else float("nan")
+    return f"{n:.1f} lines/frame" if np.isfinite(n) else ""
+
+
 def clip_html(ex: ListeningExample, column: str) -> str:
-    """One clip of an example: its label, a player and its spectrogram."""
+    """One clip of an example: its label and harmonic lines per frame, a player and its spectrogram."""
     x = ex.clips[column]
     png = base64.b64encode(spectrogram_png(x, ex.sr)).decode("ascii")
-    return (f'<figure class="listen-clip"><figcaption>{html.escape(column)}</figcaption>'
+    lines = lines_label(x, ex.sr)
+    tip = "harmonic lines per 10 ms frame between 1 and 8 kHz, as the evaluation chapter counts them"
+    count = f' <span class="listen-lines" title="{tip}">· {lines}</span>' if lines else ""
+    return (f'<figure class="listen-clip"><figcaption>{html.escape(column)}{count}</figcaption>'
             f"{au.player_html(x, ex.sr, f'{ex.example_id} {column}', style='width: 100%')}"
             f'<img class="listen-spec" alt="log-mel spectrogram, {html.escape(column)}, {html.escape(ex.example_id)}"'
             f' src="data:image/png;base64,{png}"/></figure>')

@@ -190,7 +190,8 @@ def descriptor_overview(descriptors: pd.DataFrame, key_profile: str) -> Figure:
 
 
 MUSICALITY_PANELS = (("keeps_tempo", "tempo kept", 100.0, "%"), ("keeps_key", "key kept", 100.0, "%"),
-                     ("voiced", "voiced frames", 100.0, "%"), ("pitch_error_st", "pitch error", 1.0, "semitones"))
+                     ("voiced", "voiced frames", 100.0, "%"), ("pitch_error_st", "pitch error", 1.0, "semitones"),
+                     ("harmonic_lines", "harmonic lines", 1.0, "per frame, 1–8 kHz"))
 
 
 def musicality_dots(summary: pd.DataFrame, title: str | None = None) -> Figure:
@@ -219,7 +220,8 @@ def musicality_dots(summary: pd.DataFrame, title: str | None = None) -> Figure:
             ax.set_xlim(-5, 105)
     axes[0][0].set_yticks(np.arange(len(cats)), cats)
     axes[0][0].invert_yaxis()
-    handles, labels = axes[0][-2].get_legend_handles_labels()
+    # the legend of the panel that shows the most sources (pitch error has no originals' row)
+    handles, labels = max((ax.get_legend_handles_labels() for ax in axes[0]), key=lambda hl: len(hl[0]))
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), frameon=False)
     if title:

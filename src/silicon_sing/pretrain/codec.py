@@ -20,6 +20,7 @@ from audiocraft.models.encodec import CompressionModel, EncodecModel
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
+from ..music import harmonic_lines
 from ..tokens import encode_audio
 from .config import CodecSpec
 from .corpus import Clip
@@ -124,9 +125,11 @@ MEL_RANGES_DB = {"mel_distance_db": 60.0, "mel_distance_40db": 40.0}
 @torch.no_grad()
 def codec_scores(codec: CompressionModel, wavs: Sequence[np.ndarray], sample_rate: int,
                  chunk_seconds: float = 4.0) -> tuple[list[int], torch.Tensor, dict[str, torch.Tensor]]:
-    """Per ``chunk_seconds`` chunk of ``wavs``: (index of its wav, SI-SNR dB, {figure: dB}) of decode(encode(x)):
-    one mel distance per floor of :data:`MEL_RANGES_DB`, and ``band_lost_<band>_db`` per band of
-    :data:`BANDS_HZ` (:func:`band_levels_lost`)."""
+    """Per ``chunk_seconds`` chunk of ``wavs``: (index of its wav, SI-SNR dB, {figure: value}) of decode(encode(x)):
+    one mel distance per floor of :data:`MEL_RANGES_DB`, ``band_lost_<band>_db`` per band of
+    :data:`BANDS_HZ` (:func:`band_levels_lost`), and the harmonic lines per frame
+    (:func:`silicon_sing.music.harmonic_lines`) of the reconstruction (``harmonic_lines``) and of the
+    chunk itself (``harmonic_lines_original``)."""
     n = min([int(chunk_seconds * sample_rate)] + [len(w) for w in wavs])
     owner = [j for j, w in enumerate(wavs) for _ in range(0, len(w) - n + 1, n)]
     x = torch.from_numpy(np.stack([w[i:i + n] for w in wavs for i in range(0, len(w) - n + 1, n)]))[:, None]
@@ -138,7 +141,9 @@ def codec_scores(codec: CompressionModel, wavs: Sequence[np.ndarray], sample_rat
         est, ref, centres = _log_mels(y, b, sample_rate)
         by_range = _mel_distances(est, ref, list(MEL_RANGES_DB.values()))
         row = {**{name: by_range[r] for name, r in MEL_RANGES_DB.items()},
-               **{f"band_lost_{band}_db": v for band, v in _band_levels_lost(est, ref, centres).items()}}
+               **{f"band_lost_{band}_db": v for band, v in _band_levels_lost(est, ref, centres).items()},
+               **{name: torch.tensor([harmonic_lines(w[0].numpy(), sample_rate) for w in v])
+                  for name, v in (("harmonic_lines", y), ("harmonic_lines_original", b))}}
         for name, v in row.items():
             figures.setdefault(name, []).append(v)
     return owner, torch.cat(snr), {name: torch.cat(v) for name, v in figures.items()}
@@ -153,13 +158,17 @@ def codec_metrics(codec: CompressionModel, clips: Sequence[Clip], sample_rate: i
     the 60 dB figure is dominated by quiet bins (white noise 20 dB under the signal already scores
     ~7 dB on instrumentals), the 40 dB one by what a listener hears first. ``band_lost_mid_db`` is what
     neither sees: how much quieter the harmonic lines between 400 Hz and 4 kHz come back (chunks without
-    loud bins in a band do not count towards it).
+    loud bins in a band do not count towards it). ``harmonic_lines_kept`` is whether they come back at
+    all: the harmonic lines per frame the reconstructions draw over those the originals draw (the
+    evaluation chapter's measure of the continuations).
     """
     owner, snr, scores = codec_scores(codec, [c.audio for c in clips], sample_rate, chunk_seconds)
     cats = [clips[j].category for j in owner]
 
     def figures(m: torch.Tensor) -> dict[str, float]:
-        return {"si_snr_db": float(snr[m].mean()), **{name: float(v[m].nanmean()) for name, v in scores.items()}}
+        out = {"si_snr_db": float(snr[m].mean()), **{name: float(v[m].nanmean()) for name, v in scores.items()}}
+        out["harmonic_lines_kept"] = out["harmonic_lines"] / max(out["harmonic_lines_original"], 1e-9)
+        return out
 
     out: dict[str, Any] = {**figures(torch.ones(len(owner), dtype=torch.bool)), "n_chunks": len(owner),
                            "chunk_seconds": chunk_seconds, "per_category": {}}
