@@ -295,3 +295,4 @@ def test_sampling_sweep_measures_each_setting_after_the_prompt_with_musicgen_def
     low, high = table[table.setting.str.contains('"temperature": 0.5')], table[table.setting.str.contains('"temperature": 1.0')]
     assert (low.n == 2).all() and (low.voiced > 0.8).all() and (low.keeps_tempo == 1).all()
     assert (high.voiced < 0.1).all() and (high.keeps_tempo == 0).all()  # the voiced prompt was cut off
+    assert (table.harmonic_lines < 0.05).all()  # a 220 Hz sine and noise draw no lines between 1 and 8 kHz

@@ -306,9 +306,9 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
         settings: each a partial :data:`MUSICGEN_SAMPLING` (missing keys keep audiocraft's defaults).
         seconds: length of each clip, prompt included.
     Returns:
-        DataFrame ``[|settings| × n_categories, 9]``: ``setting`` (JSON of the full setting),
-        ``category``, ``n``, and the means of ``keeps_tempo``, ``keeps_key``, ``voiced`` with the
-        medians of ``tempo_salience`` and ``in_key`` (NaN without truth).
+        DataFrame ``[|settings| × n_categories, 10]``: ``setting`` (JSON of the full setting),
+        ``category``, ``n``, and the means of ``keeps_tempo``, ``keeps_key``, ``voiced``,
+        ``harmonic_lines`` with the medians of ``tempo_salience`` and ``in_key`` (NaN without truth).
     """
 
     import torch  # lazy: the evaluation's other measures need no torch
@@ -327,7 +327,8 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
             m = pd.DataFrame([clip_measures(w[0].float().cpu().numpy()[skip:], sr, truths[i]) for w, i in zip(wav, idx)])
             rows.append(dict(setting=json.dumps(full, sort_keys=True), category=cat, n=len(idx),
                              keeps_tempo=m["keeps_tempo"].mean(), keeps_key=m["keeps_key"].mean(),
-                             voiced=m["voiced"].mean(), tempo_salience=m["tempo_salience"].median(),
+                             voiced=m["voiced"].mean(), harmonic_lines=m["harmonic_lines"].mean(),
+                             tempo_salience=m["tempo_salience"].median(),
                              in_key=m["in_key"].median()))
     return pd.DataFrame(rows)
 
