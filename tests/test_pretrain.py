@@ -226,3 +226,18 @@ def test_pretrain_captions_are_the_caption_stages_and_never_carry_a_uuid() -> No
     assert any(w in caps["instrumental"] for w in ("instrumental", "without vocals"))
     assert any(w in caps["acapella"] for w in ("a cappella", "isolated", "unaccompanied"))
     assert not any(len(w) >= 32 and "-" in w for c in clips for w in c.caption.split())
+
+
+def test_codec_training_takes_the_multi_resolution_stft_loss_and_names_unknown_losses() -> None:
+    """``mrstft`` trains beside the solver's losses; a misspelt loss fails before any step, naming the known ones."""
+    import dataclasses
+
+    config = P.tiny_config()
+    spec = dataclasses.replace(config.codec, loss_weights={"l1": 1.0, "msspec": 6.0, "mrstft": 2.0}, steps=2)
+    clips = P.synth_corpus(config.corpus, progress=False)
+    codec = P.build_codec(P.nano_pretrain_config(spec, config.lm), 0)
+    history = P.train_codec(codec, clips, spec, 32000, 0, progress=False)
+    assert len(history) == 2 and all(np.isfinite(h["mrstft"]) and h["mrstft"] > 0 for h in history)
+    bad = dataclasses.replace(spec, loss_weights={"l1": 1.0, "mr_stft": 2.0})
+    with pytest.raises(ValueError, match=r"unknown losses \['mr_stft'\]; known: \['l1', 'mrstft', 'msspec', 'sisnr'\]"):
+        P.train_codec(P.build_codec(P.nano_pretrain_config(bad, config.lm), 0), clips, bad, 32000, 0, progress=False)

@@ -13,7 +13,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 import torch.nn.functional as F
-from audiocraft.losses import SISNR, Balancer, MultiScaleMelSpectrogramLoss
+from audiocraft.losses import SISNR, Balancer, MRSTFTLoss, MultiScaleMelSpectrogramLoss
 from audiocraft.losses.specloss import MelSpectrogramWrapper
 from audiocraft.models import builders
 from audiocraft.models.encodec import CompressionModel, EncodecModel
@@ -193,17 +193,22 @@ def train_codec(codec: CompressionModel, clips: Sequence[Clip], spec: CodecSpec,
                 progress: bool = True,
                 on_step: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
     """audiocraft's compression recipe without the adversary: the balanced ``spec.loss_weights`` (L1, msspec,
-    SI-SNR), plus the VQ penalty."""
+    SI-SNR, optionally audiocraft's multi-resolution STFT loss ``mrstft``), plus the VQ penalty."""
     rng = np.random.default_rng([seed, 1])
     torch.manual_seed(seed)  # k-means init and dead-code replacement draw from torch's global generator
     hop = int(round(sample_rate / codec.frame_rate))
     length = max(1, round(spec.crop_seconds * codec.frame_rate)) * hop  # whole frames: no padded tail
     msspec = MultiScaleMelSpectrogramLoss(sample_rate, range_start=6, range_end=11, n_mels=64, f_min=64,
                                           normalized=True, alphas=False, floor_level=spec.msspec_floor)
+    mrstft = MRSTFTLoss()  # linear-frequency log magnitudes: every bin up to Nyquist counts, not mel-weighted
     # the solver's loss names (SISNR: one window per crop; its segment=None path asserts on a padded frame)
     criteria: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
         "l1": F.l1_loss, "msspec": msspec,
-        "sisnr": SISNR(sample_rate, segment=(length + 0.5) / sample_rate, overlap=0.0)}
+        "sisnr": SISNR(sample_rate, segment=(length + 0.5) / sample_rate, overlap=0.0),
+        "mrstft": lambda y, x: mrstft(y, x).reshape(())}  # a [1] tensor; the Balancer sums scalars
+    unknown = sorted(set(spec.loss_weights) - set(criteria))
+    if unknown:
+        raise ValueError(f"CodecSpec.loss_weights names unknown losses {unknown}; known: {sorted(criteria)}")
     balancer = Balancer(dict(spec.loss_weights), balance_grads=True, total_norm=1.0, ema_decay=0.999,
                         per_batch_item=True)
     opt = torch.optim.Adam(codec.parameters(), lr=spec.lr, betas=spec.betas)
