@@ -60,6 +60,9 @@ def test_load_audio_names_the_file(tmp_path: Path) -> None:
     bad.write_text("nope")
     with pytest.raises(au.AudioDecodeError, match="bad.wav"):
         au.load_audio(bad)
+    # a missing file is named as missing, not as undecodable (libsndfile says "System error")
+    with pytest.raises(FileNotFoundError, match=r"gone\.wav: no such audio file"):
+        au.load_audio(tmp_path / "gone.wav")
 
 
 def test_mel_filterbank_is_librosas_with_explicit_edges() -> None:

@@ -27,8 +27,15 @@ class AudioDecodeError(RuntimeError):
 
 
 def load_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
-    """Decode ``path`` into float32 ``[channels, samples]`` and its sample rate."""
+    """Decode ``path`` into float32 ``[channels, samples]`` and its sample rate.
+
+    Raises ``FileNotFoundError`` naming ``path`` when there is no such file (libsndfile would call it a
+    "System error" and the decoders' fallback would hide it), :class:`AudioDecodeError` when it exists
+    but cannot be decoded.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such audio file")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError
