@@ -34,6 +34,7 @@ from .params import CATEGORIES, Params
 COLUMNS = ("prompt", "original", "baseline", "fine-tuned")
 CODEC_COLUMNS = ("original", ROUND_TRIP)  # the codec section: what the decoder alone makes of the original
 EMPTY_ROOM = "<p><em>No continuations yet: run the evaluation notebook.</em></p>"
+LINES_TIP = "harmonic lines per 10 ms frame between 1 and 8 kHz, as the evaluation chapter counts them"
 
 
 @dataclass
@@ -107,7 +108,7 @@ def spectrogram_png(x: np.ndarray, sr: int, n_mels: int = 48, pool: int = 2) -> 
 def lines_label(x: np.ndarray, sr: int) -> str:
     """'1.2 lines/frame': the clip's harmonic lines between 1 and 8 kHz (:func:`silicon_sing.music.harmonic_lines`,
     the evaluation's measure), for its caption; empty for a clip too short to measure."""
-    n = harmonic_lines(x, sr) if len(x) else float("nan")
+    n = harmonic_lines(x, sr)
     return f"{n:.1f} lines/frame" if np.isfinite(n) else ""
 
 
@@ -116,8 +117,7 @@ def clip_html(ex: ListeningExample, column: str) -> str:
     x = ex.clips[column]
     png = base64.b64encode(spectrogram_png(x, ex.sr)).decode("ascii")
     lines = lines_label(x, ex.sr)
-    tip = "harmonic lines per 10 ms frame between 1 and 8 kHz, as the evaluation chapter counts them"
-    count = f' <span class="listen-lines" title="{tip}">· {lines}</span>' if lines else ""
+    count = f' <span class="listen-lines" title="{LINES_TIP}">· {lines}</span>' if lines else ""
     return (f'<figure class="listen-clip"><figcaption>{html.escape(column)}{count}</figcaption>'
             f"{au.player_html(x, ex.sr, f'{ex.example_id} {column}', style='width: 100%')}"
             f'<img class="listen-spec" alt="log-mel spectrogram, {html.escape(column)}, {html.escape(ex.example_id)}"'

@@ -189,11 +189,9 @@ def harmonic_lines(y: np.ndarray, sr: int) -> float:
     mid = spec[2:-2]
     peak = ((mid > spec[:-4] + LINE_PROMINENCE_DB) & (mid > spec[4:] + LINE_PROMINENCE_DB)
             & (mid > spec[1:-3]) & (mid > spec[3:-1]) & (mid > LINE_FLOOR_DB))
-    held = np.ones_like(peak[:, LINE_FRAMES - 1:])
-    for k in range(LINE_FRAMES):  # a peak in this band in every frame of the window
-        held &= peak[:, k:peak.shape[1] - LINE_FRAMES + 1 + k]
     band = (centres[2:-2] >= LINE_BAND_HZ[0]) & (centres[2:-2] < LINE_BAND_HZ[1])
-    held = held[band]
+    # a peak in this band in every frame of a LINE_FRAMES window: [bands in LINE_BAND_HZ, T - LINE_FRAMES + 1]
+    held = np.asarray(np.lib.stride_tricks.sliding_window_view(peak[band], LINE_FRAMES, axis=1).all(axis=-1))
     steady = held.mean(axis=1) > LINE_STEADY_SHARE
     return float(held[~steady].sum(axis=0).mean())
 

@@ -639,14 +639,15 @@ def musicality_glue(summary: pd.DataFrame, has_truth: bool) -> dict[str, str]:
 def _lines_target(summary: pd.DataFrame) -> str:
     """Do the baseline's instrumental continuations draw harmonic lines (:data:`LINES_TARGET`)? A computed sentence."""
     b, o = _cell(summary, "baseline", "instrumental"), _cell(summary, "original", "instrumental")
-    if b is None or o is None or not math.isfinite(b.get("harmonic_lines", math.nan)):
+    if b is None or o is None or not math.isfinite(b["harmonic_lines"]):
         return "there are no baseline instrumental continuations to look for harmonic lines in"
     ref = f"the originals draw {_fmt(o['harmonic_lines'], 2)}"
     c = _cell(summary, ROUND_TRIP, "instrumental")
+    codec = c["harmonic_lines"] if c is not None else math.nan
+    if math.isfinite(codec):
+        ref += f", the originals through the codec alone {_fmt(codec, 2)}"
     # the continuations reach what the decoder alone lets through: the codec, not the language model, is the limit
-    capped = c is not None and math.isfinite(c["harmonic_lines"]) and b["harmonic_lines"] >= 0.9 * c["harmonic_lines"]
-    if c is not None and math.isfinite(c["harmonic_lines"]):
-        ref += f", the originals through the codec alone {_fmt(c['harmonic_lines'], 2)}"
+    capped = math.isfinite(codec) and b["harmonic_lines"] >= 0.9 * codec
     share = b["harmonic_lines"] / o["harmonic_lines"] if o["harmonic_lines"] > 0 else math.nan
     met = math.isfinite(share) and share >= LINES_TARGET
     return (f"baseline instrumental continuations draw {_with_interval(b, 'harmonic_lines', 2)} harmonic lines per "
