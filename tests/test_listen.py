@@ -18,6 +18,7 @@ from silicon_sing.listen import (
     listening_examples,
     listening_panel,
     listening_room_html,
+    spectrogram_png,
 )
 from silicon_sing.params import load_params
 
@@ -103,3 +104,29 @@ def test_each_clip_label_counts_its_harmonic_lines() -> None:
     assert lines_label(notes, SR) == "1.0 lines/frame"
     assert lines_label((0.1 * np.random.default_rng(0).standard_normal(3 * SR)).astype(np.float32), SR) == "0.0 lines/frame"
     assert lines_label(np.zeros(0, np.float32), SR) == "" == lines_label(np.zeros(100, np.float32), SR)
+
+
+def _row_profile(png: bytes) -> np.ndarray:
+    """Mean brightness of each image row (top = highest band) of a spectrogram PNG."""
+    import io
+
+    import matplotlib.image as mpimg
+
+    rgb = mpimg.imread(io.BytesIO(png))[..., :3]
+    return rgb.mean(axis=(1, 2))
+
+
+def test_room_spectrograms_resolve_the_lines_the_label_counts() -> None:
+    """Two partials 250 Hz apart near 2 kHz (a voice's or a chord's harmonics) show as two bright rows with a
+    dark row between, as in the bands that count the lines; a 48-band strip drew them as one smear."""
+    t = np.arange(2 * SR) / SR
+    x = (0.1 * np.sin(2 * np.pi * 2000.0 * t) + 0.1 * np.sin(2 * np.pi * 2250.0 * t)).astype(np.float32)
+    rows = _row_profile(spectrogram_png(x, SR))
+    peaks = [i for i in range(1, len(rows) - 1) if rows[i] > rows[i - 1] and rows[i] >= rows[i + 1]
+             and rows[i] > rows.max() - 0.25]
+    assert len(peaks) == 2, (peaks, rows.round(2))
+    assert rows[peaks[0]:peaks[1] + 1].min() < rows.max() - 0.2  # a dark gap between the lines, not a smear
+    assert len(rows) == 128  # one row per band of the harmonic-line count (music.LINE_BANDS)
+    noise = (0.1 * np.random.default_rng(0).standard_normal(4 * SR)).astype(np.float32)
+    png = spectrogram_png(noise, SR)  # the worst case for compression: 128 x 200 pixels of noise
+    assert len(png) < 128 * 200, len(png)  # under a byte a pixel: the room inlines ~100 of these

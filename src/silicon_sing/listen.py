@@ -28,7 +28,7 @@ from . import audio as au
 from .fsutil import atomic_write_text
 from .generate import Generation, load_generations
 from .metrics.musicality import ROUND_TRIP
-from .music import harmonic_lines
+from .music import LINE_BANDS, harmonic_lines
 from .params import CATEGORIES, Params
 
 COLUMNS = ("prompt", "original", "baseline", "fine-tuned")
@@ -89,19 +89,28 @@ def listening_examples(params: Params, per_cell: int = 2, generations: Sequence[
 SPEC_DB_RANGE = (-80.0, 0.0)  # one colour scale for every clip of the room
 
 
-def spectrogram_png(x: np.ndarray, sr: int, n_mels: int = 48, pool: int = 2) -> bytes:
-    """A small log-mel spectrogram as a PNG, one pixel per mel band and ``pool`` frames (the page scales it;
-    a clip is shown at most ~200 px wide, so finer time steps would only add bytes)."""
-    import matplotlib
+def spectrogram_png(x: np.ndarray, sr: int, n_mels: int = LINE_BANDS, pool: int = 2) -> bytes:
+    """A small log-mel spectrogram of mono ``x`` ``[N]`` as a PNG: one pixel row per mel band and one column per
+    ``pool`` 10 ms frames (a clip is shown at most ~200 px wide, so finer time steps would only add bytes).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    The bands are the ones :func:`silicon_sing.music.harmonic_lines` counts lines in, so a reader sees what each
+    label counts: at 48 bands two harmonics 250 Hz apart near 2 kHz merged into one smear.
+    """
+    import matplotlib
+    from PIL import Image  # matplotlib's own dependency
 
     img = au.log_mel(x, sr, n_mels=n_mels) if len(x) else np.full((n_mels, 1), SPEC_DB_RANGE[0])
     if pool > 1 and img.shape[1] >= pool:
         img = img[:, : img.shape[1] // pool * pool].reshape(img.shape[0], -1, pool).mean(axis=2)
+    # a 256-colour palette PNG, not matplotlib's RGBA: one byte a pixel keeps 128 bands as light as 48 were
+    # (the room inlines ~100 of them); the index is matplotlib's own lookup of a 256-entry colormap
+    lo, hi = SPEC_DB_RANGE
+    index = np.clip(((img[::-1] - lo) / (hi - lo) * 256).astype(np.int64), 0, 255).astype(np.uint8)
+    palette = (matplotlib.colormaps["magma"](np.arange(256))[:, :3] * 255).round().astype(np.uint8)
+    image = Image.frombytes("P", (index.shape[1], index.shape[0]), index.tobytes())
+    image.putpalette(palette.ravel().tolist())
     buf = io.BytesIO()
-    plt.imsave(buf, img[::-1], cmap="magma", vmin=SPEC_DB_RANGE[0], vmax=SPEC_DB_RANGE[1], format="png")
+    image.save(buf, format="png", optimize=True)
     return buf.getvalue()
 
 

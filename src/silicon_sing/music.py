@@ -159,7 +159,7 @@ LINE_BAND_HZ = (1000.0, 8000.0)  # above the bass and its first harmonics, below
 LINE_PROMINENCE_DB = 6.0  # a line stands this far above the bands two away on each side
 LINE_FLOOR_DB = -70.0  # and above this level (dB re full scale; the display floors at -80)
 LINE_FRAMES = 3  # and holds for this many 10 ms frames: a partial, not a click's ripple
-LINE_BANDS = 128  # mel bands of the analysis (the listening room shows 48; lines need finer bands)
+LINE_BANDS = 128  # mel bands of the analysis, and of the listening room's spectrograms (48 merged the lines)
 # a band that is a line in more of the clip's frames than this is a steady whistle, not a part: an untrained
 # codec's upsampling layers draw one through the whole clip (random-init nano: 1.0 line per frame, all of
 # it in bands held > 80 % of the time), the synthetic originals' parts never hold a band that long in 4 s
