@@ -3,10 +3,10 @@
 
 Usage::
 
-    python scripts/pretrain_nano.py                 # the shipped checkpoints (~73 min on 2 CPU cores)
+    python scripts/pretrain_nano.py                 # the shipped checkpoints (~95 min on 2 CPU cores)
     python scripts/pretrain_nano.py --out /tmp/nano # somewhere else (then: train.model: /tmp/nano)
     python scripts/pretrain_nano.py --tiny --out /tmp/nano-tiny   # seconds: checks the code path only
-    python scripts/pretrain_nano.py --codec-steps 6000 --lm-steps 4800  # longer (~2.5 h)
+    python scripts/pretrain_nano.py --codec-steps 9600 --lm-steps 4800  # longer (~3 h)
 
 What it does, how long it takes and what it measured is recorded in ``<out>/provenance.json``
 (see :mod:`silicon_sing.pretrain`). The synthetic pre-training corpus uses ``--seed`` (default

@@ -59,7 +59,7 @@ class CodecSpec:
     n_q: int = 8
     bins: int = 256
     lstm: int = 2
-    steps: int = 2400
+    steps: int = 4800  # see loss_weights
     batch_size: int = 8
     crop_seconds: float = 0.32
     lr: float = 3e-3  # higher than the solver's 3e-4: thousands of steps here, not hundreds of thousands
@@ -70,14 +70,14 @@ class CodecSpec:
     # SI-SNR (audiocraft's loss, in its solver's option list) aligns the waveform further: +1 dB at 50 Hz.
     # msspec 6, not the solver's 2: at 2 the highs came back 24-33 dB quieter, at 6 7-13 dB (at 12 the
     # acapella waveform fell apart: SI-SNR -4 dB)
-    # Measured 2026-11-26 (same corpus and seed, 1 thread, held-out audio; not yet the default because a new
-    # codec retokenises everything and the LM must be pre-trained again, ~95 min): adding "mrstft": 2.0 at these
-    # 2,400 steps: mel 60 dB 4.94 -> 4.18, acapella SI-SNR 5.33 -> 4.64 (under the 5 dB target); the same codec
-    # trained 2,400 steps more (4,800 in all): mel 3.25, SI-SNR 9.2 / 11.4 / 9.1 (instrumental / acapella / full),
-    # mid band lost 5.3 -> 3.2 dB, high 11.9 -> 4.1 dB, harmonic lines kept 33 % -> 40 %, and Kid Basalt's
-    # tempo kept through the codec 0 -> 4 of 6 test segments. n_filters 24 at 2,400 steps gained little
-    # (mel 4.48, lines 0.33 of 1.15 on the smoke run's instrumentals); a decoder-only fine-tune even less.
-    loss_weights: dict[str, float] = field(default_factory=lambda: {"l1": 1.0, "msspec": 6.0, "sisnr": 1.0})
+    # mrstft (audiocraft's multi-resolution STFT loss) at 2 and 4,800 steps, not 2,400: measured 2026-11-26 on
+    # held-out audio (same corpus and seed, 1 thread). mrstft 2 at 2,400 steps: mel 60 dB 4.94 -> 4.18 but
+    # acapella SI-SNR 5.33 -> 4.64 (under the 5 dB target); 2,400 steps more (4,800 in all): mel 3.25, SI-SNR
+    # 9.2 / 11.4 / 9.1 (instrumental / acapella / full), mid band lost 5.3 -> 3.2 dB, high 11.9 -> 4.1 dB,
+    # harmonic lines kept 33 % -> 40 %, Kid Basalt's tempo kept through the codec 0 -> 4 of 6 test segments.
+    # n_filters 24 at 2,400 steps gained little (mel 4.48, lines 0.33 of 1.15 on the smoke run's
+    # instrumentals); a decoder-only fine-tune even less. What the shipped run measured: provenance.json
+    loss_weights: dict[str, float] = field(default_factory=lambda: {"l1": 1.0, "msspec": 6.0, "sisnr": 1.0, "mrstft": 2.0})
     # audiocraft expires codes used < 2 times per batch of ~4800 frames for 1024 codes (~0.4 of the
     # mean use); our batches hold 256 frames (100 Hz) for 256 codes (mean use 1), so the same rule is ~0.4
     dead_code_threshold: float = 0.1
