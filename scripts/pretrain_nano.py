@@ -7,6 +7,14 @@ Usage::
     python scripts/pretrain_nano.py --out /tmp/nano # somewhere else (then: train.model: /tmp/nano)
     python scripts/pretrain_nano.py --tiny --out /tmp/nano-tiny   # seconds: checks the code path only
     python scripts/pretrain_nano.py --codec-steps 9600 --lm-steps 4800  # longer (~3 h)
+    python scripts/pretrain_nano.py --keep-first-stage /tmp/first    # keep the stage before the LM's warm restart
+    python scripts/pretrain_nano.py --lm-from /tmp/first             # ... and later rerun only the restart
+
+The recipe has two stages when ``--lm-restart-steps`` (default: ``LMSpec.restart_steps``) is not 0:
+codec and LM trained from scratch, stored in fp16; then the LM's warm restart (a fresh optimizer and
+schedule, other training windows) from the stored weights. ``--lm-from`` takes a stored first stage
+(its ``provenance.json`` must record this recipe with no restart, and its files their hashes), so the
+restart gives the same bytes whether the first stage ran just now or long ago.
 
 What it does, how long it takes and what it measured is recorded in ``<out>/provenance.json``
 (see :mod:`silicon_sing.pretrain`). The synthetic pre-training corpus uses ``--seed`` (default
@@ -36,7 +44,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--init-seed", type=int, default=0, help="torch seed of initialisation and batch sampling")
     ap.add_argument("--tracks-per-artist", type=int, default=None, help="pre-training tracks per artist")
     ap.add_argument("--codec-steps", type=int, default=None, help="compression-model optimizer steps")
-    ap.add_argument("--lm-steps", type=int, default=None, help="language-model optimizer steps")
+    ap.add_argument("--lm-steps", type=int, default=None, help="language-model optimizer steps (first stage)")
+    ap.add_argument("--lm-restart-steps", type=int, default=None,
+                    help="steps of the LM's warm restart after the first stage (0: none, the first stage alone)")
+    ap.add_argument("--lm-from", type=Path, default=None,
+                    help="a first stage written by this script with --lm-restart-steps 0 and otherwise the same "
+                         "options: skip it and run only the LM's warm restart from its weights")
+    ap.add_argument("--keep-first-stage", type=Path, default=None,
+                    help="also keep the first stage (weights + provenance.json) here, for a later --lm-from")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
     ap.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16, half the size)")
     ap.add_argument("--tiny", action="store_true", help="a few steps on a tiny corpus: checks the code path only")
@@ -61,6 +76,8 @@ def config_from_args(args: argparse.Namespace) -> P.PretrainConfig:
                                      category_tracks={k: min(v, n) for k, v in corpus.category_tracks.items()})
     codec = cfg.codec if args.codec_steps is None else dataclasses.replace(cfg.codec, steps=args.codec_steps)
     lm = cfg.lm if args.lm_steps is None else dataclasses.replace(cfg.lm, steps=args.lm_steps)
+    if args.lm_restart_steps is not None:
+        lm = dataclasses.replace(lm, restart_steps=args.lm_restart_steps)
     return dataclasses.replace(cfg, corpus=corpus, codec=codec, lm=lm, heldout_seed=args.heldout_seed,
                                seed=args.init_seed, threads=args.threads or cfg.threads)
 
@@ -75,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the pre-training and print the headline numbers."""
     args = parse_args(argv)
     config = config_from_args(args)
-    prov = P.run_pretraining(config, args.out, progress=not args.no_progress, half=not args.fp32)
+    try:
+        prov = P.run_pretraining(config, args.out, progress=not args.no_progress, half=not args.fp32, announce=True,
+                                 lm_from=args.lm_from, keep_first_stage=args.keep_first_stage,
+                                 command=" ".join(["python scripts/pretrain_nano.py",
+                                                   *(sys.argv[1:] if argv is None else argv)]))
+    except (ValueError, FileNotFoundError) as e:  # a --lm-from that is not this recipe's first stage
+        raise SystemExit(f"pretrain_nano.py: {e}") from e
     m = prov["metrics_heldout"]
     summary = {
         "out": str(args.out),

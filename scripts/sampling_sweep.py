@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = [{"temperature": float(t), **({} if c is None else {"cfg_coef": c})}
                 for t in args.temperatures.split(",") for c in cfgs]
     table = sampling_sweep(model, prompts, captions, categories, truths, settings, CLIP_S,
-                           sr=P.CorpusSpec().sample_rate)
+                           sr=P.CorpusSpec().sample_rate, progress=True)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.out is not None:
         atomic_write_json(args.out, {"model": str(args.model), "tracks_per_artist": args.tracks_per_artist,

@@ -197,3 +197,25 @@ def test_sampling_is_described_and_a_departure_from_musicgen_defaults_is_named(t
     assert smoke.departure().startswith("not MusicGen's defaults") and "sampling_sweep.py" in smoke.departure()
     greedy = dataclasses.replace(smoke, use_sampling=False)
     assert greedy.describe().startswith("greedy") and "not MusicGen's" in greedy.departure()
+
+
+def test_baseline_continuations_are_fingerprinted_by_the_shipped_nano_files(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``train.model: nano`` names the shipped weights, which a re-pretraining replaces (stop 24 did): the baseline's
+    fingerprint must follow the files, or a rerun on an old run dir keeps the old model's continuations as done
+    beside a fine-tune of the new one. It was the constant ``name:nano`` before."""
+    from silicon_sing.models import loading
+
+    nano = tmp_path / "nano"
+    nano.mkdir()
+    for f in ("state_dict.bin", "compression_state_dict.bin"):
+        (nano / f).write_bytes((loading.NANO_DIR / f).read_bytes())
+    monkeypatch.setattr(loading, "NANO_DIR", nano)
+    params = load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(tmp_path / "run")})
+    before = G.weights_fingerprint(params, G.BASELINE, "instrumental")
+    assert before == G.weights_fingerprint(params, G.RESEEDED, "acapella")  # the same weights, every category
+    assert before == G.model_fingerprint(str(nano))
+    blob = bytearray((nano / "state_dict.bin").read_bytes())
+    blob[-100] ^= 1
+    (nano / "state_dict.bin").write_bytes(bytes(blob))
+    assert G.weights_fingerprint(params, G.BASELINE, "instrumental") != before

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import runpy
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,9 @@ def test_shipped_files_are_small_and_match_their_provenance() -> None:
     # mostly instrumental, like MusicGen's pre-training
     mix = prov["data"]["lm_corpus_seconds"]
     assert mix["instrumental"] > 2 * (mix["acapella"] + mix["full"])
+    # the LM's warm restart is in the recipe because it pays: held-out loss below the first stage's, every category
+    before = prov["first_stage"]["metrics_heldout"]["lm_loss"]["pretrained"]
+    assert all(prov["metrics_heldout"]["lm_loss"]["pretrained"][c] < before[c] - 0.2 for c in CATEGORY_ORDER), before
 
 
 def test_provenance_figures_are_what_the_shipped_files_score_on_held_out_audio(shipped) -> None:
@@ -184,8 +188,15 @@ def test_corpus_renders_the_codecs_tracks_whole_and_the_lms_stems_beyond_them() 
 def test_pretrain_script_runs_end_to_end_on_a_tiny_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     script = runpy.run_path(str(REPO / "scripts" / "pretrain_nano.py"), run_name="pretrain_nano")
     out = tmp_path / "nano"
-    assert script["main"](["--tiny", "--out", str(out), "--no-progress"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    stage = tmp_path / "first-stage"
+    assert script["main"](["--tiny", "--out", str(out), "--no-progress", "--keep-first-stage", str(stage)]) == 0
+    printed = capsys.readouterr()
+    summary = json.loads(printed.out)
+    # without progress bars a user still sees each stage end (the real run is ~95 min): one line each, on stderr
+    stages = [line.split(":")[0] for line in printed.err.splitlines() if line.startswith("pretrain ")]
+    first = ["synthesis", "codec", "encoding", "lm", "evaluation"]
+    assert stages == [f"pretrain {s}" for s in first] + [f"pretrain restart {s}" for s in first]
+    assert all(line.rstrip().endswith(" s)") for line in printed.err.splitlines() if line.startswith("pretrain "))
     assert set(summary["codec_si_snr_db"]) == set(summary["codec_band_lost_mid_db"]) == {"pretrained", "random_init"}
     assert set(summary["codec_harmonic_lines_kept"]["pretrained"]) == set(CATEGORY_ORDER)
     assert list(summary["lm_context_use"]) == ["0.05 s", "0.1 s", "0.2 s", "0.4 s", "0.8 s"]  # 2 s windows
@@ -193,11 +204,36 @@ def test_pretrain_script_runs_end_to_end_on_a_tiny_corpus(tmp_path: Path, capsys
     prov = P.read_provenance(out)
     assert np.isfinite(prov["metrics_heldout"]["lm_context_use"]["instrumental"]["ce_increase"]).all()
     assert prov["config"]["codec"]["steps"] == P.tiny_config().codec.steps
+    assert prov["command"] == f"python scripts/pretrain_nano.py --tiny --out {out} --no-progress --keep-first-stage {stage}"
     model = M.load_model(str(out), device="cpu")  # an export dir works as train.model too
     assert model.frame_rate == prov["codec"]["frame_rate"]
-    again = tmp_path / "again"  # same seeds → the same bytes (what provenance.json's hashes rely on)
-    assert script["main"](["--tiny", "--out", str(again), "--no-progress"]) == 0
-    assert P.read_provenance(again)["files"] == {k: v for k, v in prov["files"].items()}
+    # the LM's warm restart (tiny: 3 + 2 steps) is one curve, numbered on, and names the stage it started from
+    assert prov["lm"]["restart_steps"] == 2 and prov["lm"]["history_every_25"][-1]["step"] == 4
+    # same seeds → the same bytes (what provenance.json's hashes rely on): the first stage run alone, and the restart
+    # from it with --lm-from, give what the whole recipe gave
+    assert P.read_provenance(stage)["files"] == prov["first_stage"]["files"]
+    assert P.read_provenance(stage)["config"]["lm"]["restart_steps"] == 0  # a first stage, as --lm-from asks
+    first = tmp_path / "first-stage-again"
+    assert script["main"](["--tiny", "--out", str(first), "--no-progress", "--lm-restart-steps", "0"]) == 0
+    assert P.read_provenance(first)["files"] == prov["first_stage"]["files"]
+    again = tmp_path / "again"
+    assert script["main"](["--tiny", "--out", str(again), "--no-progress", "--lm-from", str(first)]) == 0
+    assert P.read_provenance(again)["files"] == prov["files"]
+    with pytest.raises(SystemExit, match=r"differs in lm\.steps\): pass the options it was made with"):
+        script["main"](["--tiny", "--out", str(tmp_path / "x"), "--lm-steps", "4", "--lm-from", str(stage)])
+    tampered = tmp_path / "tampered"
+    shutil.copytree(stage, tampered)
+    blob = bytearray((tampered / "state_dict.bin").read_bytes())
+    blob[-100] ^= 1
+    (tampered / "state_dict.bin").write_bytes(bytes(blob))
+    with pytest.raises(SystemExit, match=r"state_dict\.bin do not match the sha1 in .*provenance\.json"):
+        script["main"](["--tiny", "--out", str(tmp_path / "x"), "--lm-from", str(tampered)])
+    with pytest.raises(SystemExit, match=r"provenance\.json is missing: --lm-from takes"):
+        script["main"](["--tiny", "--out", str(tmp_path / "x"), "--lm-from", str(tmp_path)])
+    with pytest.raises(SystemExit, match="is the output directory"):
+        script["main"](["--tiny", "--out", str(stage), "--keep-first-stage", str(stage)])
+    with pytest.raises(SystemExit, match="has no warm restart"):
+        script["main"](["--tiny", "--out", str(tmp_path / "x"), "--lm-restart-steps", "0", "--lm-from", str(stage)])
     with pytest.raises(SystemExit, match="profile's seed"):
         script["main"](["--tiny", "--out", str(out), "--seed", "1234"])
 
@@ -215,7 +251,9 @@ def test_sampling_sweep_script_prompts_the_shipped_model_with_held_out_tracks(tm
     assert [(r["category"], r["n"], json.loads(r["setting"])["temperature"], json.loads(r["setting"])["cfg_coef"])
             for r in rows] == [("instrumental", 6, 0.5, 6.0), ("acapella", 6, 0.5, 6.0)]
     assert all(0 <= r[k] <= 1 for r in rows for k in ("keeps_key", "voiced"))
-    assert "acapella" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "acapella" in printed.out
+    assert "sampling sweep: 100%" in printed.err and "2/2" in printed.err  # a bar over setting × category batches
 
 
 def test_pretrain_captions_are_the_caption_stages_and_never_carry_a_uuid() -> None:

@@ -25,18 +25,13 @@ MELODY_REPO = "models--facebook--musicgen-melody"
 
 
 @pytest.fixture(scope="module")
-def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> tuple[Params, dict[str, str]]:
-    """``make rehearsal`` into a temporary cache and run dir, with this interpreter's environment."""
-    root = tmp_path_factory.mktemp("rehearsal")
-    cache, run_dir = root / "cache", root / "run"
-    venv = Path(sys.prefix)
-    cmd = ["make", "-C", str(REPO), "rehearsal", f"VENV={venv}", f"PYTHON={sys.executable}",
-           f"REHEARSAL_CACHE={cache}", f"RUN_DIR={run_dir}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    log = root / "make.log"
-    log.write_text(proc.stdout + proc.stderr)
-    assert proc.returncode == 0, f"make rehearsal failed (log: {log}):\n{(proc.stdout + proc.stderr)[-4000:]}"
-    return load_params(REPO / "params" / "rehearsal.yaml", {"run_dir": str(run_dir)}), rehearsal_env(cache)
+def rehearsal(rehearsal_job) -> tuple[Params, dict[str, str]]:
+    """``make rehearsal`` (conftest's session job, which may already have run beside the smoke notebooks)."""
+    code = rehearsal_job.wait()
+    out = rehearsal_job.log.read_text(errors="replace")
+    assert code == 0, f"make rehearsal failed (log: {rehearsal_job.log}):\n{out[-4000:]}"
+    return (load_params(REPO / "params" / "rehearsal.yaml", {"run_dir": str(rehearsal_job.run_dir)}),
+            rehearsal_env(rehearsal_job.cache))
 
 
 def _in_fresh_process(code: str, env: dict[str, str]) -> str:

@@ -151,6 +151,10 @@ def test_voicing_verdict_is_computed(generations) -> None:
     assert text.startswith("the fine-tuned model kept the voice") and "closer" in text and "excluding zero" in text
     lost = dict(v, finetuned=0.1, kept=False, gap_ci=(0.1, 0.3))
     assert "lost the voice" in voicing_sentence(lost) and "further" in voicing_sentence(lost)
+    # an instrumental has no voice: what pYIN finds voiced there is the lead's pitched line
+    inst = voicing_sentence(v, "instrumental")
+    assert inst.startswith("the fine-tuned model kept the pitched line") and "voice" not in inst.split(":")[0]
+    assert "lost the pitched line" in voicing_sentence(lost, "instrumental")
 
 
 def test_musicality_glue_states_the_targets_and_whether_they_were_met() -> None:
@@ -178,11 +182,45 @@ def test_musicality_glue_states_the_targets_and_whether_they_were_met() -> None:
     assert "decoder" not in ceiling["musicality_lines_target"]  # 0.30 against the codec's 0.90: the LM falls short
     capped = musicality_summary(round_trip=True)
     capped.loc[capped["source"] == "codec round trip", "harmonic_lines"] = 0.32
-    assert musicality_glue(capped, has_truth=True)["musicality_lines_target"].endswith(
-        "; they draw as many as the codec alone lets through, so its decoder, not the language model, sets this limit")
+    assert "; they draw as many as the codec alone lets through, so its decoder, not the language model, sets this " \
+           "limit; the codec alone draws 27\u00a0% of the originals' count" in musicality_glue(
+               capped, has_truth=True)["musicality_lines_target"]
     assert bare["musicality_lines_target"].endswith("is not met")  # lines need no recorded truth
     assert "no baseline" in musicality_glue(musicality_summary().query("source != 'baseline'"),
                                             has_truth=True)["musicality_lines_target"]
+
+
+def _lines_case(baseline: float, lo: float, hi: float, codec: float, original: float = 1.15) -> str:
+    """The lines sentence for one instrumental baseline (with its interval), round trip and original."""
+    from silicon_sing.results import musicality_glue
+
+    s = musicality_summary(round_trip=True)
+    inst = s["category"] == "instrumental"
+    for src, v, (a, b) in (("baseline", baseline, (lo, hi)), ("codec round trip", codec, (codec - .1, codec + .1)),
+                           ("original", original, (original - .2, original + .2))):
+        s.loc[inst & (s["source"] == src), ["harmonic_lines", "harmonic_lines_lo", "harmonic_lines_hi"]] = [v, a, b]
+    return musicality_glue(s, has_truth=True)["musicality_lines_target"]
+
+
+def test_lines_sentence_names_the_codec_as_the_limit_when_its_value_lies_in_the_baselines_interval() -> None:
+    """Stop 24's smoke book: baseline 0.37 [0.18, 0.56], round trip 0.42. The round trip is inside the baseline's
+    interval, so the data cannot tell the two apart: the codec is the limit. A fixed 0.9 × rule said otherwise
+    (0.37 < 0.378) and flipped the sentence on noise; the interval decides now."""
+    cap = "; they draw as many as the codec alone lets through, so its decoder, not the language model, sets this limit"
+    assert cap in _lines_case(0.37, 0.18, 0.56, 0.42)
+    assert cap in _lines_case(0.45, 0.30, 0.60, 0.42)  # above the round trip: still the codec's ceiling
+    assert "decoder" not in _lines_case(0.37, 0.30, 0.41, 0.42)  # the round trip lies above the interval: the LM
+    assert "decoder" not in _lines_case(0.20, float("nan"), float("nan"), 0.21)  # no interval: the point must reach it
+
+
+def test_lines_sentence_says_when_the_codec_alone_cannot_reach_the_target() -> None:
+    """The round trip draws 0.42 of the originals' 1.15 (37 %): no language model on this codec can reach half, and
+    the sentence says so; when the round trip is above the target it says nothing of the kind."""
+    low = _lines_case(0.37, 0.18, 0.56, 0.42)
+    assert "the codec alone draws 37\u00a0% of the originals' count, below the target, so no language model on " \
+           "this codec can meet it" in low
+    assert "no language model" not in _lines_case(0.37, 0.18, 0.56, 0.80)
+    assert "no language model" not in _lines_case(0.70, 0.50, 0.90, 0.80)  # met: nothing to excuse
 
 
 def test_musicality_table_html_orders_rows_and_drops_unmeasured_columns() -> None:

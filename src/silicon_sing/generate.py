@@ -161,6 +161,18 @@ def model_fingerprint(name: str) -> str:
     return f"name:{name}"
 
 
+def weights_fingerprint(params: Params, system: str, category: str) -> str:
+    """:func:`model_fingerprint` of the weights ``system`` continues ``category`` with. ``train.model: nano`` is the
+    shipped files (a new pre-training must not leave the old model's continuations looking done), as is a relative
+    export directory; a hub name stays a name."""
+    name = model_for(params, system, category)
+    if system != FINETUNED:
+        from .models import resolve_model_name  # lazy: models imports audiocraft, which listen (05) does not need
+
+        name = resolve_model_name(params)
+    return model_fingerprint(name)
+
+
 def generation_fingerprint(example: HeldOutExample, settings: GenerationSettings, model_fp: str) -> str:
     """Everything that decides one continuation, hashed."""
     return text_sha1(json.dumps([dataclasses.asdict(example), dataclasses.asdict(settings), model_fp],
@@ -179,7 +191,7 @@ def stale_generations(params: Params, system: str, examples: Sequence[HeldOutExa
     Generating would overwrite them; a step that must *reuse* them (the A/A control) checks first.
     """
     settings = GenerationSettings.from_params(params)
-    fps = {c: model_fingerprint(model_for(params, system, c)) for c in dict.fromkeys(e.category for e in examples)}
+    fps = {c: weights_fingerprint(params, system, c) for c in dict.fromkeys(e.category for e in examples)}
     out = []
     for e in examples:
         path = output_path(params, system, e)
@@ -240,7 +252,7 @@ def generate_system(params: Params, system: str, category: str, examples: Sequen
     """Continue every test example of ``category`` with ``system``'s model (skipping finished ones)."""
     settings = GenerationSettings.from_params(params)
     name = model_for(params, system, category)
-    model_fp = model_fingerprint(name)
+    model_fp = weights_fingerprint(params, system, category)
     examples = [e for e in (examples if examples is not None else held_out_examples(params, [category]))
                 if e.category == category]
     todo = [b for i, b in enumerate(batches(examples, settings.batch_size)) if i % world_size == rank]

@@ -293,8 +293,9 @@ def summarise_musicality(per_example: pd.DataFrame, n_boot: int = 1000, seed: in
 
 def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | None], categories: Sequence[str],
                    truths: Sequence[Truth | None], settings: Sequence[Mapping[str, Any]], seconds: float,
-                   sr: int = 32000, seed: int = 0) -> pd.DataFrame:
-    """The musicality of ``model``'s continuations under each sampling setting, per category.
+                   sr: int = 32000, seed: int = 0, progress: bool = False) -> pd.DataFrame:
+    """The musicality of ``model``'s continuations under each sampling setting, per category (``progress``: a bar
+    over the settings × categories, each one generation batch).
 
     Meant for tracks *outside* the evaluation (``scripts/sampling_sweep.py`` uses the nano model's
     held-out tracks): choosing the sampling on the test tracks would tune the result being reported.
@@ -312,13 +313,17 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
     """
 
     import torch  # lazy: the evaluation's other measures need no torch
+    from tqdm.auto import tqdm  # lazy, as torch
 
     rows: list[dict[str, Any]] = []
     skip = prompts.shape[-1]
+    cats = list(dict.fromkeys(categories))
+    bar = tqdm(total=len(settings) * len(cats), desc="sampling sweep", unit="batch", disable=not progress)
     for setting in settings:
         full = {**MUSICGEN_SAMPLING, **setting}
         model.set_generation_params(duration=seconds, **full)
-        for cat in dict.fromkeys(categories):
+        for cat in cats:
+            bar.set_postfix_str(f"{cat} {json.dumps(setting)}")
             idx = [i for i, c in enumerate(categories) if c == cat]
             torch.manual_seed(seed)
             with torch.no_grad():
@@ -330,6 +335,8 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
                              voiced=m["voiced"].mean(), harmonic_lines=m["harmonic_lines"].mean(),
                              tempo_salience=m["tempo_salience"].median(),
                              in_key=m["in_key"].median()))
+            bar.update()
+    bar.close()
     return pd.DataFrame(rows)
 
 

@@ -100,6 +100,10 @@ class LMSpec:
     positional_embedding: str = "rope"
     # 2,400 over 3x the instrumentals: ~44 windows drawn per clip (1,200 steps over 144 clips: ~67)
     steps: int = 2400
+    # then a warm restart: a fresh AdamW, warmup and cosine over this many more steps, on new windows, starting from
+    # the first stage's stored (fp16) weights, so `--lm-from` on a stored first stage gives the same bytes
+    # (it pays: held-out loss 3.46 -> 2.82 nats on instrumentals, 3.65 -> 3.37 on acapella, against the first stage)
+    restart_steps: int = 2400
     batch_size: int = 8
     segment_seconds: float = 6.0  # the smoke profile's curate.segment_seconds
     lr: float = 3e-3
@@ -122,6 +126,10 @@ class PretrainConfig:
     seed: int = 0  # torch seed of initialisation and batch sampling
     threads: int = 2
 
+    def first_stage(self) -> PretrainConfig:
+        """The recipe without the LM's warm restart: what a ``--lm-from`` directory must have been made with."""
+        return dataclasses.replace(self, lm=dataclasses.replace(self.lm, restart_steps=0))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (tuples become lists)."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -133,7 +141,8 @@ def tiny_config() -> PretrainConfig:
         corpus=CorpusSpec(tracks_per_artist=1, seconds=4.0, codec_tracks_per_artist=1,
                           category_tracks={"instrumental": 1, "acapella": 1, "full": 1}),
         codec=CodecSpec(n_filters=4, dimension=16, lstm=0, steps=3, batch_size=2, kmeans_init_seconds=2.0),
-        lm=LMSpec(dim=32, num_layers=1, num_heads=2, steps=3, batch_size=2, segment_seconds=2.0, warmup_steps=1),
+        lm=LMSpec(dim=32, num_layers=1, num_heads=2, steps=3, restart_steps=2, batch_size=2, segment_seconds=2.0,
+                  warmup_steps=1),
         heldout_tracks_per_artist=1, heldout_seconds=4.0,
     )
 

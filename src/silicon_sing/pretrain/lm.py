@@ -64,11 +64,15 @@ def code_windows(codes: Sequence[torch.Tensor], frames: int, rng: np.random.Gene
 
 
 def train_lm(lm: LMModel, codes: Sequence[torch.Tensor], captions: Sequence[str], spec: LMSpec, frame_rate: float,
-             seed: int, progress: bool = True) -> list[dict[str, float]]:
-    """AdamW with warmup + cosine on random caption-conditioned windows, with CFG dropout."""
-    rng = np.random.default_rng([seed, 2])
+             seed: int, progress: bool = True, restart: bool = False) -> list[dict[str, float]]:
+    """AdamW with warmup + cosine on random caption-conditioned windows, with CFG dropout.
+
+    ``restart``: the warm restart (``spec.restart_steps`` steps, a fresh optimizer, other windows than the first
+    stage drew) on an LM that has had its first ``spec.steps``."""
+    rng = np.random.default_rng([seed, 3 if restart else 2])
     torch.manual_seed(seed)  # dropout, if a config enables it
     frames = int(round(spec.segment_seconds * frame_rate))
+    steps = spec.restart_steps if restart else spec.steps
     decay = [p for n, p in lm.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in lm.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": spec.weight_decay},
@@ -78,12 +82,13 @@ def train_lm(lm: LMModel, codes: Sequence[torch.Tensor], captions: Sequence[str]
         """Linear warmup, then cosine to 0."""
         if s < spec.warmup_steps:
             return (s + 1) / spec.warmup_steps
-        return 0.5 * (1 + math.cos(math.pi * (s - spec.warmup_steps) / max(1, spec.steps - spec.warmup_steps)))
+        return 0.5 * (1 + math.cos(math.pi * (s - spec.warmup_steps) / max(1, steps - spec.warmup_steps)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     history = []
     lm.train()
-    bar = tqdm(range(spec.steps), desc="lm", unit="step", disable=not progress)
+    lm.requires_grad_(True)
+    bar = tqdm(range(steps), desc="lm restart" if restart else "lm", unit="step", disable=not progress)
     for step in bar:
         idx, x = code_windows(codes, frames, rng, spec.batch_size)
         caps: list[str | None] = [captions[i] for i in idx]
@@ -95,7 +100,7 @@ def train_lm(lm: LMModel, codes: Sequence[torch.Tensor], captions: Sequence[str]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(lm.parameters(), spec.grad_clip))
         opt.step()
         sched.step()
-        history.append({"step": step + 1, "loss": loss.item(), "grad_norm": grad_norm, "lr": sched.get_last_lr()[0]})
+        history.append({"step": step + 1 + (spec.steps if restart else 0), "loss": loss.item(), "grad_norm": grad_norm, "lr": sched.get_last_lr()[0]})
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
     lm.eval()
     return history

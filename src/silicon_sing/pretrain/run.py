@@ -9,6 +9,8 @@ import contextlib
 import dataclasses
 import math
 import platform
+import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,7 +22,7 @@ import torch
 from audiocraft.models.encodec import CompressionModel
 from audiocraft.models.lm import LMModel
 
-from ..fsutil import atomic_write_json
+from ..fsutil import atomic_write_json, load_tensors_only
 from ..machine import usable_cpus
 from ..params import CATEGORY_ORDER
 from .codec import build_codec, codec_metrics, encode_clips, train_codec
@@ -86,52 +88,121 @@ def evaluate_models(codec: CompressionModel, lm: LMModel, random_codec: Compress
     return metrics
 
 
+@contextlib.contextmanager
+def _stage(name: str, timings: dict[str, float], announce: bool, label: str = "") -> Iterator[None]:
+    """Time a stage into ``timings[name + "_s"]``; with ``announce``, say on stderr that it ended and how long it took
+    (the shipped run is ~95 min on 2 cores, and ``--no-progress`` would otherwise print nothing until the end)."""
+    t = time.perf_counter()
+    yield
+    timings[f"{name}_s"] = seconds = time.perf_counter() - t
+    if announce:
+        print(f"pretrain {label}{name}: done ({seconds:,.0f} s)", file=sys.stderr, flush=True)
+
+
 def run_pretraining(config: PretrainConfig, out_dir: str | Path = ASSETS_DIR, progress: bool = True,
-                    half: bool = True) -> dict[str, Any]:
-    """Synthesise, train codec then LM, evaluate on held-out audio, write checkpoints + provenance."""
-    out_dir = Path(out_dir)
+                    half: bool = True, announce: bool = False, lm_from: str | Path | None = None,
+                    keep_first_stage: str | Path | None = None, command: str | None = None) -> dict[str, Any]:
+    """Synthesise, train codec then LM, evaluate on held-out audio, write checkpoints + provenance.
+
+    With ``config.lm.restart_steps`` the recipe has two stages: everything above (``config.first_stage()``), stored,
+    then the LM's warm restart from the stored weights. The first stage goes to ``keep_first_stage`` (default: a
+    temporary directory), or is read from ``lm_from`` (a directory written by the first stage, checked against its
+    provenance), which skips it.
+    ``announce`` prints a line on stderr as each stage (synthesis, codec, encoding, lm, evaluation) ends; ``command``
+    (the command line, if any) is recorded in ``provenance.json``."""
+    if keep_first_stage is not None and Path(keep_first_stage).resolve() == Path(out_dir).resolve():
+        raise ValueError(f"--keep-first-stage {keep_first_stage} is the output directory: the restart would overwrite it")
+    if config.lm.restart_steps and lm_from is None:
+        with contextlib.ExitStack() as stack:
+            first = Path(keep_first_stage) if keep_first_stage is not None else Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="nano-first-stage-")))
+            _, clips = _run(config.first_stage(), first, progress, half, announce, None, None, command)
+            return _run(config, Path(out_dir), progress, half, announce, first, clips, command)[0]
+    if lm_from is not None and not config.lm.restart_steps:
+        raise ValueError(f"--lm-from {lm_from} continues the LM, but the recipe has no warm restart (restart_steps 0)")
+    return _run(config, Path(out_dir), progress, half, announce, None if lm_from is None else Path(lm_from), None,
+                command)[0]
+
+
+def first_stage_provenance(config: PretrainConfig, directory: Path) -> dict[str, Any]:
+    """The provenance of a stored first stage of ``config``; a ValueError naming the difference if it is not one."""
+    from .ship import read_provenance, verify_checkpoints
+
+    if not (directory / PROVENANCE).exists():
+        raise FileNotFoundError(f"{directory / PROVENANCE} is missing: --lm-from takes a directory that "
+                                "scripts/pretrain_nano.py --lm-restart-steps 0 wrote")
+    source = read_provenance(directory)
+    source["config"]["lm"].setdefault("restart_steps", 0)  # provenance written before the restart existed
+    want = config.first_stage().to_dict()
+    diff = sorted(f"{part}.{k}" for part in want for k in (want[part] if isinstance(want[part], dict) else [None])
+                  if (source["config"].get(part) if k is None else source["config"].get(part, {}).get(k))
+                  != (want[part] if k is None else want[part][k]))
+    if diff:
+        raise ValueError(f"{directory / PROVENANCE} records another recipe than this one's first stage "
+                         f"(differs in {', '.join(diff)}): pass the options it was made with")
+    bad = [name for name, ok in verify_checkpoints(directory).items() if not ok]
+    if bad:
+        raise ValueError(f"{', '.join(str(directory / b) for b in bad)} do not match the sha1 in "
+                         f"{directory / PROVENANCE}: the first stage was changed after it was written")
+    return source
+
+
+def _load_into(module: torch.nn.Module, path: Path) -> None:
+    """Load a stored (fp16) checkpoint's ``best_state`` into a module of the same architecture (cast to its dtype)."""
+    module.load_state_dict(load_tensors_only(path)["best_state"])
+
+
+def _run(config: PretrainConfig, out_dir: Path, progress: bool, half: bool, announce: bool, start: Path | None,
+         clips: tuple[list[Clip], list[Clip]] | None, command: str | None = None
+         ) -> tuple[dict[str, Any], tuple[list[Clip], list[Clip]]]:
+    """One stage: from scratch (``start`` None), or the LM's warm restart from the first stage stored in ``start``.
+    ``clips``: the (pre-training, held-out) corpus when the caller has it already."""
+    source = first_stage_provenance(config, start) if start is not None else None
+    label = "" if start is None else "restart "
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     with _threads(config.threads), torch.random.fork_rng(devices=[]):  # seeds below stay inside
-        t = time.perf_counter()
-        corpus = synth_corpus(config.corpus, progress=progress, workers=config.threads)
-        heldout = heldout_corpus(config, progress=progress, workers=config.threads)
-        timings["synthesis_s"] = time.perf_counter() - t
+        with _stage("synthesis", timings, announce, label):
+            corpus, heldout = clips or (synth_corpus(config.corpus, progress=progress, workers=config.threads),
+                                        heldout_corpus(config, progress=progress, workers=config.threads))
 
         cfg = nano_pretrain_config(config.codec, config.lm)
         sr = config.corpus.sample_rate
-        t = time.perf_counter()
-        codec = build_codec(cfg, config.seed)
         codec_clips = [c for c in corpus if c.track_index < config.corpus.codec_tracks_per_artist]
-        codec_history = train_codec(codec, codec_clips, config.codec, sr, config.seed, progress=progress)
-        timings["codec_s"] = time.perf_counter() - t
+        with _stage("codec", timings, announce, label):
+            codec = build_codec(cfg, config.seed)
+            if start is None:
+                codec_history = train_codec(codec, codec_clips, config.codec, sr, config.seed, progress=progress)
+            else:  # the first stage's codec, as stored: the restart's tokens are the ones users' models will see
+                _load_into(codec, start / "compression_state_dict.bin")
+                codec_history = []
 
         # the LM hears every instrumental and only a few acapella/full stems (category_tracks)
         lm_clips = [c for c in corpus if c.track_index < config.corpus.category_tracks.get(c.category, 0)]
-        t = time.perf_counter()
-        codes = encode_clips(codec, lm_clips, progress=progress)
-        timings["encoding_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        lm = build_lm(cfg, config.seed)
-        lm_history = train_lm(lm, codes, [c.caption for c in lm_clips], config.lm, codec.frame_rate, config.seed,
-                              progress=progress)
-        timings["lm_s"] = time.perf_counter() - t
+        with _stage("encoding", timings, announce, label):
+            codes = encode_clips(codec, lm_clips, progress=progress)
+        with _stage("lm", timings, announce, label):
+            lm = build_lm(cfg, config.seed)
+            if start is not None:
+                _load_into(lm, start / "state_dict.bin")
+            lm_history = train_lm(lm, codes, [c.caption for c in lm_clips], config.lm, codec.frame_rate, config.seed,
+                                  progress=progress, restart=start is not None)
         training_s = time.perf_counter() - t_start
 
         hashes = write_checkpoints(codec, lm, out_dir, half=half)
-        t = time.perf_counter()
-        shipped = load_shipped(out_dir)  # metrics of what ships (fp16-rounded), not of the in-memory model
-        rand = random_init_like(out_dir, seed=config.seed)
-        frames = int(round(config.lm.segment_seconds * codec.frame_rate))
-        metrics = evaluate_models(shipped.compression_model, shipped.lm, rand.compression_model, rand.lm, heldout,
-                                  sr, frames)
-        timings["evaluation_s"] = time.perf_counter() - t
+        with _stage("evaluation", timings, announce, label):
+            shipped = load_shipped(out_dir)  # metrics of what ships (fp16-rounded), not of the in-memory model
+            rand = random_init_like(out_dir, seed=config.seed)
+            frames = int(round(config.lm.segment_seconds * codec.frame_rate))
+            metrics = evaluate_models(shipped.compression_model, shipped.lm, rand.compression_model, rand.lm, heldout,
+                                      sr, frames)
     timings["training_total_s"] = training_s
     timings["total_s"] = time.perf_counter() - t_start
     mix = {c: sum(1 for x in lm_clips if x.category == c) for c in CATEGORY_ORDER}
     provenance = {
         "what": "nano MusicGen pre-trained on synthetic stems: the smoke profile's baseline and fine-tuning start",
         "script": "scripts/pretrain_nano.py (silicon_sing.pretrain.run_pretraining)",
+        **({} if command is None else {"command": command}),
         "config": config.to_dict(),
         "data": {
             "generator": "silicon_sing.synth", "artists": sorted({c.artist for c in corpus}),
@@ -152,19 +223,27 @@ def run_pretraining(config: PretrainConfig, out_dir: str | Path = ASSETS_DIR, pr
                             + " via audiocraft's Balancer, + VQ commitment penalty; adversarial and feature-matching "
                               "losses omitted (CPU budget)",
                   "steps": config.codec.steps, "final": codec_history[-1] if codec_history else {},
-                  "history_every_25": codec_history[::25]},
+                  "history_every_25": codec_history[::25]} if source is None else source["codec"],
         "lm": {"architecture": "audiocraft transformer LM, delay pattern, cross-attention on hashed-text captions",
                "trained_on": "codes of lm_corpus (mostly instrumental), generic captions without a UUID, "
                              f"classifier-free-guidance dropout {config.lm.cfg_dropout}",
                "parameters": sum(p.numel() for p in lm.parameters()), "steps": config.lm.steps,
+               "restart_steps": config.lm.restart_steps,
                "final_loss": lm_history[-1]["loss"] if lm_history else None,
-               "history_every_25": lm_history[::25]},
+               # one curve over both stages (the restart's steps are numbered after the first stage's)
+               "history_every_25": (source["lm"]["history_every_25"] if source else []) + lm_history[::25]},
         "metrics_heldout": metrics,
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        **({} if source is None else {"first_stage": {
+            "what": "the recipe without the LM's warm restart, stored, from which this stage started",
+            "files": source["files"], "timings_s": source["timings_s"],
+            "lm_final_loss": source["lm"]["final_loss"],
+            "metrics_heldout": {k: source["metrics_heldout"][k] for k in ("lm_loss", "lm_loss_sounding", "lm_context_use")},
+            "recipe_total_s": round(source["timings_s"]["total_s"] + timings["total_s"], 1)}}),
         "machine": {"torch_threads": config.threads, "cpu_count": usable_cpus(), "platform": platform.platform()},
         "versions": _versions(),
         "storage": "fp16" if half else "fp32",
         "files": {name: {"sha1": hashes[name], "bytes": (out_dir / name).stat().st_size} for name in CHECKPOINT_FILES},
     }
     atomic_write_json(out_dir / PROVENANCE, provenance).chmod(0o644)  # package data (mkstemp makes 0600)
-    return provenance
+    return provenance, (corpus, heldout)
