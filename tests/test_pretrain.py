@@ -185,6 +185,20 @@ def test_corpus_renders_the_codecs_tracks_whole_and_the_lms_stems_beyond_them() 
     assert all(np.array_equal(a.audio, b.audio) for a, b in zip(one, two))
 
 
+def test_a_small_corpus_renders_in_process_whatever_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spawned workers import for ~10 s each: a 3-track corpus took 24 s with two of them and 5 s without. Up to
+    SPAWN_MIN_TRACKS tracks render in the calling process (the tiny recipe, the sweep's held-out prompts)."""
+    from silicon_sing.pretrain import corpus
+
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a worker pool was started for a small corpus")
+
+    monkeypatch.setattr(corpus, "ProcessPoolExecutor", no_pool)
+    spec = P.CorpusSpec(tracks_per_artist=1, seconds=1.0)
+    assert len(P.synth_corpus(spec, all_stems=True, progress=False, workers=2)) == 3 * len(CATEGORY_ORDER)
+    assert corpus.SPAWN_MIN_TRACKS >= len(ARTISTS)
+
+
 def test_pretrain_script_runs_end_to_end_on_a_tiny_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     script = runpy.run_path(str(REPO / "scripts" / "pretrain_nano.py"), run_name="pretrain_nano")
     out = tmp_path / "nano"
