@@ -1,7 +1,7 @@
 """Pre-training the nano MusicGen that the smoke profile ships (``assets/nano/``), rerunnable anywhere.
 
 The smoke profile's "baseline" must be a *pre-trained* model for the book to show the paper's
-phenomenon, not noise. This module trains, on 2 CPU cores in minutes, a miniature of MusicGen's
+phenomenon, not noise. This module trains, on 2 CPU cores (about 2.5 hours), a miniature of MusicGen's
 two stages and writes them in audiocraft's export layout (see :func:`silicon_sing.models.export_model`):
 
 1. **Corpus** — :func:`synth_corpus` renders tracks of the three smoke artists with
@@ -28,7 +28,9 @@ two stages and writes them in audiocraft's export layout (see :func:`silicon_sin
    more instrumental music in its pre-training phase". Captions are what stage 02 would write
    for each stem (:func:`stage_captions`: the caption stage's measurements, decisions and templates,
    e.g. "dark backing track without vocals, featuring punchy drums and deep bass, in F minor,
-   140 BPM") — never a run UUID, which fine-tuning is there to teach.
+   140 BPM") — never a run UUID, which fine-tuning is there to teach. Then a warm restart
+   (:attr:`LMSpec.restart_steps`): a fresh optimizer and schedule from the first stage's stored
+   weights, which ``--keep-first-stage`` keeps and ``--lm-from`` reuses (:func:`run_pretraining`).
 
 Run: ``python scripts/pretrain_nano.py`` (see ``--help``); provenance (seed, corpus, steps, losses,
 metrics, wall time, versions, file hashes) lands in ``provenance.json`` next to the checkpoints.
