@@ -23,7 +23,7 @@ class Rehearsal:
     """``make rehearsal`` into a temporary cache and run dir, started once in the background and waited on."""
 
     def __init__(self, root: Path) -> None:
-        self.root, self.cache, self.run_dir, self.log = root, root / "cache", root / "run", root / "make.log"
+        self.cache, self.run_dir, self.log = root / "cache", root / "run", root / "make.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

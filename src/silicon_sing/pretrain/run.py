@@ -124,6 +124,12 @@ def run_pretraining(config: PretrainConfig, out_dir: str | Path = ASSETS_DIR, pr
                 command)[0]
 
 
+def _flat(config: dict[str, Any]) -> dict[str, Any]:
+    """``{"lm": {"steps": 2400}, "seed": 0}`` → ``{"lm.steps": 2400, "seed": 0}`` (one level, as PretrainConfig nests)."""
+    return {f"{part}.{k}" if isinstance(v, dict) else part: x
+            for part, v in config.items() for k, x in (v.items() if isinstance(v, dict) else [(None, v)])}
+
+
 def first_stage_provenance(config: PretrainConfig, directory: Path) -> dict[str, Any]:
     """The provenance of a stored first stage of ``config``; a ValueError naming the difference if it is not one."""
     from .ship import read_provenance, verify_checkpoints
@@ -133,10 +139,8 @@ def first_stage_provenance(config: PretrainConfig, directory: Path) -> dict[str,
                                 "scripts/pretrain_nano.py --lm-restart-steps 0 wrote")
     source = read_provenance(directory)
     source["config"]["lm"].setdefault("restart_steps", 0)  # provenance written before the restart existed
-    want = config.first_stage().to_dict()
-    diff = sorted(f"{part}.{k}" for part in want for k in (want[part] if isinstance(want[part], dict) else [None])
-                  if (source["config"].get(part) if k is None else source["config"].get(part, {}).get(k))
-                  != (want[part] if k is None else want[part][k]))
+    want, have = _flat(config.first_stage().to_dict()), _flat(source["config"])
+    diff = sorted(k for k in want if have.get(k) != want[k])
     if diff:
         raise ValueError(f"{directory / PROVENANCE} records another recipe than this one's first stage "
                          f"(differs in {', '.join(diff)}): pass the options it was made with")
