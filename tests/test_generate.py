@@ -69,6 +69,9 @@ def test_both_systems_continue_every_example_with_the_same_seeds(curated_run) ->
         b, f = by[("baseline", i)], by[("fine-tuned", i)]
         assert b.seed == f.seed and b.caption == f.caption and b.settings == f.settings
         assert b.model == "nano" and f.model.endswith("export")
+        # the record says which weights, not only the name: "nano" is whatever files the package ships
+        assert b.weights == G.weights_fingerprint(curated_run, "baseline", "acapella") != f.weights
+        assert f.weights == G.model_fingerprint(f.model)
         x, sr = sf.read(b.generated)
         assert sr == 32000 and len(x) == int(b.duration_s * sr)
         assert json.loads(Path(f.generated).with_suffix(".json").read_text())["system"] == "fine-tuned"

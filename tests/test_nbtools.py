@@ -66,3 +66,20 @@ def test_escaped_style_escapes_cells_and_labels() -> None:
     html = escaped_style(df).to_html()
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "<b>col</b>" not in html and "<i>row</i>" not in html
+
+
+def test_cells_without_an_id_are_named_and_strip_gives_them_one(tmp_path: Path) -> None:
+    """nbformat 4.5 requires a cell id; a hand-edited notebook without one only warned (05_listen had two)."""
+    import json
+    import warnings
+
+    nb_path = _notebook(tmp_path / "d.ipynb", outputs=False)
+    raw = json.loads(nb_path.read_text())
+    del raw["cells"][1]["id"]
+    nb_path.write_text(json.dumps(raw))
+    assert check_notebook(nb_path) == [f"{nb_path}: cell 1 has no id (nbformat 4.5 requires one: run `make strip`)"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbformat's own MissingIDFieldWarning while it reads the file
+        assert strip_notebook(nb_path) is True
+    assert all(c.get("id") for c in json.loads(nb_path.read_text())["cells"])
+    assert check_notebook(nb_path) == [] and strip_notebook(nb_path) is False

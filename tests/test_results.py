@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from fake_generations import make_generations
@@ -240,3 +241,51 @@ def test_musicality_table_html_orders_rows_and_drops_unmeasured_columns() -> Non
     assert musicality_table(musicality_summary().iloc[:0]).empty
     with_codec = musicality_table(musicality_summary(round_trip=True))
     assert [s for c, s in with_codec.index if c == "acapella"] == ["original", "codec round trip", "baseline", "fine-tuned"]
+
+
+def _tempo_examples() -> pd.DataFrame:
+    """Per-example rows: at 80 BPM the baseline keeps 1 of 6, at 112 BPM 5 of 6; the codec round trip keeps all."""
+    rows = []
+    for bpm, kept in ((112.0, 5), (80.0, 1)):
+        for i in range(6):
+            for source, k in (("original", 1.0), ("codec round trip", 1.0), ("baseline", float(i < kept)),
+                              ("fine-tuned", 0.0)):
+                rows.append(dict(example_id=f"a{bpm:g}-{i}", category="instrumental", true_bpm=bpm, source=source,
+                                 keeps_tempo=k))
+    rows.append(dict(example_id="v", category="acapella", true_bpm=80.0, source="baseline", keeps_tempo=1.0))
+    return pd.DataFrame(rows)
+
+
+def test_tempo_is_broken_down_by_the_songs_tempo_and_the_sentence_names_where_it_is_lost() -> None:
+    from silicon_sing import results as R
+
+    tempo_kept_by_bpm, tempo_kept_by_bpm_sentence = R.tempo_kept_by_bpm, R.tempo_kept_by_bpm_sentence
+    by = tempo_kept_by_bpm(_tempo_examples())
+    assert list(by.index) == [80.0, 112.0]  # slowest first; the acapella row is not counted
+    assert list(by.columns) == ["original", "codec round trip", "baseline", "fine-tuned"]
+    assert by.at[80.0, "baseline"] == (1, 6) and by.at[112.0, "baseline"] == (5, 6)
+    table = R.tempo_kept_by_bpm_table(by)
+    assert table.loc["80 BPM (a beat every 0.75 s)", "baseline"] == "1 of 6"
+    html = R.tempo_kept_by_bpm_html(by, "<strong>Tempo kept</strong>")
+    assert "80 BPM (a beat every 0.75 s)" in html and "1 of 6" in html and "tempo-by-bpm" in html
+    s = tempo_kept_by_bpm_sentence(by)
+    assert s.startswith("the baseline keeps the tempo of 5 of 6 test examples at 112 BPM (a beat every 0.54 s) "
+                        "and of 1 of 6 at 80 BPM (a beat every 0.75 s)"), s
+    assert "codec alone keep 6 of 6 and 6 of 6, so the language model, not the codec, loses the tempo there" in s
+    # a codec that loses the slow tempo too does not let the sentence blame the language model
+    weak = _tempo_examples()
+    weak.loc[(weak["source"] == "codec round trip") & (weak["true_bpm"] == 80.0)
+             & weak["example_id"].str.endswith(("1", "2", "3")), "keeps_tempo"] = 0.0
+    s = tempo_kept_by_bpm_sentence(tempo_kept_by_bpm(weak))
+    assert "keep 6 of 6 and 3 of 6" in s and "not the codec" not in s
+    assert "equally often" in tempo_kept_by_bpm_sentence(tempo_kept_by_bpm(_tempo_examples()), "fine-tuned")
+
+
+def test_tempo_by_song_tempo_without_recorded_tempi_says_so() -> None:
+    from silicon_sing.results import tempo_kept_by_bpm, tempo_kept_by_bpm_sentence, tempo_kept_by_bpm_table
+
+    own = _tempo_examples().assign(true_bpm=float("nan"), keeps_tempo=float("nan"))  # a user's stems: no truth
+    assert tempo_kept_by_bpm(own).empty and tempo_kept_by_bpm_table(tempo_kept_by_bpm(own)).empty
+    assert "record no tempo to break it down by" in tempo_kept_by_bpm_sentence(tempo_kept_by_bpm(own))
+    one = _tempo_examples().query("true_bpm == 80")
+    assert "share one tempo (80 BPM)" in tempo_kept_by_bpm_sentence(tempo_kept_by_bpm(one))

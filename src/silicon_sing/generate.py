@@ -110,6 +110,9 @@ class Generation:
     fingerprint: str
     settings: dict[str, Any]
     seconds_to_generate: float
+    # which weights: :func:`model_fingerprint` of the files ``model`` named when this was generated (the sha1 of an
+    # export's two files, or "name:<hub name>"); "" in records written before the field existed
+    weights: str = ""
 
 
 # --------------------------------------------------------------------------- inputs
@@ -276,7 +279,7 @@ def generate_system(params: Params, system: str, category: str, examples: Sequen
                 rec = Generation(ex.example_id, ex.artist, ex.category, system, ex.original, str(path),
                                  settings.prompt_seconds, ex.duration_s, ex.caption, seed, name,
                                  generation_fingerprint(ex, settings, model_fp), dataclasses.asdict(settings),
-                                 per_clip)
+                                 per_clip, model_fp)
                 au.save_audio(path, wav, model.sample_rate, subtype="PCM_16")
                 atomic_write_json(path.with_suffix(".json"), dataclasses.asdict(rec))
         results.extend(Generation(**read_json(output_path(params, system, ex).with_suffix(".json"))) for ex in b)

@@ -9,6 +9,7 @@ Notebooks: every chapter (``glue_all``); ``make strip`` for the sources.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,10 +20,16 @@ import nbformat
 from .fsutil import atomic_write_text
 
 
+def _cells_without_id(path: Path) -> list[int]:
+    """Indices of the cells of ``path`` that have no ``id`` on disk (nbformat adds one silently when it reads)."""
+    return [i for i, c in enumerate(json.loads(path.read_text(encoding="utf-8")).get("cells", [])) if not c.get("id")]
+
+
 def strip_notebook(path: Path) -> bool:
-    """Remove outputs and execution counts from ``path`` in place; return whether it changed."""
+    """Remove outputs and execution counts from ``path`` in place, and give every cell an id; return whether it
+    changed."""
+    changed = bool(_cells_without_id(path))  # nbformat.read below assigns the ids; writing keeps them
     nb = nbformat.read(path, as_version=4)
-    changed = False
     for cell in nb.cells:
         if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None):
             cell.outputs, cell.execution_count = [], None
@@ -35,14 +42,15 @@ def strip_notebook(path: Path) -> bool:
         del nb.metadata["papermill"]
         changed = True
     if changed:
-        atomic_write_text(path, nbformat.writes(nb))
+        atomic_write_text(path, nbformat.writes(nb) + "\n")  # as Jupyter saves it
     return changed
 
 
 def check_notebook(path: Path) -> list[str]:
     """Problems that would make a committed source notebook wrong."""
     nb = nbformat.read(path, as_version=4)
-    problems = []
+    problems = [f"{path}: cell {i} has no id (nbformat 4.5 requires one: run `make strip`)"
+                for i in _cells_without_id(path)]
     code = [c for c in nb.cells if c.cell_type == "code"]
     if any(c.get("outputs") for c in code):
         problems.append(f"{path}: has outputs (run `make strip`)")

@@ -668,3 +668,64 @@ def _lines_target(summary: pd.DataFrame) -> str:
         text += (f"; the codec alone draws {_percent(codec_share)} of the originals' count, below the target, so no "
                  "language model on this codec can meet it")
     return text
+
+
+def tempo_kept_by_bpm(per_example: pd.DataFrame, category: str = "instrumental") -> pd.DataFrame:
+    """How many ``category`` continuations keep the true tempo, per recorded tempo and source.
+
+    Args:
+        per_example: :func:`silicon_sing.metrics.musicality.musicality_examples`.
+    Returns:
+        ``[n_tempi × n_sources]``, index ``true_bpm`` ascending, columns the references then the systems; each cell
+        a ``(kept, n)`` pair of counts. Empty without recorded tempi.
+    """
+    d = per_example[(per_example["category"] == category) & per_example["true_bpm"].notna()
+                    & per_example["keeps_tempo"].notna()] if not per_example.empty else per_example
+    if d.empty:
+        return pd.DataFrame()
+    order = [s for s in (*SOURCES, *SYSTEMS) if s in set(d["source"])]
+    g = d.groupby(["true_bpm", "source"])["keeps_tempo"]
+    cells = {k: (int(v.sum()), int(v.count())) for k, v in g}
+    return pd.DataFrame({s: [cells.get((bpm, s)) for bpm in sorted(d["true_bpm"].unique())] for s in order},
+                        index=pd.Index(sorted(d["true_bpm"].unique()), name="true_bpm"))
+
+
+def tempo_kept_by_bpm_table(by_bpm: pd.DataFrame) -> pd.DataFrame:
+    """A readable view of :func:`tempo_kept_by_bpm`: '5 of 6' per cell, rows named by tempo and beat length."""
+    if by_bpm.empty:
+        return by_bpm
+    out = by_bpm.map(lambda c: "—" if c is None else f"{c[0]} of {c[1]}")
+    out.index = [f"{bpm:g} BPM (a beat every {60 / bpm:.2f} s)" for bpm in by_bpm.index]
+    out.index.name = "song tempo"
+    return out
+
+
+def tempo_kept_by_bpm_html(by_bpm: pd.DataFrame, caption: str) -> str:
+    """:func:`tempo_kept_by_bpm_table` as a captioned HTML table (every label is ours: BPM figures and source names)."""
+    return _html_table(tempo_kept_by_bpm_table(by_bpm), caption, "tempo-by-bpm")
+
+def tempo_kept_by_bpm_sentence(by_bpm: pd.DataFrame, system: str = "baseline") -> str:
+    """Where ``system`` keeps the tempo best and worst, against the codec's round trip there: a computed sentence."""
+    if by_bpm.empty or system not in by_bpm.columns:
+        return "the test tracks record no tempo to break it down by"
+    share = {bpm: c[0] / c[1] for bpm, c in by_bpm[system].items() if c is not None and c[1]}
+    if len(share) < 2:
+        return f"the test tracks share one tempo ({', '.join(f'{b:g} BPM' for b in share)}), so there is nothing to compare"
+    best = max(share, key=lambda b: (share[b], -b))  # ties: the slower tempo counts as the better-kept one
+    worst = min(share, key=lambda b: (share[b], -b))
+
+    def kept(source: str, bpm: float) -> str:
+        c = by_bpm.at[bpm, source]
+        return "—" if c is None else f"{c[0]} of {c[1]}"
+
+    text = (f"the {system} keeps the tempo of {kept(system, best)} test examples at {best:g} BPM (a beat every "
+            f"{60 / best:.2f} s) and of {kept(system, worst)} at {worst:g} BPM (a beat every {60 / worst:.2f} s)")
+    if share[best] == share[worst]:
+        return f"the {system} keeps the tempo equally often at every song tempo ({kept(system, best)} at {best:g} BPM)"
+    trip = by_bpm[ROUND_TRIP].get(worst) if ROUND_TRIP in by_bpm.columns else None
+    if trip is not None and trip[1]:
+        text += f"; the originals through the codec alone keep {kept(ROUND_TRIP, best)} and {kept(ROUND_TRIP, worst)}"
+        # the codec alone keeps the worse-kept tempo at least as often as the system keeps its best: the LM's doing
+        if trip[0] / trip[1] >= share[best]:
+            text += ", so the language model, not the codec, loses the tempo there"
+    return text
