@@ -295,4 +295,7 @@ def test_sampling_sweep_measures_each_setting_after_the_prompt_with_musicgen_def
     low, high = table[table.setting.str.contains('"temperature": 0.5')], table[table.setting.str.contains('"temperature": 1.0')]
     assert (low.n == 2).all() and (low.voiced > 0.8).all() and (low.keeps_tempo == 1).all()
     assert (high.voiced < 0.1).all() and (high.keeps_tempo == 0).all()  # the voiced prompt was cut off
+    assert list(low.tempo_by_bpm) == ["120: 2/2"] * 2 and list(high.tempo_by_bpm) == ["120: 0/2"] * 2
+    no_truth = sampling_sweep(_SweepModel(), prompts[:2], [None] * 2, cats[:2], [None] * 2, [{}], seconds=6.0, sr=sr)
+    assert list(no_truth.tempo_by_bpm) == [""]
     assert (table.harmonic_lines < 0.05).all()  # a 220 Hz sine and noise draw no lines between 1 and 8 kHz

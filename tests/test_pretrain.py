@@ -265,6 +265,10 @@ def test_sampling_sweep_script_prompts_the_shipped_model_with_held_out_tracks(tm
     assert [(r["category"], r["n"], json.loads(r["setting"])["temperature"], json.loads(r["setting"])["cfg_coef"])
             for r in rows] == [("instrumental", 6, 0.5, 6.0), ("acapella", 6, 0.5, 6.0)]
     assert all(0 <= r[k] <= 1 for r in rows for k in ("keeps_key", "voiced"))
+    # per tempo: each artist's two prompts, as many kept as the row's share says
+    parts = dict(p.split(": ") for p in rows[0]["tempo_by_bpm"].split(", "))
+    assert list(parts) == ["80", "112", "140"] and all(v.endswith("/2") for v in parts.values())
+    assert sum(int(v.split("/")[0]) for v in parts.values()) == round(6 * rows[0]["keeps_tempo"])
     printed = capsys.readouterr()
     assert "acapella" in printed.out
     assert "sampling sweep: 100%" in printed.err and "2/2" in printed.err  # a bar over setting × category batches

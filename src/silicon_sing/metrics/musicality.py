@@ -307,9 +307,10 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
         settings: each a partial :data:`MUSICGEN_SAMPLING` (missing keys keep audiocraft's defaults).
         seconds: length of each clip, prompt included.
     Returns:
-        DataFrame ``[|settings| × n_categories, 10]``: ``setting`` (JSON of the full setting),
+        DataFrame ``[|settings| × n_categories, 11]``: ``setting`` (JSON of the full setting),
         ``category``, ``n``, and the means of ``keeps_tempo``, ``keeps_key``, ``voiced``,
-        ``harmonic_lines`` with the medians of ``tempo_salience`` and ``in_key`` (NaN without truth).
+        ``harmonic_lines`` with the medians of ``tempo_salience`` and ``in_key`` (NaN without truth),
+        and ``tempo_by_bpm``: continuations keeping the tempo per true tempo, "80: 2/8, 112: 6/8" ("" without truth).
     """
 
     import torch  # lazy: the evaluation's other measures need no torch
@@ -330,11 +331,15 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
                 wav = model.generate_continuation(torch.from_numpy(np.asarray(prompts[idx], dtype=np.float32))[:, None],
                                                   sr, [captions[i] for i in idx], progress=False)
             m = pd.DataFrame([clip_measures(w[0].float().cpu().numpy()[skip:], sr, truths[i]) for w, i in zip(wav, idx)])
+            bpm = pd.Series([np.nan if truths[i] is None else truths[i].tempo_bpm for i in idx], index=m.index)
+            kept = m["keeps_tempo"][bpm.notna() & m["keeps_tempo"].notna()].groupby(bpm)
             rows.append(dict(setting=json.dumps(full, sort_keys=True), category=cat, n=len(idx),
                              keeps_tempo=m["keeps_tempo"].mean(), keeps_key=m["keeps_key"].mean(),
                              voiced=m["voiced"].mean(), harmonic_lines=m["harmonic_lines"].mean(),
                              tempo_salience=m["tempo_salience"].median(),
-                             in_key=m["in_key"].median()))
+                             in_key=m["in_key"].median(),
+                             # where a tempo is lost: a slow song's beat lies further back than a fast one's
+                             tempo_by_bpm=", ".join(f"{b:g}: {int(v.sum())}/{v.count()}" for b, v in kept)))
             bar.update()
     bar.close()
     return pd.DataFrame(rows)
