@@ -21,6 +21,13 @@ from stems import tone_stems, write_track
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _run_params(run_dir: Path, stems: Path):
+    """The smoke profile on the test stems: 2 s segments, 1 s prompts, batches of 2."""
+    return load_params(REPO / "params" / "smoke.yaml", {
+        "run_dir": str(run_dir), "curate.data_root": str(stems), "workers": 1,
+        "curate.segment_seconds": 2.0, "evaluate.prompt_seconds": 1.0, "evaluate.gen_batch_size": 2})
+
+
 @pytest.fixture(scope="module")
 def curated_run(tmp_path_factory: pytest.TempPathFactory):
     """A curated run (2 artists × 3 tracks, 2 s segments) with a nano 'fine-tuned' export per category."""
@@ -28,9 +35,7 @@ def curated_run(tmp_path_factory: pytest.TempPathFactory):
     for a, artist in enumerate(("Ana", "Bo")):
         for t in range(3):
             write_track(tmp / "stems", artist, f"t{t}", tone_stems(4.2, 32000, 200.0 + 60 * a, seed=a * 3 + t), 32000)
-    params = load_params(REPO / "params" / "smoke.yaml", {
-        "run_dir": str(tmp / "run"), "curate.data_root": str(tmp / "stems"), "workers": 1,
-        "curate.segment_seconds": 2.0, "evaluate.prompt_seconds": 1.0, "evaluate.gen_batch_size": 2})
+    params = _run_params(tmp / "run", tmp / "stems")
     run_curation(params, progress=False)
     for cat in ("acapella", "instrumental", "full"):
         export_model(nano_musicgen(seed=7), params.run.export(cat))
@@ -112,6 +117,28 @@ def test_melody_condition_is_validated(curated_run) -> None:
     with pytest.raises(ValueError, match="melody_condition"):  # refused on load (ParamsError) already
         bad = load_params(REPO / "params" / "smoke.yaml", {"evaluate.melody_condition": "chroma"})
         G.GenerationSettings.from_params(bad)
+
+
+def test_a_moved_run_dir_keeps_its_continuations_and_points_into_its_new_place(curated_run, tmp_path: Path) -> None:
+    """A run dir renamed or copied to another disk or machine must not generate again (on the paper profile that is
+    GPU-hours), and its records must name the files where they are now. Before, the fingerprint hashed the original
+    segment's absolute path, and the records kept the old absolute paths."""
+    import shutil
+
+    G.run_generation(curated_run, categories=["acapella"], systems=(G.BASELINE,), progress=False)
+    moved = tmp_path / "elsewhere" / "run"
+    shutil.copytree(curated_run.run_dir, moved, symlinks=True)
+    params = _run_params(moved, Path(curated_run.curate.data_root))
+    wavs = sorted((moved / "generations" / G.BASELINE).rglob("*.wav"))
+    mtimes = {p: p.stat().st_mtime_ns for p in wavs}
+    assert wavs
+    again = G.run_generation(params, categories=["acapella"], systems=(G.BASELINE,), progress=False)
+    assert {p: p.stat().st_mtime_ns for p in wavs} == mtimes  # nothing generated again
+    loaded = G.load_generations(moved, (G.BASELINE,))
+    assert len(loaded) == len(again) == len(wavs)
+    for g in (*again, *loaded):
+        assert Path(g.generated).is_relative_to(moved) and Path(g.generated).exists(), g.generated
+        assert Path(g.original).is_relative_to(moved) and Path(g.original).exists(), g.original
 
 
 @pytest.mark.slow

@@ -177,9 +177,10 @@ def weights_fingerprint(params: Params, system: str, category: str) -> str:
 
 
 def generation_fingerprint(example: HeldOutExample, settings: GenerationSettings, model_fp: str) -> str:
-    """Everything that decides one continuation, hashed."""
-    return text_sha1(json.dumps([dataclasses.asdict(example), dataclasses.asdict(settings), model_fp],
-                                sort_keys=True))
+    """Everything that decides one continuation, hashed. The prompt's segment counts by its bytes, not its path: a
+    run dir renamed, or copied to another disk or machine, keeps its continuations (the paper's are GPU-hours)."""
+    ex = {**dataclasses.asdict(example), "original": file_sha1(example.original)}
+    return text_sha1(json.dumps([ex, dataclasses.asdict(settings), model_fp], sort_keys=True))
 
 
 def is_done(path: Path, fingerprint: str) -> bool:
@@ -282,7 +283,7 @@ def generate_system(params: Params, system: str, category: str, examples: Sequen
                                  per_clip, model_fp)
                 au.save_audio(path, wav, model.sample_rate, subtype="PCM_16")
                 atomic_write_json(path.with_suffix(".json"), dataclasses.asdict(rec))
-        results.extend(Generation(**read_json(output_path(params, system, ex).with_suffix(".json"))) for ex in b)
+        results.extend(read_generation(output_path(params, system, ex).with_suffix(".json"), params.run_dir) for ex in b)
         bar.update(len(b))
     bar.close()
     return results
@@ -337,13 +338,31 @@ def run_generation(params: Params, categories: Sequence[str] = CATEGORIES, syste
     return out
 
 
+def read_generation(side: Path, run_dir: str | Path) -> Generation:
+    """The record ``side`` (a continuation's JSON under ``run_dir``), its paths re-based on where the files are now.
+
+    Records hold absolute paths. When the run dir has moved since (renamed, copied to another disk or machine), the
+    continuation is the audio beside its record, and an original that lay in the old run dir lies at the same place
+    in this one."""
+    rec = Generation(**read_json(side))
+    old = Path(rec.generated)
+    wav = side.with_suffix(old.suffix or ".wav")
+    depth = len(wav.relative_to(run_dir).parts)  # the generated file's path below the run dir, then and now
+    if len(old.parts) <= depth or Path(*old.parts[-depth:]) != wav.relative_to(run_dir):
+        return dataclasses.replace(rec, generated=str(wav))
+    old_run, original = Path(*old.parts[:-depth]), Path(rec.original)
+    if original.is_relative_to(old_run):
+        original = Path(run_dir) / original.relative_to(old_run)
+    return dataclasses.replace(rec, generated=str(wav), original=str(original))
+
+
 def load_generations(run_dir: str | Path, systems: Iterable[str] = SYSTEMS) -> list[Generation]:
-    """Every continuation recorded under ``<run_dir>/generations``."""
+    """Every continuation recorded under ``<run_dir>/generations`` (paths where the files are now)."""
     root = RunPaths(Path(run_dir)).generations
     out = []
     for system in systems:
         for side in sorted((root / system).rglob("*.json")) if (root / system).exists() else []:
-            out.append(Generation(**read_json(side)))
+            out.append(read_generation(side, run_dir))
     return out
 
 
