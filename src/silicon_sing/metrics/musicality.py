@@ -331,7 +331,7 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
                 wav = model.generate_continuation(torch.from_numpy(np.asarray(prompts[idx], dtype=np.float32))[:, None],
                                                   sr, [captions[i] for i in idx], progress=False)
             m = pd.DataFrame([clip_measures(w[0].float().cpu().numpy()[skip:], sr, truths[i]) for w, i in zip(wav, idx)])
-            bpm = pd.Series([np.nan if truths[i] is None else truths[i].tempo_bpm for i in idx], index=m.index)
+            bpm = pd.Series([np.nan if t is None else t.tempo_bpm for t in (truths[i] for i in idx)], index=m.index)
             kept = m["keeps_tempo"][bpm.notna() & m["keeps_tempo"].notna()].groupby(bpm)
             rows.append(dict(setting=json.dumps(full, sort_keys=True), category=cat, n=len(idx),
                              keeps_tempo=m["keeps_tempo"].mean(), keeps_key=m["keeps_key"].mean(),
