@@ -260,8 +260,9 @@ def generate_system(params: Params, system: str, category: str, examples: Sequen
     examples = [e for e in (examples if examples is not None else held_out_examples(params, [category]))
                 if e.category == category]
     todo = [b for i, b in enumerate(batches(examples, settings.batch_size)) if i % world_size == rank]
-    pending = [b for b in todo if not all(
-        is_done(output_path(params, system, e), generation_fingerprint(e, settings, model_fp)) for e in b)]
+    # once per example: the fingerprint reads the prompt segment's bytes
+    fps = {e.example_id: generation_fingerprint(e, settings, model_fp) for b in todo for e in b}
+    pending = [b for b in todo if not all(is_done(output_path(params, system, e), fps[e.example_id]) for e in b)]
     if pending and model is None:
         from .models import load_model  # lazy: models imports audiocraft, which listen (05) does not need
 
@@ -279,7 +280,7 @@ def generate_system(params: Params, system: str, category: str, examples: Sequen
                 path = output_path(params, system, ex)
                 rec = Generation(ex.example_id, ex.artist, ex.category, system, ex.original, str(path),
                                  settings.prompt_seconds, ex.duration_s, ex.caption, seed, name,
-                                 generation_fingerprint(ex, settings, model_fp), dataclasses.asdict(settings),
+                                 fps[ex.example_id], dataclasses.asdict(settings),
                                  per_clip, model_fp)
                 au.save_audio(path, wav, model.sample_rate, subtype="PCM_16")
                 atomic_write_json(path.with_suffix(".json"), dataclasses.asdict(rec))
@@ -347,8 +348,9 @@ def read_generation(side: Path, run_dir: str | Path) -> Generation:
     rec = Generation(**read_json(side))
     old = Path(rec.generated)
     wav = side.with_suffix(old.suffix or ".wav")
-    depth = len(wav.relative_to(run_dir).parts)  # the generated file's path below the run dir, then and now
-    if len(old.parts) <= depth or Path(*old.parts[-depth:]) != wav.relative_to(run_dir):
+    below = wav.relative_to(run_dir)  # the generated file's path below the run dir, then and now
+    depth = len(below.parts)
+    if len(old.parts) <= depth or Path(*old.parts[-depth:]) != below:
         return dataclasses.replace(rec, generated=str(wav))
     old_run, original = Path(*old.parts[:-depth]), Path(rec.original)
     if original.is_relative_to(old_run):

@@ -686,8 +686,9 @@ def tempo_kept_by_bpm(per_example: pd.DataFrame, category: str = "instrumental")
     order = [s for s in (*SOURCES, *SYSTEMS) if s in set(d["source"])]
     g = d.groupby(["true_bpm", "source"])["keeps_tempo"]
     cells = {k: (int(v.sum()), int(v.count())) for k, v in g}
-    return pd.DataFrame({s: [cells.get((bpm, s)) for bpm in sorted(d["true_bpm"].unique())] for s in order},
-                        index=pd.Index(sorted(d["true_bpm"].unique()), name="true_bpm"))
+    tempi = sorted(d["true_bpm"].unique())
+    return pd.DataFrame({s: [cells.get((bpm, s)) for bpm in tempi] for s in order},
+                        index=pd.Index(tempi, name="true_bpm"))
 
 
 def tempo_kept_by_bpm_table(by_bpm: pd.DataFrame) -> pd.DataFrame:
@@ -704,6 +705,7 @@ def tempo_kept_by_bpm_html(by_bpm: pd.DataFrame, caption: str) -> str:
     """:func:`tempo_kept_by_bpm_table` as a captioned HTML table (every label is ours: BPM figures and source names)."""
     return _html_table(tempo_kept_by_bpm_table(by_bpm), caption, "tempo-by-bpm")
 
+
 def tempo_kept_by_bpm_sentence(by_bpm: pd.DataFrame, system: str = "baseline") -> str:
     """Where ``system`` keeps the tempo best and worst, against the codec's round trip there: a computed sentence."""
     if by_bpm.empty or system not in by_bpm.columns:
@@ -718,10 +720,10 @@ def tempo_kept_by_bpm_sentence(by_bpm: pd.DataFrame, system: str = "baseline") -
         c = by_bpm.at[bpm, source]
         return "—" if c is None else f"{c[0]} of {c[1]}"
 
-    text = (f"the {system} keeps the tempo of {kept(system, best)} test examples at {best:g} BPM (a beat every "
-            f"{60 / best:.2f} s) and of {kept(system, worst)} at {worst:g} BPM (a beat every {60 / worst:.2f} s)")
     if share[best] == share[worst]:
         return f"the {system} keeps the tempo equally often at every song tempo ({kept(system, best)} at {best:g} BPM)"
+    text = (f"the {system} keeps the tempo of {kept(system, best)} test examples at {best:g} BPM (a beat every "
+            f"{60 / best:.2f} s) and of {kept(system, worst)} at {worst:g} BPM (a beat every {60 / worst:.2f} s)")
     trip = by_bpm[ROUND_TRIP].get(worst) if ROUND_TRIP in by_bpm.columns else None
     if trip is not None and trip[1]:
         text += f"; the originals through the codec alone keep {kept(ROUND_TRIP, best)} and {kept(ROUND_TRIP, worst)}"
