@@ -28,6 +28,7 @@ from silicon_sing.metrics.musicality import (
     in_key_fraction,
     key_correlation,
     key_scores,
+    lines_in_place,
     mean_chroma,
     musicality_examples,
     semitones,
@@ -114,6 +115,28 @@ def test_harmonic_lines_count_held_partials_and_not_noise_or_clicks() -> None:
     assert harmonic_lines(melody([lead], 16000), 16000) == pytest.approx(1.0, abs=0.05)
 
 
+def test_lines_in_place_count_only_the_references_lines_drawn_where_they_were() -> None:
+    """A copy keeps every line in place; the same number of lines a fifth away keeps none (the count alone would call
+    it perfect); one part of two keeps half; a 1 % detune stays in place (neighbouring bands); no lines: NaN."""
+
+    def melody(parts: list[list[float]], shift: float = 1.0) -> np.ndarray:
+        t = np.arange(SR) / SR
+        return np.concatenate([sum(0.1 * np.sin(2 * np.pi * shift * p[i] * t) for p in parts)
+                               for i in range(4)]).astype(np.float32)
+
+    lead, upper = [1500.0, 1800.0, 1600.0, 2000.0], [3700.0, 4200.0, 3900.0, 4600.0]
+    ref = melody([lead, upper])
+    assert lines_in_place(ref, ref, SR) == pytest.approx(1.0)
+    elsewhere = melody([lead, upper], shift=1.5)
+    assert harmonic_lines(elsewhere, SR) == pytest.approx(harmonic_lines(ref, SR), abs=0.05)  # as many lines...
+    assert lines_in_place(ref, elsewhere, SR) < 0.05  # ...none of them where the reference drew its own
+    assert lines_in_place(ref, melody([lead]), SR) == pytest.approx(0.5, abs=0.05)
+    assert lines_in_place(ref, melody([lead, upper], shift=1.01), SR) > 0.9
+    assert lines_in_place(ref, (0.1 * np.random.default_rng(0).standard_normal(ref.size)).astype(np.float32), SR) < 0.05
+    assert np.isnan(lines_in_place(np.zeros(ref.size, np.float32), ref, SR))
+    assert lines_in_place(ref, ref[: ref.size // 2], SR) == pytest.approx(0.5, abs=0.05)  # a shorter estimate: the rest is lost
+
+
 def test_a_semitone_between_two_sines() -> None:
     """220 Hz vs 233.08 Hz: voiced throughout, medians ~1 semitone apart."""
     t = np.arange(2 * SR) / SR
@@ -169,9 +192,36 @@ def test_the_codec_round_trip_is_measured_once_per_example_as_a_reference(tmp_pa
     assert np.allclose(wide[ROUND_TRIP], wide["original"])
     pitch = df[df.source == ROUND_TRIP]["pitch_error_st"]
     assert (pitch < 1e-6).all()
+    # these originals draw no line between 1 and 8 kHz (their partials end at 880 Hz): none to keep in place
+    assert df["lines_in_place"].isna().all()
     rng = np.random.default_rng(0)
     noisy = musicality_examples(gens, round_trip=lambda y, sr: rng.standard_normal(y.size).astype(np.float32) * 0.1)
     assert noisy[noisy.source == ROUND_TRIP]["voiced"].max() < 0.2  # a codec that destroys the voice shows it
+
+
+def test_the_round_trip_keeps_the_originals_lines_in_place_or_elsewhere(tmp_path: Path) -> None:
+    """Only the round trip is measured for lines in place (a continuation is other music, with no place for its lines
+    to be in): an identity codec keeps every line of the original where it was, a codec a fifth off keeps none."""
+    import soundfile as sf
+
+    from silicon_sing.generate import Generation
+
+    t = np.arange(3 * SR) / SR
+    orig = tmp_path / "orig.wav"
+    sf.write(str(orig), (0.1 * np.sin(2 * np.pi * 1500.0 * t) + 0.1 * np.sin(2 * np.pi * 3100.0 * t * (1 + 0.05 * (t > 2)))
+                         ).astype(np.float32), SR)
+    gens = [Generation("Ana/t/instrumental/000", "Ana", "instrumental", "baseline", str(orig), str(orig), 1.0, 3.0, "",
+                       7, "nano", "fp", {}, 0.1)]
+    ident = musicality_examples(gens, round_trip=lambda y, sr: y).set_index("source")["lines_in_place"]
+    assert ident[ROUND_TRIP] == pytest.approx(1.0) and np.isnan(ident["original"]) and np.isnan(ident["baseline"])
+
+    def fifth_up(y: np.ndarray, sr: int) -> np.ndarray:
+        return au.resample(y, sr, int(sr / 1.5))[: y.size]  # played back at sr: every partial 1.5x higher
+
+    off = musicality_examples(gens, round_trip=fifth_up).set_index("source")
+    assert off.loc[ROUND_TRIP, "lines_in_place"] < 0.05
+    assert off.loc[ROUND_TRIP, "harmonic_lines"] > 0.5 * off.loc["original", "harmonic_lines"]  # lines, elsewhere
+    assert "lines_in_place" in MEASURES and MEASURE_BOUNDS["lines_in_place"] == (0.0, 1.0)
 
 
 @pytest.fixture(scope="module")

@@ -180,6 +180,10 @@ def test_musicality_glue_states_the_targets_and_whether_they_were_met() -> None:
         "baseline instrumental continuations draw 0.30 [0.20, 0.40] harmonic lines per frame between 1 and 8 kHz "
         "(the originals draw 1.20), 25\u00a0% of the originals' count; the target of at least half is not met")
     assert "the originals through the codec alone 0.90" in ceiling["musicality_lines_target"]
+    # the count says nothing of where the codec draws its lines: the sentence says how many it keeps in place
+    assert ceiling["musicality_lines_target"].endswith(
+        "; of the originals' own lines, the codec alone keeps 20 % [10 %, 30 %] where they were")
+    assert "where they were" not in g["musicality_lines_target"]  # no round trip, nothing to say
     assert "decoder" not in ceiling["musicality_lines_target"]  # 0.30 against the codec's 0.90: the LM falls short
     capped = musicality_summary(round_trip=True)
     capped.loc[capped["source"] == "codec round trip", "harmonic_lines"] = 0.32
@@ -219,7 +223,8 @@ def test_lines_sentence_says_when_the_codec_alone_cannot_reach_the_target() -> N
     the sentence says so; when the round trip is above the target it says nothing of the kind."""
     low = _lines_case(0.37, 0.18, 0.56, 0.42)
     assert "the codec alone draws 37\u00a0% of the originals' count, below the target, so no language model on " \
-           "this codec can meet it" in low
+           "this codec can meet it; of the originals' own lines, the codec alone keeps 20\u00a0% [10\u00a0%, 30\u00a0%] " \
+           "where they were" in low
     assert "no language model" not in _lines_case(0.37, 0.18, 0.56, 0.80)
     assert "no language model" not in _lines_case(0.70, 0.50, 0.90, 0.80)  # met: nothing to excuse
 
@@ -241,6 +246,10 @@ def test_musicality_table_html_orders_rows_and_drops_unmeasured_columns() -> Non
     assert musicality_table(musicality_summary().iloc[:0]).empty
     with_codec = musicality_table(musicality_summary(round_trip=True))
     assert [s for c, s in with_codec.index if c == "acapella"] == ["original", "codec round trip", "baseline", "fine-tuned"]
+    assert "lines in place" not in t.columns  # only a round trip has an aligned original to keep lines of
+    assert with_codec.loc[("instrumental", "codec round trip"), "lines in place"] == \
+        '20\u00a0%<br><span class="ci">[10\u00a0%, 30\u00a0%]</span>'
+    assert with_codec.loc[("instrumental", "baseline"), "lines in place"] == "—"
 
 
 def _tempo_examples() -> pd.DataFrame:

@@ -166,6 +166,29 @@ LINE_BANDS = 128  # mel bands of the analysis, and of the listening room's spect
 LINE_STEADY_SHARE = 0.8
 
 
+def harmonic_line_mask(y: np.ndarray, sr: int) -> np.ndarray:
+    """Where mono ``y`` ``[N]`` draws harmonic lines: bool ``[bands, T - LINE_FRAMES + 1]`` over the 128-band log-mel
+    bands whose centres lie in :data:`LINE_BAND_HZ` (rows, low to high) and 10 ms frames (columns); a cell is True
+    where a line (see :func:`harmonic_lines`) holds from that frame on. ``[bands, 0]`` for a clip under
+    :data:`LINE_FRAMES` frames."""
+    import librosa  # lazy: librosa (numba) costs seconds to import
+
+    hop = int(round(sr / 100))
+    n_fft = 1 << int(round(np.log2(0.032 * sr)))  # 1024 at 32 kHz
+    spec = log_mel(np.asarray(y, dtype=np.float32), sr, n_mels=LINE_BANDS, hop=hop, n_fft=n_fft)  # [bands, T]
+    centres = librosa.mel_frequencies(LINE_BANDS + 2, fmin=0.0, fmax=sr / 2)[1:-1]  # log_mel's Slaney bands
+    band = (centres[2:-2] >= LINE_BAND_HZ[0]) & (centres[2:-2] < LINE_BAND_HZ[1])
+    if spec.shape[1] < LINE_FRAMES:
+        return np.zeros((int(band.sum()), 0), dtype=bool)
+    mid = spec[2:-2]
+    peak = ((mid > spec[:-4] + LINE_PROMINENCE_DB) & (mid > spec[4:] + LINE_PROMINENCE_DB)
+            & (mid > spec[1:-3]) & (mid > spec[3:-1]) & (mid > LINE_FLOOR_DB))
+    # a peak in this band in every frame of a LINE_FRAMES window
+    held = np.asarray(np.lib.stride_tricks.sliding_window_view(peak[band], LINE_FRAMES, axis=1).all(axis=-1))
+    held[held.mean(axis=1) > LINE_STEADY_SHARE] = False  # a steady whistle or drone, not a part
+    return held
+
+
 def harmonic_lines(y: np.ndarray, sr: int) -> float:
     """Horizontal spectral lines per frame between 1 and 8 kHz (:data:`LINE_BAND_HZ`) of mono ``y`` ``[N]``.
 
@@ -177,24 +200,36 @@ def harmonic_lines(y: np.ndarray, sr: int) -> float:
     in more than :data:`LINE_STEADY_SHARE` of the frames is a steady whistle (a codec's upsampling
     artefact) or a drone, and does not count. The count per frame is averaged over the clip's frames
     (silence counts as 0 lines); NaN when the clip is shorter than :data:`LINE_FRAMES` frames.
+    The count says nothing of *where* the lines are: :func:`lines_in_place` compares them with a reference's.
     """
-    import librosa  # lazy: librosa (numba) costs seconds to import
+    held = harmonic_line_mask(y, sr)
+    return float(held.sum(axis=0).mean()) if held.shape[1] else float("nan")
 
-    hop = int(round(sr / 100))
-    n_fft = 1 << int(round(np.log2(0.032 * sr)))  # 1024 at 32 kHz
-    spec = log_mel(np.asarray(y, dtype=np.float32), sr, n_mels=LINE_BANDS, hop=hop, n_fft=n_fft)  # [bands, T]
-    if spec.shape[1] < LINE_FRAMES:
+
+LINE_PLACE_BANDS = 1  # a line counts as in place within this many mel bands (~1.5 % in frequency at 2 kHz)
+
+
+def lines_in_place(reference: np.ndarray, estimate: np.ndarray, sr: int) -> float:
+    """The share of ``reference``'s harmonic lines that ``estimate`` draws in the same place, in [0, 1].
+
+    Both mono ``[N]``, time-aligned (a codec's reconstruction of the reference, say). A line cell of the reference
+    (:func:`harmonic_line_mask`) is kept when the estimate has a line cell in the same frame within
+    :data:`LINE_PLACE_BANDS` bands; frames the estimate lacks (a shorter clip) keep nothing. :func:`harmonic_lines`
+    alone cannot tell a codec that keeps the lines from one that draws as many elsewhere. NaN when the reference
+    draws no line.
+    """
+    ref, est = harmonic_line_mask(reference, sr), harmonic_line_mask(estimate, sr)
+    total = int(ref.sum())
+    if total == 0:
         return float("nan")
-    centres = librosa.mel_frequencies(LINE_BANDS + 2, fmin=0.0, fmax=sr / 2)[1:-1]  # log_mel's Slaney bands
-    mid = spec[2:-2]
-    peak = ((mid > spec[:-4] + LINE_PROMINENCE_DB) & (mid > spec[4:] + LINE_PROMINENCE_DB)
-            & (mid > spec[1:-3]) & (mid > spec[3:-1]) & (mid > LINE_FLOOR_DB))
-    band = (centres[2:-2] >= LINE_BAND_HZ[0]) & (centres[2:-2] < LINE_BAND_HZ[1])
-    # a peak in this band in every frame of a LINE_FRAMES window: [bands in LINE_BAND_HZ, T - LINE_FRAMES + 1]
-    held = np.asarray(np.lib.stride_tricks.sliding_window_view(peak[band], LINE_FRAMES, axis=1).all(axis=-1))
-    steady = held.mean(axis=1) > LINE_STEADY_SHARE
-    return float(held[~steady].sum(axis=0).mean())
+    t = min(ref.shape[1], est.shape[1])
+    near = est[:, :t].copy()
+    for k in range(1, LINE_PLACE_BANDS + 1):  # widen each estimated line by k bands up and down
+        near[k:] |= est[:-k, :t]
+        near[:-k] |= est[k:, :t]
+    return float((ref[:, :t] & near).sum() / total)
 
 
 __all__ = ["PITCH_CLASSES", "NOTE_NAMES", "SCALES", "F0_SR", "midi_to_hz", "hz_to_midi", "same_key",
-           "essentia_standard", "as_essentia", "estimate_pitch", "estimate_f0", "LINE_BAND_HZ", "harmonic_lines"]
+           "essentia_standard", "as_essentia", "estimate_pitch", "estimate_f0", "LINE_BAND_HZ", "harmonic_line_mask", "harmonic_lines",
+           "LINE_PLACE_BANDS", "lines_in_place"]

@@ -543,7 +543,9 @@ def voicing_sentence(v: dict[str, Any] | None, category: str = "acapella") -> st
 MUSICALITY_COLUMNS: dict[str, tuple[str, str | int]] = {
     "keeps_tempo": ("tempo kept", "percent"), "keeps_key": ("key kept", "percent"),
     "voiced": ("voiced frames", "percent"), "pitch_error_st": ("pitch error (st)", 1),
-    "harmonic_lines": ("harmonic lines / frame", 2)}
+    "harmonic_lines": ("harmonic lines / frame", 2),
+    # the round trip's share of the originals' lines drawn where they were (the count alone cannot tell)
+    "lines_in_place": ("lines in place", "percent")}
 TEMPO_KEY_TARGET = 2 / 3  # issue 14: baseline instrumental continuations keep tempo and key in >= 2/3 of examples
 VOICED_TARGET = 0.5  # issue 14: fine-tuned acapella continuations voiced in >= half their frames
 # issue 14's "the spectrograms show harmonic structure", as a number: baseline instrumental continuations draw at
@@ -660,13 +662,17 @@ def _lines_target(summary: pd.DataFrame) -> str:
     text = (f"baseline instrumental continuations draw {_with_interval(b, 'harmonic_lines', 2)} harmonic lines per "
             f"frame between 1 and 8 kHz ({ref}), {_percent(share)} of the originals' count; the target of at least "
             f"half is {'met' if met else 'not met'}")
-    if met:
-        return text
-    if capped:
-        text += "; they draw as many as the codec alone lets through, so its decoder, not the language model, sets this limit"
-    if math.isfinite(codec_share) and codec_share < LINES_TARGET:
-        text += (f"; the codec alone draws {_percent(codec_share)} of the originals' count, below the target, so no "
-                 "language model on this codec can meet it")
+    if not met:
+        if capped:
+            text += ("; they draw as many as the codec alone lets through, so its decoder, not the language model, sets "
+                     "this limit")
+        if math.isfinite(codec_share) and codec_share < LINES_TARGET:
+            text += (f"; the codec alone draws {_percent(codec_share)} of the originals' count, below the target, so no "
+                     "language model on this codec can meet it")
+    # a count is not a place: a codec can draw as many lines as the original, all of them elsewhere
+    if c is not None and math.isfinite(c.get("lines_in_place", math.nan)):
+        text += (f"; of the originals' own lines, the codec alone keeps {_with_interval(c, 'lines_in_place', 'percent')} "
+                 "where they were")
     return text
 
 

@@ -31,6 +31,10 @@ part of a clip *after the prompt* with that truth (the truth comes in as data, f
   segments (4 s after the prompt): originals 0.87 (acapella), 1.15 (instrumental), 1.23 (full mix)
   lines per frame on average, lowest segment 0.08 (a rapped line) and 0.64 (instrumental); the
   same segments cut into 37 ms blocks and shuffled 0.27–0.41; white noise at their level 0.01.
+  The count does not say where the lines are. For the codec round trip (the only source aligned with its
+  original) :func:`silicon_sing.music.lines_in_place` gives the share of the original's lines it draws in
+  the same place: the shipped nano codec draws 41 % as many lines as held-out instrumentals but keeps
+  9 % of them in place (most of its lines are its own).
 
 Summaries are per (source, category) with 95 % intervals from a track-level cluster bootstrap
 (:func:`silicon_sing.metrics.stats.bootstrap_mean_ci`).
@@ -50,7 +54,7 @@ import pandas as pd
 
 from .. import audio as au
 from ..generate import Generation
-from ..music import NOTE_NAMES, PITCH_CLASSES, SCALES, estimate_f0, harmonic_lines
+from ..music import NOTE_NAMES, PITCH_CLASSES, SCALES, estimate_f0, harmonic_lines, lines_in_place
 from ..names import slugify
 from ..params import MUSICGEN_SAMPLING
 from .evaluation import track_of
@@ -64,10 +68,11 @@ KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66,
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 ROUND_TRIP = "codec round trip"  # the original through the baseline's codec: the ceiling a continuation can reach
 SOURCES = ("original", ROUND_TRIP)  # the references measured beside the systems
-MEASURES = ("keeps_tempo", "keeps_key", "voiced", "pitch_error_st", "harmonic_lines", "tempo_salience", "in_key",
-            "key_corr")
+MEASURES = ("keeps_tempo", "keeps_key", "voiced", "pitch_error_st", "harmonic_lines", "lines_in_place", "tempo_salience",
+            "in_key", "key_corr")
 # the range each measure can take: its interval is clipped to it (a share of 94 % has no room above 100 %)
-MEASURE_BOUNDS = {**{m: (0.0, 1.0) for m in ("keeps_tempo", "keeps_key", "voiced", "tempo_salience", "in_key")},
+MEASURE_BOUNDS = {**{m: (0.0, 1.0) for m in ("keeps_tempo", "keeps_key", "voiced", "tempo_salience", "in_key",
+                                              "lines_in_place")},
                   "pitch_error_st": (0.0, np.inf), "harmonic_lines": (0.0, np.inf), "key_corr": (-1.0, 1.0)}
 
 
@@ -200,8 +205,9 @@ def clip_measures(y: np.ndarray, sr: int, truth: Truth | None) -> dict[str, Any]
     """Every measure of one continuation ``[N]`` (tempo and key NaN/None without truth)."""
     voiced, f0 = voicing(y, sr)
     nan = float("nan")
-    row: dict[str, Any] = dict(voiced=voiced, f0=f0, harmonic_lines=harmonic_lines(y, sr), tempo_salience=nan,
-                               keeps_tempo=nan, key_estimate=None, key_corr=nan, in_key=nan, keeps_key=nan)
+    # lines_in_place needs an aligned reference: only musicality_examples' round trip has one
+    row: dict[str, Any] = dict(voiced=voiced, f0=f0, harmonic_lines=harmonic_lines(y, sr), lines_in_place=nan,
+                               tempo_salience=nan, keeps_tempo=nan, key_estimate=None, key_corr=nan, in_key=nan, keeps_key=nan)
     if truth is not None:
         sal = tempo_salience(y, sr, truth.tempo_bpm)
         chroma = mean_chroma(y, sr)
@@ -232,10 +238,11 @@ def musicality_examples(generations: Iterable[Generation], truth: Mapping[str, T
             (``generate.codec_round_trip``). Given, each original is also measured after that round
             trip, as source :data:`ROUND_TRIP`: the best a continuation decoded by that codec can do.
     Returns:
-        DataFrame ``[n_examples × (1 + [1] + n_systems), 17]``: ``example_id, track, artist, category,
+        DataFrame ``[n_examples × (1 + [1] + n_systems), 18]``: ``example_id, track, artist, category,
         source`` ("original", :data:`ROUND_TRIP` or the system), ``voiced`` (0–1), ``f0`` (Hz),
         ``pitch_error_st`` (|source − original| median f0, NaN for originals), ``harmonic_lines``
-        (:func:`silicon_sing.music.harmonic_lines`, lines per frame), ``tempo_salience``,
+        (:func:`silicon_sing.music.harmonic_lines`, lines per frame), ``lines_in_place`` (the round trip's
+        :func:`silicon_sing.music.lines_in_place` against its original, NaN for other sources), ``tempo_salience``,
         ``in_key``, ``keeps_tempo`` and ``keeps_key`` (0/1 floats, NaN without truth),
         ``key_estimate``, ``key_corr``, ``true_bpm``, ``true_key``.
     """
@@ -254,7 +261,8 @@ def musicality_examples(generations: Iterable[Generation], truth: Mapping[str, T
             original_f0[g.example_id] = m["f0"]
             rows.append(dict(base, source="original", pitch_error_st=float("nan"), **m))
             if round_trip is not None:  # the whole clip goes through the codec, as a prompt would
-                m = clip_measures(np.asarray(round_trip(whole, sr), dtype=np.float32)[skip:], sr, t)
+                trip = np.asarray(round_trip(whole, sr), dtype=np.float32)[skip:]
+                m = {**clip_measures(trip, sr, t), "lines_in_place": lines_in_place(whole[skip:], trip, sr)}
                 rows.append(dict(base, source=ROUND_TRIP, pitch_error_st=semitones(m["f0"], original_f0[g.example_id]),
                                  **m))
         m = clip_measures(continuation(g.generated, g.prompt_seconds, sr), sr, t)
@@ -346,6 +354,6 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
 
 
 __all__ = ["MEASURE_BOUNDS", "Truth", "truth_by_track", "continuation", "voicing", "onset_autocorrelation", "tempo_salience",
-           "key_profiles", "mean_chroma", "key_scores", "estimate_key", "in_key_fraction", "key_correlation",
+           "lines_in_place", "key_profiles", "mean_chroma", "key_scores", "estimate_key", "in_key_fraction", "key_correlation",
            "semitones", "clip_measures", "musicality_examples", "summarise_musicality", "KEEPS_TEMPO",
            "KEEPS_KEY", "MEASURES", "ROUND_TRIP", "SOURCES", "sampling_sweep"]

@@ -20,7 +20,7 @@ from audiocraft.models.encodec import CompressionModel, EncodecModel
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from ..music import harmonic_lines
+from ..music import harmonic_lines, lines_in_place
 from ..tokens import encode_audio
 from .config import CodecSpec
 from .corpus import Clip
@@ -127,9 +127,10 @@ def codec_scores(codec: CompressionModel, wavs: Sequence[np.ndarray], sample_rat
                  chunk_seconds: float = 4.0) -> tuple[list[int], torch.Tensor, dict[str, torch.Tensor]]:
     """Per ``chunk_seconds`` chunk of ``wavs``: (index of its wav, SI-SNR dB, {figure: value}) of decode(encode(x)):
     one mel distance per floor of :data:`MEL_RANGES_DB`, ``band_lost_<band>_db`` per band of
-    :data:`BANDS_HZ` (:func:`band_levels_lost`), and the harmonic lines per frame
+    :data:`BANDS_HZ` (:func:`band_levels_lost`), the harmonic lines per frame
     (:func:`silicon_sing.music.harmonic_lines`) of the reconstruction (``harmonic_lines``) and of the
-    chunk itself (``harmonic_lines_original``)."""
+    chunk itself (``harmonic_lines_original``), and the share of the chunk's lines the reconstruction draws
+    in the same place (``harmonic_lines_in_place``, :func:`silicon_sing.music.lines_in_place`; NaN without lines)."""
     n = min([int(chunk_seconds * sample_rate)] + [len(w) for w in wavs])
     owner = [j for j, w in enumerate(wavs) for _ in range(0, len(w) - n + 1, n)]
     x = torch.from_numpy(np.stack([w[i:i + n] for w in wavs for i in range(0, len(w) - n + 1, n)]))[:, None]
@@ -143,7 +144,9 @@ def codec_scores(codec: CompressionModel, wavs: Sequence[np.ndarray], sample_rat
         row = {**{name: by_range[r] for name, r in MEL_RANGES_DB.items()},
                **{f"band_lost_{band}_db": v for band, v in _band_levels_lost(est, ref, centres).items()},
                **{name: torch.tensor([harmonic_lines(w[0].numpy(), sample_rate) for w in v])
-                  for name, v in (("harmonic_lines", y), ("harmonic_lines_original", b))}}
+                  for name, v in (("harmonic_lines", y), ("harmonic_lines_original", b))},
+               "harmonic_lines_in_place": torch.tensor([lines_in_place(r[0].numpy(), e[0].numpy(), sample_rate)
+                                                        for r, e in zip(b, y)], dtype=torch.float64)}
         for name, v in row.items():
             figures.setdefault(name, []).append(v)
     return owner, torch.cat(snr), {name: torch.cat(v) for name, v in figures.items()}
@@ -160,7 +163,8 @@ def codec_metrics(codec: CompressionModel, clips: Sequence[Clip], sample_rate: i
     neither sees: how much quieter the harmonic lines between 400 Hz and 4 kHz come back (chunks without
     loud bins in a band do not count towards it). ``harmonic_lines_kept`` is whether they come back at
     all: the harmonic lines per frame the reconstructions draw over those the originals draw (the
-    evaluation chapter's measure of the continuations).
+    evaluation chapter's measure of the continuations). ``harmonic_lines_in_place`` is where: the share of the
+    originals' lines a reconstruction draws in the same place (a codec can draw as many lines, elsewhere).
     """
     owner, snr, scores = codec_scores(codec, [c.audio for c in clips], sample_rate, chunk_seconds)
     cats = [clips[j].category for j in owner]
