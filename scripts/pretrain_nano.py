@@ -3,18 +3,23 @@
 
 Usage::
 
-    python scripts/pretrain_nano.py                 # the shipped checkpoints (~95 min on 2 CPU cores)
+    python scripts/pretrain_nano.py                 # the shipped checkpoints (~2 h 50 min on 2 CPU cores)
     python scripts/pretrain_nano.py --out /tmp/nano # somewhere else (then: train.model: /tmp/nano)
     python scripts/pretrain_nano.py --tiny --out /tmp/nano-tiny   # seconds: checks the code path only
-    python scripts/pretrain_nano.py --codec-steps 9600 --lm-steps 4800  # longer (~3 h)
+    python scripts/pretrain_nano.py --codec-steps 9600 --lm-steps 4800  # longer (~4 h)
     python scripts/pretrain_nano.py --keep-first-stage /tmp/first    # keep the stage before the LM's warm restart
     python scripts/pretrain_nano.py --lm-from /tmp/first             # ... and later rerun only the restart
+    python scripts/pretrain_nano.py --keep-lm-stages /tmp/lm         # keep what the decoder stage starts from
+    python scripts/pretrain_nano.py --decoder-from /tmp/lm           # ... and later rerun only the decoder stage
 
-The recipe has two stages when ``--lm-restart-steps`` (default: ``LMSpec.restart_steps``) is not 0:
-codec and LM trained from scratch, stored in fp16; then the LM's warm restart (a fresh optimizer and
-schedule, other training windows) from the stored weights. ``--lm-from`` takes a stored first stage
-(its ``provenance.json`` must record this recipe with no restart, and its files their hashes), so the
-restart gives the same bytes whether the first stage ran just now or long ago.
+The recipe has three stages: codec and LM trained from scratch, stored in fp16; the LM's warm restart
+(a fresh optimizer and schedule, other training windows) from the stored weights, when
+``--lm-restart-steps`` (default: ``LMSpec.restart_steps``) is not 0; and a wider decoder trained on the
+stored codec's frozen codes, when ``--decoder-steps`` (default: ``DecoderSpec.steps``) is not 0, which
+changes what the codes sound like and leaves every code, and the LM, as they were. ``--lm-from`` takes a
+stored first stage, ``--decoder-from`` the stored LM stages (each ``provenance.json`` must record this
+recipe up to that stage, and its files their hashes), so a later stage gives the same bytes whether the
+stage before ran just now or long ago.
 
 What it does, how long it takes and what it measured is recorded in ``<out>/provenance.json``
 (see :mod:`silicon_sing.pretrain`). The synthetic pre-training corpus uses ``--seed`` (default
@@ -48,10 +53,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--lm-restart-steps", type=int, default=None,
                     help="steps of the LM's warm restart after the first stage (0: none, the first stage alone)")
     ap.add_argument("--lm-from", type=Path, default=None,
-                    help="a first stage written by this script with --lm-restart-steps 0 and otherwise the same "
-                         "options: skip it and run only the LM's warm restart from its weights")
+                    help="a first stage written by this script with --lm-restart-steps 0 --decoder-steps 0 (or kept by "
+                         "--keep-first-stage) and otherwise the same options: skip it and run the rest from its weights")
     ap.add_argument("--keep-first-stage", type=Path, default=None,
                     help="also keep the first stage (weights + provenance.json) here, for a later --lm-from")
+    ap.add_argument("--decoder-steps", type=int, default=None,
+                    help="steps of the last stage, a wider decoder on the frozen codes (0: none, the codec's own decoder)")
+    ap.add_argument("--decoder-filters", type=int, default=None, help="the wider decoder's SEANet n_filters")
+    ap.add_argument("--decoder-from", type=Path, default=None,
+                    help="the LM stages written by this script with --decoder-steps 0 and otherwise the same options: "
+                         "skip them and run only the decoder stage on their codec and LM")
+    ap.add_argument("--keep-lm-stages", type=Path, default=None,
+                    help="also keep what the decoder stage starts from (weights + provenance.json), for a later "
+                         "--decoder-from")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
     ap.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16, half the size)")
     ap.add_argument("--tiny", action="store_true", help="a few steps on a tiny corpus: checks the code path only")
@@ -78,7 +92,14 @@ def config_from_args(args: argparse.Namespace) -> P.PretrainConfig:
     lm = cfg.lm if args.lm_steps is None else dataclasses.replace(cfg.lm, steps=args.lm_steps)
     if args.lm_restart_steps is not None:
         lm = dataclasses.replace(lm, restart_steps=args.lm_restart_steps)
-    return dataclasses.replace(cfg, corpus=corpus, codec=codec, lm=lm, heldout_seed=args.heldout_seed,
+    decoder = cfg.decoder
+    if args.decoder_filters is not None:
+        decoder = dataclasses.replace(decoder, n_filters=args.decoder_filters)
+    if args.decoder_steps is not None:
+        decoder = dataclasses.replace(decoder, steps=args.decoder_steps)
+    if not decoder.steps:
+        decoder = P.DecoderSpec.none()  # no stage: nothing of it is recorded
+    return dataclasses.replace(cfg, corpus=corpus, codec=codec, lm=lm, decoder=decoder, heldout_seed=args.heldout_seed,
                                seed=args.init_seed, threads=args.threads or cfg.threads)
 
 
@@ -95,9 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         prov = P.run_pretraining(config, args.out, progress=not args.no_progress, half=not args.fp32, announce=True,
                                  lm_from=args.lm_from, keep_first_stage=args.keep_first_stage,
+                                 decoder_from=args.decoder_from, keep_lm_stages=args.keep_lm_stages,
                                  command=" ".join(["python scripts/pretrain_nano.py",
                                                    *(sys.argv[1:] if argv is None else argv)]))
-    except (ValueError, FileNotFoundError) as e:  # a --lm-from that is not this recipe's first stage
+    except (ValueError, FileNotFoundError) as e:  # a --lm-from / --decoder-from that is not this recipe's stage
         raise SystemExit(f"pretrain_nano.py: {e}") from e
     m = prov["metrics_heldout"]
     summary = {
@@ -111,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         # ...and whether they come back at all: harmonic lines per frame, reconstruction over original
         "codec_harmonic_lines_kept": {k: {c: round(f["harmonic_lines_kept"], 2) for c, f in v["per_category"].items()}
                                       for k, v in m["codec"].items()},
+        # ...and how many of the originals' own lines come back in their place
+        "codec_harmonic_lines_in_place": {k: {c: round(f["harmonic_lines_in_place"], 2)
+                                              for c, f in v["per_category"].items()} for k, v in m["codec"].items()},
         "lm_heldout_loss": _rounded(m["lm_loss"]),
         "lm_heldout_loss_sounding_frames": _rounded(m["lm_loss_sounding"]),
         # nats lost on held-out instrumentals when only the last k seconds of context are the clip's own

@@ -1,7 +1,7 @@
 """Pre-training the nano MusicGen that the smoke profile ships (``assets/nano/``), rerunnable anywhere.
 
 The smoke profile's "baseline" must be a *pre-trained* model for the book to show the paper's
-phenomenon, not noise. This module trains, on 2 CPU cores (about 2.5 hours), a miniature of MusicGen's
+phenomenon, not noise. This module trains, on 2 CPU cores (about 3 hours), a miniature of MusicGen's
 two stages and writes them in audiocraft's export layout (see :func:`silicon_sing.models.export_model`):
 
 1. **Corpus** — :func:`synth_corpus` renders tracks of the three smoke artists with
@@ -31,6 +31,9 @@ two stages and writes them in audiocraft's export layout (see :func:`silicon_sin
    140 BPM") — never a run UUID, which fine-tuning is there to teach. Then a warm restart
    (:attr:`LMSpec.restart_steps`): a fresh optimizer and schedule from the first stage's stored
    weights, which ``--keep-first-stage`` keeps and ``--lm-from`` reuses (:func:`run_pretraining`).
+4. **A wider decoder** — :attr:`DecoderSpec`: the stored codec's encoder and codebooks stay frozen, so every code
+   and the LM are unchanged, and a decoder with more filters learns to decode the codes anew, with the codec's
+   losses (:func:`train_decoder`). What it starts from, ``--keep-lm-stages`` keeps and ``--decoder-from`` reuses.
 
 Run: ``python scripts/pretrain_nano.py`` (see ``--help``); provenance (seed, corpus, steps, losses,
 metrics, wall time, versions, file hashes) lands in ``provenance.json`` next to the checkpoints.
@@ -56,6 +59,8 @@ from .codec import (
                     reconstruct,
                     si_snr_db,
                     train_codec,
+                    train_decoder,
+                    widen_decoder,
 )
 from .config import (
                     ASSETS_DIR,
@@ -65,6 +70,7 @@ from .config import (
                     PROVENANCE,
                     CodecSpec,
                     CorpusSpec,
+                    DecoderSpec,
                     LMSpec,
                     PretrainConfig,
                     nano_pretrain_config,
@@ -81,12 +87,12 @@ from .lm import (
                     lm_loss,
                     train_lm,
 )
-from .run import evaluate_models, heldout_corpus, run_pretraining
+from .run import codec_corpus_spec, evaluate_models, heldout_corpus, run_pretraining, stage_provenance
 from .ship import load_shipped, random_init_like, read_provenance, to_half_state, verify_checkpoints, write_checkpoints
 
 __all__ = [
     "PRETRAIN_SEED", "HELDOUT_SEED", "ASSETS_DIR", "CHECKPOINT_FILES", "PROVENANCE", "CorpusSpec", "CodecSpec",
-    "LMSpec", "PretrainConfig", "tiny_config", "Clip", "stage_captions", "synth_corpus", "nano_pretrain_config",
+    "LMSpec", "DecoderSpec", "train_decoder", "widen_decoder", "codec_corpus_spec", "stage_provenance", "PretrainConfig", "tiny_config", "Clip", "stage_captions", "synth_corpus", "nano_pretrain_config",
     "build_codec", "build_lm", "si_snr_db", "mel_distance", "BANDS_HZ", "band_levels_lost", "reconstruct",
     "codec_scores", "codec_metrics",
     "random_crops", "train_codec", "encode_clips", "lm_loss", "code_windows", "train_lm", "frame_activity",

@@ -1,4 +1,5 @@
-"""The nano compression model: audiocraft's EnCodec at a tiny size, its training (no adversary) and metrics.
+"""The nano compression model: audiocraft's EnCodec at a tiny size, its training (no adversary), a wider decoder
+trained on its frozen codes, and metrics.
 
 Notebook: notebooks/03_finetune.ipynb (the pre-trained nano baseline that fine-tuning starts from)
 """
@@ -193,15 +194,15 @@ def random_crops(clips: Sequence[Clip], n: int, length: int, rng: np.random.Gene
     return torch.from_numpy(np.stack(out))[:, None]
 
 
-def train_codec(codec: CompressionModel, clips: Sequence[Clip], spec: CodecSpec, sample_rate: int, seed: int,
-                progress: bool = True,
-                on_step: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
-    """audiocraft's compression recipe without the adversary: the balanced ``spec.loss_weights`` (L1, msspec,
-    SI-SNR, optionally audiocraft's multi-resolution STFT loss ``mrstft``), plus the VQ penalty."""
-    rng = np.random.default_rng([seed, 1])
-    torch.manual_seed(seed)  # k-means init and dead-code replacement draw from torch's global generator
+def _crop_length(codec: CompressionModel, spec: CodecSpec, sample_rate: int) -> int:
+    """Samples per training crop: whole frames of ``spec.crop_seconds`` (no padded tail)."""
     hop = int(round(sample_rate / codec.frame_rate))
-    length = max(1, round(spec.crop_seconds * codec.frame_rate)) * hop  # whole frames: no padded tail
+    return max(1, round(spec.crop_seconds * codec.frame_rate)) * hop
+
+
+def _losses(spec: CodecSpec, length: int, sample_rate: int
+            ) -> tuple[dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]], Balancer]:
+    """The compression losses ``spec.loss_weights`` names (audiocraft's solver names) and their Balancer."""
     msspec = MultiScaleMelSpectrogramLoss(sample_rate, range_start=6, range_end=11, n_mels=64, f_min=64,
                                           normalized=True, alphas=False, floor_level=spec.msspec_floor)
     mrstft = MRSTFTLoss()  # linear-frequency log magnitudes: every bin up to Nyquist counts, not mel-weighted
@@ -215,10 +216,25 @@ def train_codec(codec: CompressionModel, clips: Sequence[Clip], spec: CodecSpec,
         raise ValueError(f"CodecSpec.loss_weights names unknown losses {unknown}; known: {sorted(criteria)}")
     balancer = Balancer(dict(spec.loss_weights), balance_grads=True, total_norm=1.0, ema_decay=0.999,
                         per_batch_item=True)
+    return {name: criteria[name] for name in spec.loss_weights}, balancer
+
+
+def _cosine(opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Cosine decay to 0 over ``steps``: a short run ends on small steps instead of oscillating around a minimum."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(1, steps))))
+
+
+def train_codec(codec: CompressionModel, clips: Sequence[Clip], spec: CodecSpec, sample_rate: int, seed: int,
+                progress: bool = True,
+                on_step: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+    """audiocraft's compression recipe without the adversary: the balanced ``spec.loss_weights`` (L1, msspec,
+    SI-SNR, optionally audiocraft's multi-resolution STFT loss ``mrstft``), plus the VQ penalty."""
+    rng = np.random.default_rng([seed, 1])
+    torch.manual_seed(seed)  # k-means init and dead-code replacement draw from torch's global generator
+    length = _crop_length(codec, spec, sample_rate)
+    criteria, balancer = _losses(spec, length, sample_rate)
     opt = torch.optim.Adam(codec.parameters(), lr=spec.lr, betas=spec.betas)
-    # cosine decay: a short run ends on small steps instead of oscillating around a minimum
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, spec.steps) / max(1, spec.steps))))
+    sched = _cosine(opt, spec.steps)
     history = []
     codec.train()
     with torch.no_grad():  # k-means on many frames: one small batch would duplicate codes
@@ -234,7 +250,7 @@ def train_codec(codec: CompressionModel, clips: Sequence[Clip], spec: CodecSpec,
         penalty = q.penalty if q.penalty is not None else torch.zeros(())
         if penalty.requires_grad:  # the commitment loss only trains the encoder, as in audiocraft's solver
             penalty.backward(retain_graph=True)
-        losses = {name: criteria[name](y, x) for name in spec.loss_weights}
+        losses = {name: f(y, x) for name, f in criteria.items()}
         balancer.backward(losses, y)
         opt.step()
         sched.step()
@@ -245,6 +261,59 @@ def train_codec(codec: CompressionModel, clips: Sequence[Clip], spec: CodecSpec,
         if on_step:
             on_step(step, row)
     codec.eval()
+    return history
+
+
+def widen_decoder(codec: CompressionModel, cfg: DictConfig, seed: int) -> CompressionModel:
+    """A compression model of ``cfg`` (a wider ``seanet.decoder``) with ``codec``'s encoder and codebooks and a
+    random-init decoder: the same codes, to be decoded anew (:func:`train_decoder`)."""
+    wide = build_codec(cfg, seed)
+    keep = {k: v for k, v in codec.state_dict().items() if not k.startswith("decoder.")}
+    missing, unexpected = wide.load_state_dict(keep, strict=False)
+    if unexpected or any(not k.startswith("decoder.") for k in missing):
+        raise ValueError(f"the codec and {cfg.seanet} differ beyond the decoder: missing {missing}, unexpected {unexpected}")
+    return wide
+
+
+def train_decoder(codec: CompressionModel, clips: Sequence[Clip], spec: CodecSpec, steps: int, sample_rate: int,
+                  seed: int, progress: bool = True,
+                  on_step: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+    """Train ``codec``'s decoder alone on its frozen codes, with the codec's losses (``spec``) over ``steps`` steps.
+
+    The encoder and codebooks take no gradient and stay in eval mode (no dead-code replacement), so every code of
+    every clip is what it was before: a model trained on the codes (the LM) needs no retraining.
+    """
+    rng = np.random.default_rng([seed, 4])
+    torch.manual_seed(seed)
+    length = _crop_length(codec, spec, sample_rate)
+    criteria, balancer = _losses(spec, length, sample_rate)
+    enc = cast(EncodecModel, codec)
+    enc.requires_grad_(False)
+    enc.decoder.requires_grad_(True)
+    opt = torch.optim.Adam(enc.decoder.parameters(), lr=spec.lr, betas=spec.betas)
+    sched = _cosine(opt, steps)
+    history = []
+    codec.eval()
+    enc.decoder.train()
+    bar = tqdm(range(steps), desc="decoder", unit="step", disable=not progress)
+    for step in bar:
+        x = random_crops(clips, spec.batch_size, length, rng)
+        with torch.no_grad():
+            codes, _ = codec.encode(x)
+            latent = codec.decode_latent(codes)
+        y = enc.decoder(latent)[..., : x.shape[-1]]
+        losses = {name: f(y, x) for name, f in criteria.items()}
+        opt.zero_grad(set_to_none=True)
+        balancer.backward(losses, y)
+        opt.step()
+        sched.step()
+        row = {"step": step + 1, **{k: float(v.detach()) for k, v in losses.items()}}
+        history.append(row)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in losses})
+        if on_step:
+            on_step(step, row)
+    codec.eval()
+    codec.requires_grad_(True)  # as build_codec returns a model: trainable, in eval mode
     return history
 
 

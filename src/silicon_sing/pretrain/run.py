@@ -6,6 +6,7 @@ Notebook: notebooks/03_finetune.ipynb (the pre-trained nano baseline that fine-t
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import platform
@@ -14,19 +15,27 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import audiocraft
 import numpy as np
 import torch
-from audiocraft.models.encodec import CompressionModel
+from audiocraft.models.encodec import CompressionModel, EncodecModel
 from audiocraft.models.lm import LMModel
 
 from ..fsutil import atomic_write_json, load_tensors_only
 from ..machine import usable_cpus
 from ..params import CATEGORY_ORDER
-from .codec import build_codec, codec_metrics, encode_clips, train_codec
-from .config import ASSETS_DIR, CHECKPOINT_FILES, PROVENANCE, PretrainConfig, nano_pretrain_config
+from .codec import build_codec, codec_metrics, encode_clips, train_codec, train_decoder, widen_decoder
+from .config import (
+    ASSETS_DIR,
+    CHECKPOINT_FILES,
+    PROVENANCE,
+    CorpusSpec,
+    DecoderSpec,
+    PretrainConfig,
+    nano_pretrain_config,
+)
 from .corpus import Clip, synth_corpus
 from .lm import build_lm, context_use, frame_activity, heldout_lm_loss, train_lm
 from .ship import load_shipped, random_init_like, write_checkpoints
@@ -91,7 +100,7 @@ def evaluate_models(codec: CompressionModel, lm: LMModel, random_codec: Compress
 @contextlib.contextmanager
 def _stage(name: str, timings: dict[str, float], announce: bool, label: str = "") -> Iterator[None]:
     """Time a stage into ``timings[name + "_s"]``; with ``announce``, say on stderr that it ended and how long it took
-    (the shipped run is ~95 min on 2 cores, and ``--no-progress`` would otherwise print nothing until the end)."""
+    (the shipped recipe is ~2 h 50 min on 2 cores, and ``--no-progress`` would otherwise print nothing until the end)."""
     t = time.perf_counter()
     yield
     timings[f"{name}_s"] = seconds = time.perf_counter() - t
@@ -101,27 +110,57 @@ def _stage(name: str, timings: dict[str, float], announce: bool, label: str = ""
 
 def run_pretraining(config: PretrainConfig, out_dir: str | Path = ASSETS_DIR, progress: bool = True,
                     half: bool = True, announce: bool = False, lm_from: str | Path | None = None,
-                    keep_first_stage: str | Path | None = None, command: str | None = None) -> dict[str, Any]:
+                    keep_first_stage: str | Path | None = None, command: str | None = None,
+                    decoder_from: str | Path | None = None, keep_lm_stages: str | Path | None = None) -> dict[str, Any]:
     """Synthesise, train codec then LM, evaluate on held-out audio, write checkpoints + provenance.
 
-    With ``config.lm.restart_steps`` the recipe has two stages: everything above (``config.first_stage()``), stored,
+    With ``config.lm.restart_steps`` the LM trains in two stages: everything above (``config.first_stage()``), stored,
     then the LM's warm restart from the stored weights. The first stage goes to ``keep_first_stage`` (default: a
     temporary directory), or is read from ``lm_from`` (a directory written by the first stage, checked against its
     provenance), which skips it.
-    ``announce`` prints a line on stderr as each stage (synthesis, codec, encoding, lm, evaluation) ends; ``command``
-    (the command line, if any) is recorded in ``provenance.json``."""
-    if keep_first_stage is not None and Path(keep_first_stage).resolve() == Path(out_dir).resolve():
-        raise ValueError(f"--keep-first-stage {keep_first_stage} is the output directory: the restart would overwrite it")
+    With ``config.decoder.steps`` a last stage follows: a wider decoder trained on the stored codec's frozen codes
+    (:func:`silicon_sing.pretrain.codec.train_decoder`; codes and LM unchanged). What it starts from
+    (``config.lm_stages()``) goes to ``keep_lm_stages`` (default: a temporary directory), or is read from
+    ``decoder_from``, which skips everything before it.
+    ``announce`` prints a line on stderr as each step (synthesis, codec, encoding, lm, decoder, evaluation) ends;
+    ``command`` (the command line, if any) is recorded in ``provenance.json``."""
+    out = Path(out_dir)
+    for flag, kept in (("--keep-first-stage", keep_first_stage), ("--keep-lm-stages", keep_lm_stages)):
+        if kept is not None and Path(kept).resolve() == out.resolve():
+            raise ValueError(f"{flag} {kept} is the output directory: the next stage would overwrite it")
+    if decoder_from is not None:
+        if not config.decoder.steps:
+            raise ValueError(f"--decoder-from {decoder_from} trains a decoder, but the recipe has none (decoder steps 0)")
+        if lm_from is not None or keep_first_stage is not None or keep_lm_stages is not None:
+            raise ValueError(f"--decoder-from {decoder_from} skips the LM stages: --lm-from, --keep-first-stage and "
+                             "--keep-lm-stages have nothing to do")
+        return _decoder_stage(config, out, Path(decoder_from), None, progress, half, announce, command)
+    if config.decoder.steps:
+        with contextlib.ExitStack() as stack:
+            before = Path(keep_lm_stages) if keep_lm_stages is not None else Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="nano-lm-stages-")))
+            _, clips = _lm_stages(config.lm_stages(), before, progress, half, announce, lm_from, keep_first_stage,
+                                  command)
+            return _decoder_stage(config, out, before, clips, progress, half, announce, command)
+    if keep_lm_stages is not None:
+        raise ValueError(f"--keep-lm-stages {keep_lm_stages}: the recipe has no decoder stage (decoder steps 0), "
+                         "the output directory is the LM stages")
+    return _lm_stages(config, out, progress, half, announce, lm_from, keep_first_stage, command)[0]
+
+
+def _lm_stages(config: PretrainConfig, out_dir: Path, progress: bool, half: bool, announce: bool,
+               lm_from: str | Path | None, keep_first_stage: str | Path | None, command: str | None
+               ) -> tuple[dict[str, Any], tuple[list[Clip], list[Clip]]]:
+    """The codec and the LM's one or two stages into ``out_dir`` (:func:`run_pretraining`): (provenance, corpus)."""
     if config.lm.restart_steps and lm_from is None:
         with contextlib.ExitStack() as stack:
             first = Path(keep_first_stage) if keep_first_stage is not None else Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="nano-first-stage-")))
             _, clips = _run(config.first_stage(), first, progress, half, announce, None, None, command)
-            return _run(config, Path(out_dir), progress, half, announce, first, clips, command)[0]
+            return _run(config, out_dir, progress, half, announce, first, clips, command)
     if lm_from is not None and not config.lm.restart_steps:
         raise ValueError(f"--lm-from {lm_from} continues the LM, but the recipe has no warm restart (restart_steps 0)")
-    return _run(config, Path(out_dir), progress, half, announce, None if lm_from is None else Path(lm_from), None,
-                command)[0]
+    return _run(config, out_dir, progress, half, announce, None if lm_from is None else Path(lm_from), None, command)
 
 
 def _flat(config: dict[str, Any]) -> dict[str, Any]:
@@ -130,25 +169,40 @@ def _flat(config: dict[str, Any]) -> dict[str, Any]:
             for part, v in config.items() for k, x in (v.items() if isinstance(v, dict) else [(None, v)])}
 
 
-def first_stage_provenance(config: PretrainConfig, directory: Path) -> dict[str, Any]:
-    """The provenance of a stored first stage of ``config``; a ValueError naming the difference if it is not one."""
+def stage_provenance(expected: PretrainConfig, directory: Path, flag: str = "--lm-from",
+                     written_by: str = "scripts/pretrain_nano.py --lm-restart-steps 0 --decoder-steps 0"
+                     ) -> dict[str, Any]:
+    """The provenance of a stored stage whose recipe is ``expected``; a ValueError naming the difference if it is not.
+
+    ``flag`` and ``written_by`` name the option that reads the directory and the command that writes one, for the
+    errors."""
     from .ship import read_provenance, verify_checkpoints
 
     if not (directory / PROVENANCE).exists():
-        raise FileNotFoundError(f"{directory / PROVENANCE} is missing: --lm-from takes a directory that "
-                                "scripts/pretrain_nano.py --lm-restart-steps 0 wrote")
+        raise FileNotFoundError(f"{directory / PROVENANCE} is missing: {flag} takes a directory that {written_by} wrote")
     source = read_provenance(directory)
     source["config"]["lm"].setdefault("restart_steps", 0)  # provenance written before the restart existed
-    want, have = _flat(config.first_stage().to_dict()), _flat(source["config"])
+    source["config"].setdefault("decoder", dataclasses.asdict(DecoderSpec.none()))  # ... before the decoder stage
+    want, have = _flat(expected.to_dict()), _flat(source["config"])
     diff = sorted(k for k in want if have.get(k) != want[k])
     if diff:
-        raise ValueError(f"{directory / PROVENANCE} records another recipe than this one's first stage "
+        raise ValueError(f"{directory / PROVENANCE} records another recipe than the one {flag} continues "
                          f"(differs in {', '.join(diff)}): pass the options it was made with")
     bad = [name for name, ok in verify_checkpoints(directory).items() if not ok]
     if bad:
         raise ValueError(f"{', '.join(str(directory / b) for b in bad)} do not match the sha1 in "
-                         f"{directory / PROVENANCE}: the first stage was changed after it was written")
+                         f"{directory / PROVENANCE}: the stage was changed after it was written")
     return source
+
+
+def first_stage_provenance(config: PretrainConfig, directory: Path) -> dict[str, Any]:
+    """The provenance of a stored first stage of ``config``; a ValueError naming the difference if it is not one."""
+    return stage_provenance(config.first_stage(), directory)
+
+
+def _loss_names(config: PretrainConfig) -> str:
+    """The codec's losses and weights, as provenance names them: 'l1 (1) + msspec (6) + ...'."""
+    return " + ".join(f"{k} ({w:g})" for k, w in config.codec.loss_weights.items())
 
 
 def _load_into(module: torch.nn.Module, path: Path) -> None:
@@ -223,8 +277,7 @@ def _run(config: PretrainConfig, out_dir: Path, progress: bool, half: bool, anno
                   "n_q": int(codec.num_codebooks), "cardinality": int(codec.cardinality),
                   "parameters": sum(p.numel() for p in codec.parameters()),
                   "trained_on": "every stem (instrumental, acapella, full) of every pre-training track, equally",
-                  "losses": " + ".join(f"{k} ({w:g})" for k, w in config.codec.loss_weights.items())
-                            + " via audiocraft's Balancer, + VQ commitment penalty; adversarial and feature-matching "
+                  "losses": _loss_names(config) + " via audiocraft's Balancer, + VQ commitment penalty; adversarial and feature-matching "
                               "losses omitted (CPU budget)",
                   "steps": config.codec.steps, "final": codec_history[-1] if codec_history else {},
                   "history_every_25": codec_history[::25]} if source is None else source["codec"],
@@ -251,3 +304,79 @@ def _run(config: PretrainConfig, out_dir: Path, progress: bool, half: bool, anno
     }
     atomic_write_json(out_dir / PROVENANCE, provenance).chmod(0o644)  # package data (mkstemp makes 0600)
     return provenance, (corpus, heldout)
+
+
+def codec_corpus_spec(corpus: CorpusSpec) -> CorpusSpec:
+    """The part of ``corpus`` the codec hears (every stem of its first tracks), rendered alone: the same clips."""
+    n = corpus.codec_tracks_per_artist
+    return dataclasses.replace(corpus, tracks_per_artist=n, category_tracks={})
+
+
+def _decoder_stage(config: PretrainConfig, out_dir: Path, start: Path, clips: tuple[list[Clip], list[Clip]] | None,
+                   progress: bool, half: bool, announce: bool, command: str | None) -> dict[str, Any]:
+    """The last stage: a wider decoder on the frozen codes of the codec stored in ``start`` (``config.lm_stages()``),
+    whose LM is kept as stored. ``clips``: the (pre-training, held-out) corpus when the caller has it already."""
+    source = stage_provenance(config.lm_stages(), start, "--decoder-from", "scripts/pretrain_nano.py --decoder-steps 0")
+    label = "decoder stage "
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    with _threads(config.threads), torch.random.fork_rng(devices=[]):
+        with _stage("synthesis", timings, announce, label):
+            corpus, heldout = clips or (synth_corpus(codec_corpus_spec(config.corpus), progress=progress,
+                                                     workers=config.threads),
+                                        heldout_corpus(config, progress=progress, workers=config.threads))
+        codec_clips = [c for c in corpus if c.track_index < config.corpus.codec_tracks_per_artist]
+        sr = config.corpus.sample_rate
+        cfg = nano_pretrain_config(config.codec, config.lm, decoder=config.decoder)
+        with _stage("decoder", timings, announce, label):
+            stored = build_codec(nano_pretrain_config(config.codec, config.lm), config.seed)
+            _load_into(stored, start / "compression_state_dict.bin")
+            codec = widen_decoder(stored, cfg, config.seed)
+            history = train_decoder(codec, codec_clips, config.codec, config.decoder.steps, sr, config.seed,
+                                    progress=progress)
+        lm = build_lm(cfg, config.seed)  # the stored LM, under the config that names the wider decoder
+        _load_into(lm, start / "state_dict.bin")
+        training_s = time.perf_counter() - t_start
+        hashes = write_checkpoints(codec, lm, out_dir, half=half)
+        with _stage("evaluation", timings, announce, label):
+            shipped = load_shipped(out_dir)
+            rand = random_init_like(out_dir, seed=config.seed)
+            frames = int(round(config.lm.segment_seconds * codec.frame_rate))
+            metrics = evaluate_models(shipped.compression_model, shipped.lm, rand.compression_model, rand.lm, heldout,
+                                      sr, frames)
+    timings["training_total_s"] = training_s
+    timings["total_s"] = time.perf_counter() - t_start
+    provenance = copy.deepcopy(source)  # corpus, LM and first stage: as the stages before recorded them
+    decoder = cast(EncodecModel, codec).decoder
+    if command is not None:
+        provenance["command"] = command
+    before: dict[str, Any] = {
+        "what": "the recipe without its decoder stage, stored, from which this stage started (its codec decoded with "
+                "its own decoder)",
+        "files": source["files"], "timings_s": source["timings_s"],
+        **{k: source[k] for k in ("command", "addenda") if k in source},
+        "metrics_heldout": {"codec": source["metrics_heldout"]["codec"]}}
+    provenance.update({
+        "config": config.to_dict(),
+        "codec": {**source["codec"],
+                  "parameters": sum(p.numel() for p in codec.parameters()),
+                  "decoder": {"n_filters": config.decoder.n_filters, "steps": config.decoder.steps,
+                              "parameters": sum(p.numel() for p in decoder.parameters()),
+                              "trained_on": "the frozen codes of the stored codec's own corpus; encoder and codebooks "
+                                            "unchanged, so are every code and the LM",
+                              "losses": _loss_names(config) + " via audiocraft's Balancer (the codec's losses; no "
+                                                              "VQ penalty: the codebooks are frozen)",
+                              "final": history[-1] if history else {}, "history_every_25": history[::25]}},
+        "metrics_heldout": metrics,
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "lm_stages": before,
+        "recipe_total_s": round(source.get("first_stage", {}).get("recipe_total_s", source["timings_s"]["total_s"])
+                                + timings["total_s"], 1),
+        "machine": {"torch_threads": config.threads, "cpu_count": usable_cpus(), "platform": platform.platform()},
+        "versions": _versions(),
+        "storage": "fp16" if half else "fp32",
+        "files": {name: {"sha1": hashes[name], "bytes": (out_dir / name).stat().st_size} for name in CHECKPOINT_FILES},
+    })
+    provenance.pop("addenda", None)  # the stages before's notes: kept under lm_stages
+    atomic_write_json(out_dir / PROVENANCE, provenance).chmod(0o644)  # package data (mkstemp makes 0600)
+    return provenance
