@@ -210,6 +210,16 @@ def _load_into(module: torch.nn.Module, path: Path) -> None:
     module.load_state_dict(load_tensors_only(path)["best_state"])
 
 
+def _evaluate_written(config: PretrainConfig, out_dir: Path, heldout: Sequence[Clip]) -> dict[str, Any]:
+    """:func:`evaluate_models` of the checkpoints just written to ``out_dir`` (what ships, fp16-rounded, not the
+    in-memory model) against a random init of their architecture."""
+    shipped = load_shipped(out_dir)
+    rand = random_init_like(out_dir, seed=config.seed)
+    frames = int(round(config.lm.segment_seconds * shipped.frame_rate))
+    return evaluate_models(shipped.compression_model, shipped.lm, rand.compression_model, rand.lm, heldout,
+                           config.corpus.sample_rate, frames)
+
+
 def _run(config: PretrainConfig, out_dir: Path, progress: bool, half: bool, announce: bool, start: Path | None,
          clips: tuple[list[Clip], list[Clip]] | None, command: str | None = None
          ) -> tuple[dict[str, Any], tuple[list[Clip], list[Clip]]]:
@@ -249,11 +259,7 @@ def _run(config: PretrainConfig, out_dir: Path, progress: bool, half: bool, anno
 
         hashes = write_checkpoints(codec, lm, out_dir, half=half)
         with _stage("evaluation", timings, announce, label):
-            shipped = load_shipped(out_dir)  # metrics of what ships (fp16-rounded), not of the in-memory model
-            rand = random_init_like(out_dir, seed=config.seed)
-            frames = int(round(config.lm.segment_seconds * codec.frame_rate))
-            metrics = evaluate_models(shipped.compression_model, shipped.lm, rand.compression_model, rand.lm, heldout,
-                                      sr, frames)
+            metrics = _evaluate_written(config, out_dir, heldout)
     timings["training_total_s"] = training_s
     timings["total_s"] = time.perf_counter() - t_start
     mix = {c: sum(1 for x in lm_clips if x.category == c) for c in CATEGORY_ORDER}
@@ -339,11 +345,7 @@ def _decoder_stage(config: PretrainConfig, out_dir: Path, start: Path, clips: tu
         training_s = time.perf_counter() - t_start
         hashes = write_checkpoints(codec, lm, out_dir, half=half)
         with _stage("evaluation", timings, announce, label):
-            shipped = load_shipped(out_dir)
-            rand = random_init_like(out_dir, seed=config.seed)
-            frames = int(round(config.lm.segment_seconds * codec.frame_rate))
-            metrics = evaluate_models(shipped.compression_model, shipped.lm, rand.compression_model, rand.lm, heldout,
-                                      sr, frames)
+            metrics = _evaluate_written(config, out_dir, heldout)
     timings["training_total_s"] = training_s
     timings["total_s"] = time.perf_counter() - t_start
     provenance = copy.deepcopy(source)  # corpus, LM and first stage: as the stages before recorded them
