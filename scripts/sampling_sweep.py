@@ -12,7 +12,9 @@ It renders every stem of ``--tracks-per-artist`` tracks per artist under the hel
 (``silicon_sing.pretrain.HELDOUT_SEED``: neither pre-training nor any profile's test set), prompts
 the model with 2 s at 0 s and at 6 s of each 12 s instrumental and acapella stem, and measures each
 continuation against the track's known tempo and key and for voicing
-(:func:`silicon_sing.metrics.musicality.sampling_sweep`). The smoke profile's
+(:func:`silicon_sing.metrics.musicality.sampling_sweep`), the tempo also per true tempo (``tempo_by_bpm``)
+and per place of the prompt (``tempo_by_start``: a song's opening bar at 0 s, or 6 s in; the smoke test
+prompts are half of each). The smoke profile's
 ``evaluate.temperature`` is the temperature this picks; the test tracks never take part.
 """
 
@@ -48,15 +50,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def heldout_prompts(tracks_per_artist: int, threads: int) -> tuple[np.ndarray, list[str], list[str], list[Truth]]:
-    """Prompts ``[B, PROMPT_S·sr]`` from the held-out stems, with their captions, categories and truths."""
+def heldout_prompts(tracks_per_artist: int, threads: int
+                    ) -> tuple[np.ndarray, list[str], list[str], list[Truth], list[bool]]:
+    """Prompts ``[B, PROMPT_S·sr]`` from the held-out stems, with their captions, categories, truths and whether
+    each is its song's opening (0 s) or later (6 s in)."""
     config = dataclasses.replace(P.PretrainConfig(), heldout_tracks_per_artist=tracks_per_artist,
                                  heldout_seconds=2 * CLIP_S)
     clips = [c for c in P.heldout_corpus(config, progress=True, workers=threads)
              if c.category in ("instrumental", "acapella")]
     style = {a.name: a for a in ARTISTS}
     sr, n = config.corpus.sample_rate, int(round(PROMPT_S * config.corpus.sample_rate))
-    prompts, captions, categories, truths = [], [], [], []
+    prompts, captions, categories, truths, openings = [], [], [], [], []
     for c in clips:
         plan = plan_track(style[c.artist], c.track_index, config.heldout_seconds, config.heldout_seed)
         for start in (0.0, CLIP_S):
@@ -65,20 +69,22 @@ def heldout_prompts(tracks_per_artist: int, threads: int) -> tuple[np.ndarray, l
             captions.append(c.caption)
             categories.append(c.category)
             truths.append(Truth(plan.tempo_bpm, plan.key))
-    return np.stack(prompts), captions, categories, truths
+            openings.append(start == 0.0)
+    return np.stack(prompts), captions, categories, truths, openings
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the sweep and print its table."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    prompts, captions, categories, truths = heldout_prompts(args.tracks_per_artist, args.threads)
+    prompts, captions, categories, truths, openings = heldout_prompts(args.tracks_per_artist, args.threads)
     model = P.load_shipped(args.model)
     cfgs = [None] if args.cfg_coefs is None else [float(c) for c in args.cfg_coefs.split(",")]
     settings = [{"temperature": float(t), **({} if c is None else {"cfg_coef": c})}
                 for t in args.temperatures.split(",") for c in cfgs]
     table = sampling_sweep(model, prompts, captions, categories, truths, settings, CLIP_S,
-                           sr=P.CorpusSpec().sample_rate, progress=True)
+                           sr=P.CorpusSpec().sample_rate, progress=True,
+                           openings=openings)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.out is not None:
         atomic_write_json(args.out, {"model": str(args.model), "tracks_per_artist": args.tracks_per_artist,

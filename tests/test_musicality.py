@@ -349,3 +349,41 @@ def test_sampling_sweep_measures_each_setting_after_the_prompt_with_musicgen_def
     no_truth = sampling_sweep(_SweepModel(), prompts[:2], [None] * 2, cats[:2], [None] * 2, [{}], seconds=6.0, sr=sr)
     assert list(no_truth.tempo_by_bpm) == [""]
     assert (table.harmonic_lines < 0.05).all()  # a 220 Hz sine and noise draw no lines between 1 and 8 kHz
+
+
+class _OpeningModel(_SweepModel):
+    """A stand-in that keeps the pulse after a loud prompt and loses it after a quiet one (a song's intro bar)."""
+
+    def generate_continuation(self, prompt, sr, captions, progress=False):
+        import torch
+
+        out = super().generate_continuation(prompt, sr, captions, progress)
+        quiet = prompt.abs().amax(dim=(1, 2)) < 0.1
+        noise = 0.1 * torch.from_numpy(np.random.default_rng(1).standard_normal(out.shape[-1] - prompt.shape[-1]))
+        out[quiet, :, prompt.shape[-1]:] = noise.float()
+        return out
+
+
+def test_sampling_sweep_breaks_the_tempo_down_by_where_the_prompt_starts() -> None:
+    """A prompt at a song's opening (its intro bar) and one later in the song are counted apart, as the smoke test
+    segments are (segment 000 of every song is its opening)."""
+    from silicon_sing.metrics.musicality import Truth, sampling_sweep
+
+    sr = 16000
+    t = np.arange(2 * sr) / sr
+    loud, quiet = (a * np.sin(2 * np.pi * 330 * t).astype(np.float32) for a in (0.5, 0.05))
+    prompts = np.stack([quiet, loud, quiet, loud])
+    truths = [Truth(120.0, "A minor", None)] * 4
+    table = sampling_sweep(_OpeningModel(), prompts, [None] * 4, ["instrumental"] * 4, truths, [{"temperature": 0.5}],
+                           seconds=6.0, sr=sr, openings=[True, False, True, False])
+    assert list(table.tempo_by_start) == ["opening: 0/2, later: 2/2"]
+    assert table.keeps_tempo.item() == 0.5
+    # without the prompts' places, or without truth, there is nothing to break down
+    assert list(sampling_sweep(_OpeningModel(), prompts, [None] * 4, ["instrumental"] * 4, truths,
+                               [{"temperature": 0.5}], seconds=6.0, sr=sr).tempo_by_start) == [""]
+    assert list(sampling_sweep(_OpeningModel(), prompts, [None] * 4, ["instrumental"] * 4, [None] * 4,
+                               [{"temperature": 0.5}], seconds=6.0, sr=sr,
+                               openings=[True, False, True, False]).tempo_by_start) == [""]
+    with pytest.raises(ValueError, match="openings: 3 for 4 prompts"):
+        sampling_sweep(_OpeningModel(), prompts, [None] * 4, ["instrumental"] * 4, truths, [{}], seconds=6.0, sr=sr,
+                       openings=[True, False, True])

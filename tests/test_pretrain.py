@@ -295,7 +295,8 @@ def test_pretrain_script_runs_end_to_end_on_a_tiny_corpus(tmp_path: Path, capsys
 def test_sampling_sweep_script_prompts_the_shipped_model_with_held_out_tracks(tmp_path: Path,
                                                                           capsys: pytest.CaptureFixture[str]) -> None:
     script = runpy.run_path(str(REPO / "scripts" / "sampling_sweep.py"), run_name="sampling_sweep")
-    prompts, _, categories, truths = script["heldout_prompts"](1, 1)
+    prompts, _, categories, truths, openings = script["heldout_prompts"](1, 1)
+    assert openings == [True, False] * 6  # each stem at 0 s (its opening bar), then 6 s in
     assert prompts.shape == (12, 64000) and categories.count("acapella") == 6  # 3 artists × 2 prompts × 2 stems
     assert {t.tempo_bpm for t in truths} == {80.0, 112.0, 140.0}  # the artists' tempi, from the track plans
     out = tmp_path / "sweep.json"
@@ -309,6 +310,10 @@ def test_sampling_sweep_script_prompts_the_shipped_model_with_held_out_tracks(tm
     parts = dict(p.split(": ") for p in rows[0]["tempo_by_bpm"].split(", "))
     assert list(parts) == ["80", "112", "140"] and all(v.endswith("/2") for v in parts.values())
     assert sum(int(v.split("/")[0]) for v in parts.values()) == round(6 * rows[0]["keeps_tempo"])
+    # per place of the prompt: each track's opening (0 s) and its second segment (6 s), three of each
+    starts = dict(p.split(": ") for p in rows[0]["tempo_by_start"].split(", "))
+    assert list(starts) == ["opening", "later"] and all(v.endswith("/3") for v in starts.values())
+    assert sum(int(v.split("/")[0]) for v in starts.values()) == round(6 * rows[0]["keeps_tempo"])
     printed = capsys.readouterr()
     assert "acapella" in printed.out
     assert "sampling sweep: 100%" in printed.err and "2/2" in printed.err  # a bar over setting × category batches

@@ -292,6 +292,59 @@ def test_tempo_is_broken_down_by_the_songs_tempo_and_the_sentence_names_where_it
     assert "equally often" in tempo_kept_by_bpm_sentence(tempo_kept_by_bpm(_tempo_examples()), "fine-tuned")
 
 
+def _place_examples() -> pd.DataFrame:
+    """Per-example rows of 4 songs, each prompted at its opening (segment 000) and later (001): the baseline keeps
+    the tempo of 1 of 4 openings and 3 of 4 later prompts, the key of 2 and 4; the codec round trip keeps all."""
+    rows = []
+    for song in range(4):
+        for seg in (0, 1):
+            for source in ("original", "codec round trip", "baseline"):
+                tempo = 1.0 if source != "baseline" else float(song < (1 if seg == 0 else 3))
+                key = 1.0 if source != "baseline" else float(seg == 1 or song < 2)
+                rows.append(dict(example_id=f"artist/song-{song}/instrumental/{seg:03d}", category="instrumental",
+                                 true_bpm=80.0, source=source, keeps_tempo=tempo, keeps_key=key))
+    rows.append(dict(example_id="artist/song-0/acapella/000", category="acapella", true_bpm=80.0, source="baseline",
+                     keeps_tempo=1.0, keeps_key=1.0))
+    return pd.DataFrame(rows)
+
+
+def test_tempo_and_key_are_broken_down_by_where_the_prompt_starts_in_its_song() -> None:
+    """Half the test prompts are a song's first seconds (segment 000; the synthetic songs' intro bar has no drums or
+    bass): the chapter counts them apart from the prompts taken later in the song."""
+    from silicon_sing import results as R
+
+    assert R.prompt_place("kid-basalt/01-psalm/instrumental/000") == R.PROMPT_PLACES[0]
+    assert R.prompt_place("kid-basalt/01-psalm/instrumental/007") == R.PROMPT_PLACES[1]
+    by = R.kept_by_prompt_place(_place_examples())
+    assert list(by.columns) == ["original", "codec round trip", "baseline"]
+    assert by.loc[("tempo kept", R.PROMPT_PLACES[0]), "baseline"] == (1, 4)
+    assert by.loc[("tempo kept", R.PROMPT_PLACES[1]), "baseline"] == (3, 4)
+    assert by.loc[("key kept", R.PROMPT_PLACES[0]), "baseline"] == (2, 4)
+    assert by.loc[("key kept", R.PROMPT_PLACES[1]), "codec round trip"] == (4, 4)
+    html = R.kept_by_prompt_place_html(by, "<strong>By place</strong>")
+    assert "1 of 4" in html and "prompt-place" in html and html.count("<tr") == 5  # a header, 2 measures × 2 places
+    s = R.kept_by_prompt_place_sentence(by)
+    assert s == ("the baseline keeps the tempo of 1 of 4 test examples prompted with their song's opening seconds and "
+                 "of 3 of 4 prompted later in the song, the key of 2 of 4 and of 4 of 4; through the codec alone the "
+                 "originals keep the tempo of 4 of 4 and of 4 of 4"), s
+
+
+def test_prompt_place_without_truth_or_with_one_place_says_so() -> None:
+    from silicon_sing import results as R
+
+    own = _place_examples().assign(true_bpm=float("nan"), keeps_tempo=float("nan"), keeps_key=float("nan"))
+    assert R.kept_by_prompt_place(own).empty
+    assert R.kept_by_prompt_place_sentence(R.kept_by_prompt_place(own)) == \
+        "the test tracks record no tempo or key to break it down by"
+    later = _place_examples()[lambda d: d["example_id"].str.endswith("001")]
+    assert R.kept_by_prompt_place_sentence(R.kept_by_prompt_place(later)) == \
+        f"every test prompt is taken {R.PROMPT_PLACES[1]}, so there is nothing to compare"
+    no_key = R.kept_by_prompt_place(_place_examples().assign(keeps_key=float("nan")))  # a tempo but no key recorded
+    assert list(dict.fromkeys(m for m, _ in no_key.index)) == ["tempo kept"]
+    assert R.kept_by_prompt_place_sentence(no_key).startswith("the baseline keeps the tempo of 1 of 4") and \
+        "the key" not in R.kept_by_prompt_place_sentence(no_key)
+
+
 def test_tempo_by_song_tempo_without_recorded_tempi_says_so() -> None:
     from silicon_sing.results import tempo_kept_by_bpm, tempo_kept_by_bpm_sentence, tempo_kept_by_bpm_table
 

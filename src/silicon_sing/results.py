@@ -700,6 +700,78 @@ def tempo_kept_by_bpm(per_example: pd.DataFrame, category: str = "instrumental")
                         index=pd.Index(tempi, name="true_bpm"))
 
 
+# where a test prompt starts: its song's first segment (index 000, 0 s: the synthetic songs' intro bar, without drums
+# or bass) or a later one
+PROMPT_PLACES = ("at the song's opening", "later in the song")
+_PLACE_MEASURES = {"keeps_tempo": "tempo kept", "keeps_key": "key kept"}
+
+
+def prompt_place(example_id: str) -> str:
+    """:data:`PROMPT_PLACES` of an example: its segment index (the id's last part, ``…/<category>/003``) 0 or not."""
+    return PROMPT_PLACES[0] if int(example_id.rsplit("/", 1)[-1]) == 0 else PROMPT_PLACES[1]
+
+
+def kept_by_prompt_place(per_example: pd.DataFrame, category: str = "instrumental") -> pd.DataFrame:
+    """How many ``category`` continuations keep the true tempo and key, by where their prompt starts in its song.
+
+    Args:
+        per_example: :func:`silicon_sing.metrics.musicality.musicality_examples`.
+    Returns:
+        ``[(measure, place), n_sources]``: index ("tempo kept" | "key kept", :data:`PROMPT_PLACES`) for the places that
+        occur, columns the references then the systems, cells ``(kept, n)`` (None where nothing was measured). Empty
+        without recorded truth.
+    """
+    if per_example.empty:
+        return pd.DataFrame()
+    d = per_example[(per_example["category"] == category)]
+    d = d.assign(place=[prompt_place(e) for e in d["example_id"]])
+    order = [s for s in (*SOURCES, *SYSTEMS) if s in set(d["source"])]
+    places = [p for p in PROMPT_PLACES if p in set(d["place"])]
+    cells: dict[tuple[str, str], dict[str, tuple[int, int] | None]] = {}
+    for measure, label in _PLACE_MEASURES.items():
+        m = d[d[measure].notna()] if measure in d.columns else d.iloc[:0]
+        if m.empty:
+            continue
+        g = {k: (int(v.sum()), int(v.count())) for k, v in m.groupby(["place", "source"])[measure]}
+        for place in places:
+            cells[(label, place)] = {s: g.get((place, s)) for s in order}
+    if not cells:
+        return pd.DataFrame()
+    return pd.DataFrame.from_dict(cells, orient="index").rename_axis(["measure", "prompt"])
+
+
+def kept_by_prompt_place_html(by_place: pd.DataFrame, caption: str) -> str:
+    """:func:`kept_by_prompt_place` as a captioned HTML table, '4 of 9' per cell (every label is ours)."""
+    view = by_place.map(lambda c: "—" if c is None else f"{c[0]} of {c[1]}")
+    view.index = [f"{m}, {p}" for m, p in view.index]
+    return _html_table(view, caption, "prompt-place")
+
+
+def kept_by_prompt_place_sentence(by_place: pd.DataFrame, system: str = "baseline") -> str:
+    """Tempo and key kept by ``system`` at the songs' openings and later, against the codec's round trip: a sentence."""
+    if by_place.empty or system not in by_place.columns:
+        return "the test tracks record no tempo or key to break it down by"
+    places = list(dict.fromkeys(p for _, p in by_place.index))
+    if len(places) < 2:
+        return f"every test prompt is taken {places[0]}, so there is nothing to compare"
+
+    def kept(source: str, label: str, place: str) -> str:
+        c = by_place[source].get((label, place))
+        return "—" if c is None else f"{c[0]} of {c[1]}"
+
+    opening, later = PROMPT_PLACES
+    first, *rest = [label for label in _PLACE_MEASURES.values() if (label, opening) in by_place.index]
+    noun = first.split()[0]  # "tempo kept" -> "tempo"
+    text = (f"the {system} keeps the {noun} of {kept(system, first, opening)} test examples prompted with their song's "
+            f"opening seconds and of {kept(system, first, later)} prompted later in the song")
+    text += "".join(f", the {label.split()[0]} of {kept(system, label, opening)} and of {kept(system, label, later)}"
+                    for label in rest)
+    if ROUND_TRIP in by_place.columns:
+        text += (f"; through the codec alone the originals keep the {noun} of {kept(ROUND_TRIP, first, opening)} and "
+                 f"of {kept(ROUND_TRIP, first, later)}")
+    return text
+
+
 def tempo_kept_by_bpm_table(by_bpm: pd.DataFrame) -> pd.DataFrame:
     """A readable view of :func:`tempo_kept_by_bpm`: '5 of 6' per cell, rows named by tempo and beat length."""
     if by_bpm.empty:

@@ -301,7 +301,8 @@ def summarise_musicality(per_example: pd.DataFrame, n_boot: int = 1000, seed: in
 
 def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | None], categories: Sequence[str],
                    truths: Sequence[Truth | None], settings: Sequence[Mapping[str, Any]], seconds: float,
-                   sr: int = 32000, seed: int = 0, progress: bool = False) -> pd.DataFrame:
+                   sr: int = 32000, seed: int = 0, progress: bool = False,
+                   openings: Sequence[bool] | None = None) -> pd.DataFrame:
     """The musicality of ``model``'s continuations under each sampling setting, per category (``progress``: a bar
     over the settings × categories, each one generation batch).
 
@@ -314,12 +315,18 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
         captions, categories, truths: one per prompt (``truths`` None: voicing only).
         settings: each a partial :data:`MUSICGEN_SAMPLING` (missing keys keep audiocraft's defaults).
         seconds: length of each clip, prompt included.
+        openings: per prompt, whether it is a song's opening (its first seconds: the intro bar of the synthetic
+            songs, without drums or bass) rather than a later part; given, the tempo is also counted per place.
     Returns:
-        DataFrame ``[|settings| × n_categories, 11]``: ``setting`` (JSON of the full setting),
+        DataFrame ``[|settings| × n_categories, 12]``: ``setting`` (JSON of the full setting),
         ``category``, ``n``, and the means of ``keeps_tempo``, ``keeps_key``, ``voiced``,
         ``harmonic_lines`` with the medians of ``tempo_salience`` and ``in_key`` (NaN without truth),
-        and ``tempo_by_bpm``: continuations keeping the tempo per true tempo, "80: 2/8, 112: 6/8" ("" without truth).
+        ``tempo_by_bpm``: continuations keeping the tempo per true tempo, "80: 2/8, 112: 6/8" ("" without truth), and
+        ``tempo_by_start``: the same per place of the prompt, "opening: 1/8, later: 5/8" ("" without truth or
+        ``openings``).
     """
+    if openings is not None and len(openings) != len(prompts):
+        raise ValueError(f"openings: {len(openings)} for {len(prompts)} prompts; give one per prompt (or None)")
 
     import torch  # lazy: the evaluation's other measures need no torch
     from tqdm.auto import tqdm  # lazy, as torch
@@ -340,14 +347,21 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
                                                   sr, [captions[i] for i in idx], progress=False)
             m = pd.DataFrame([clip_measures(w[0].float().cpu().numpy()[skip:], sr, truths[i]) for w, i in zip(wav, idx)])
             bpm = pd.Series([np.nan if t is None else t.tempo_bpm for t in (truths[i] for i in idx)], index=m.index)
-            kept = m["keeps_tempo"][bpm.notna() & m["keeps_tempo"].notna()].groupby(bpm)
+            measured = bpm.notna() & m["keeps_tempo"].notna()
+            kept = m["keeps_tempo"][measured].groupby(bpm)
+            place = pd.Series(["" if openings is None else "opening" if openings[i] else "later" for i in idx],
+                              index=m.index)
+            by_place = m["keeps_tempo"][measured & (place != "")].groupby(place, sort=False)
             rows.append(dict(setting=json.dumps(full, sort_keys=True), category=cat, n=len(idx),
                              keeps_tempo=m["keeps_tempo"].mean(), keeps_key=m["keeps_key"].mean(),
                              voiced=m["voiced"].mean(), harmonic_lines=m["harmonic_lines"].mean(),
                              tempo_salience=m["tempo_salience"].median(),
                              in_key=m["in_key"].median(),
                              # where a tempo is lost: a slow song's beat lies further back than a fast one's
-                             tempo_by_bpm=", ".join(f"{b:g}: {int(v.sum())}/{v.count()}" for b, v in kept)))
+                             tempo_by_bpm=", ".join(f"{b:g}: {int(v.sum())}/{v.count()}" for b, v in kept),
+                             # half the smoke test prompts are a song's opening bar: is the tempo lost there?
+                             tempo_by_start=", ".join(f"{k}: {int(v.sum())}/{v.count()}" for k, v in
+                                                      sorted(by_place, key=lambda kv: kv[0] != "opening"))))
             bar.update()
     bar.close()
     return pd.DataFrame(rows)
