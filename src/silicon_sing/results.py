@@ -580,14 +580,13 @@ def musicality_table(summary: pd.DataFrame) -> pd.DataFrame:
     order = {s: i for i, s in enumerate((*SOURCES, *SYSTEMS))}
     s = summary.assign(_c=summary["category"].map(lambda c: CATEGORY_ORDER.index(c) if c in CATEGORY_ORDER else 99),
                        _s=summary["source"].map(lambda x: order.get(x, 9))).sort_values(["_c", "_s"])
-    rows = {(r["category"], r["source"]): {**{label: _table_cell(r, m, kind) for m, (label, kind) in MUSICALITY_COLUMNS.items()},
-                                           "n (tracks)": f"{int(r['n_examples'])} ({int(r['n_tracks'])})"}
-            for _, r in s.iterrows()}
     lines = MUSICALITY_COLUMNS["harmonic_lines"][0]
-    for _, r in s.iterrows():  # the round trip's lines in place, under its count (a column of its own is too wide)
-        if math.isfinite(r.get("lines_in_place", math.nan)):
-            rows[(r["category"], r["source"])][lines] += f'<br><span class="ci">{_percent(r["lines_in_place"])} in place</span>'
-
+    rows = {}
+    for _, r in s.iterrows():
+        row = {label: _table_cell(r, m, kind) for m, (label, kind) in MUSICALITY_COLUMNS.items()}
+        if math.isfinite(r.get("lines_in_place", math.nan)):  # the round trip's, under its count (a column is too wide)
+            row[lines] += f'<br><span class="ci">{_percent(r["lines_in_place"])} in place</span>'
+        rows[(r["category"], r["source"])] = {**row, "n (tracks)": f"{int(r['n_examples'])} ({int(r['n_tracks'])})"}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out = out.loc[:, [c for c in out.columns if not (out[c] == "—").all()]]  # no truth: no tempo or key columns
     out.index = pd.MultiIndex.from_tuples(list(out.index), names=["stem", "source"])  # escaped where rendered
@@ -679,6 +678,16 @@ def _lines_target(summary: pd.DataFrame) -> str:
     return text
 
 
+def _kept_counts(groups: Any) -> dict[Any, tuple[int, int]]:
+    """``(kept, n)`` per group of a grouped 0/1 series (``series.groupby(...)``)."""
+    return {k: (int(v.sum()), int(v.count())) for k, v in groups}
+
+
+def _kept_text(cell: tuple[int, int] | None) -> str:
+    """A ``(kept, n)`` cell as '4 of 9' ('—' when nothing was measured)."""
+    return "—" if cell is None else f"{cell[0]} of {cell[1]}"
+
+
 def tempo_kept_by_bpm(per_example: pd.DataFrame, category: str = "instrumental") -> pd.DataFrame:
     """How many ``category`` continuations keep the true tempo, per recorded tempo and source.
 
@@ -694,7 +703,7 @@ def tempo_kept_by_bpm(per_example: pd.DataFrame, category: str = "instrumental")
         return pd.DataFrame()
     order = [s for s in (*SOURCES, *SYSTEMS) if s in set(d["source"])]
     g = d.groupby(["true_bpm", "source"])["keeps_tempo"]
-    cells = {k: (int(v.sum()), int(v.count())) for k, v in g}
+    cells = _kept_counts(g)
     tempi = sorted(d["true_bpm"].unique())
     return pd.DataFrame({s: [cells.get((bpm, s)) for bpm in tempi] for s in order},
                         index=pd.Index(tempi, name="true_bpm"))
@@ -732,7 +741,7 @@ def kept_by_prompt_place(per_example: pd.DataFrame, category: str = "instrumenta
         m = d[d[measure].notna()] if measure in d.columns else d.iloc[:0]
         if m.empty:
             continue
-        g = {k: (int(v.sum()), int(v.count())) for k, v in m.groupby(["place", "source"])[measure]}
+        g = _kept_counts(m.groupby(["place", "source"])[measure])
         for place in places:
             cells[(label, place)] = {s: g.get((place, s)) for s in order}
     if not cells:
@@ -742,7 +751,7 @@ def kept_by_prompt_place(per_example: pd.DataFrame, category: str = "instrumenta
 
 def kept_by_prompt_place_html(by_place: pd.DataFrame, caption: str) -> str:
     """:func:`kept_by_prompt_place` as a captioned HTML table, '4 of 9' per cell (every label is ours)."""
-    view = by_place.map(lambda c: "—" if c is None else f"{c[0]} of {c[1]}")
+    view = by_place.map(_kept_text)
     view.index = [f"{m}, {p}" for m, p in view.index]
     return _html_table(view, caption, "prompt-place")
 
@@ -756,8 +765,7 @@ def kept_by_prompt_place_sentence(by_place: pd.DataFrame, system: str = "baselin
         return f"every test prompt is taken {places[0]}, so there is nothing to compare"
 
     def kept(source: str, label: str, place: str) -> str:
-        c = by_place[source].get((label, place))
-        return "—" if c is None else f"{c[0]} of {c[1]}"
+        return _kept_text(by_place[source].get((label, place)))
 
     opening, later = PROMPT_PLACES
     first, *rest = [label for label in _PLACE_MEASURES.values() if (label, opening) in by_place.index]
@@ -776,7 +784,7 @@ def tempo_kept_by_bpm_table(by_bpm: pd.DataFrame) -> pd.DataFrame:
     """A readable view of :func:`tempo_kept_by_bpm`: '5 of 6' per cell, rows named by tempo and beat length."""
     if by_bpm.empty:
         return by_bpm
-    out = by_bpm.map(lambda c: "—" if c is None else f"{c[0]} of {c[1]}")
+    out = by_bpm.map(_kept_text)
     out.index = [f"{bpm:g} BPM (a beat every {60 / bpm:.2f} s)" for bpm in by_bpm.index]
     out.index.name = "song tempo"
     return out
@@ -798,8 +806,7 @@ def tempo_kept_by_bpm_sentence(by_bpm: pd.DataFrame, system: str = "baseline") -
     worst = min(share, key=lambda b: (share[b], -b))
 
     def kept(source: str, bpm: float) -> str:
-        c = by_bpm.at[bpm, source]
-        return "—" if c is None else f"{c[0]} of {c[1]}"
+        return _kept_text(by_bpm.at[bpm, source])
 
     if share[best] == share[worst]:
         return f"the {system} keeps the tempo equally often at every song tempo ({kept(system, best)} at {best:g} BPM)"

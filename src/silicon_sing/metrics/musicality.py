@@ -299,6 +299,11 @@ def summarise_musicality(per_example: pd.DataFrame, n_boot: int = 1000, seed: in
 # --------------------------------------------------------------------------- choosing the sampling
 
 
+def _kept_per_group(groups: Iterable[tuple[str, pd.Series]]) -> str:
+    """'80: 2/8, 112: 6/8': per (label, 0/1 series) how many of the series' values are 1."""
+    return ", ".join(f"{k}: {int(v.sum())}/{v.count()}" for k, v in groups)
+
+
 def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | None], categories: Sequence[str],
                    truths: Sequence[Truth | None], settings: Sequence[Mapping[str, Any]], seconds: float,
                    sr: int = 32000, seed: int = 0, progress: bool = False,
@@ -358,10 +363,9 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
                              tempo_salience=m["tempo_salience"].median(),
                              in_key=m["in_key"].median(),
                              # where a tempo is lost: a slow song's beat lies further back than a fast one's
-                             tempo_by_bpm=", ".join(f"{b:g}: {int(v.sum())}/{v.count()}" for b, v in kept),
+                             tempo_by_bpm=_kept_per_group((f"{b:g}", v) for b, v in kept),
                              # half the smoke test prompts are a song's opening bar: is the tempo lost there?
-                             tempo_by_start=", ".join(f"{k}: {int(v.sum())}/{v.count()}" for k, v in
-                                                      sorted(by_place, key=lambda kv: kv[0] != "opening"))))
+                             tempo_by_start=_kept_per_group(sorted(by_place, key=lambda kv: kv[0] != "opening"))))
             bar.update()
     bar.close()
     return pd.DataFrame(rows)
