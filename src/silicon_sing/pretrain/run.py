@@ -220,6 +220,20 @@ def _evaluate_written(config: PretrainConfig, out_dir: Path, heldout: Sequence[C
                            config.corpus.sample_rate, frames)
 
 
+def _ship_stage(config: PretrainConfig, codec: CompressionModel, lm: LMModel, out_dir: Path, heldout: Sequence[Clip],
+                half: bool, timings: dict[str, float], t_start: float, announce: bool, label: str
+                ) -> tuple[dict[str, str], dict[str, Any]]:
+    """The end of every stage: write the checkpoints, evaluate what was written (timed as ``evaluation``), and close
+    the stage's ``timings`` (``training_total_s`` up to the write, ``total_s``): (file sha1s, held-out metrics)."""
+    training_s = time.perf_counter() - t_start
+    hashes = write_checkpoints(codec, lm, out_dir, half=half)
+    with _stage("evaluation", timings, announce, label):
+        metrics = _evaluate_written(config, out_dir, heldout)
+    timings["training_total_s"] = training_s
+    timings["total_s"] = time.perf_counter() - t_start
+    return hashes, metrics
+
+
 def _run(config: PretrainConfig, out_dir: Path, progress: bool, half: bool, announce: bool, start: Path | None,
          clips: tuple[list[Clip], list[Clip]] | None, command: str | None = None
          ) -> tuple[dict[str, Any], tuple[list[Clip], list[Clip]]]:
@@ -255,13 +269,7 @@ def _run(config: PretrainConfig, out_dir: Path, progress: bool, half: bool, anno
                 _load_into(lm, start / "state_dict.bin")
             lm_history = train_lm(lm, codes, [c.caption for c in lm_clips], config.lm, codec.frame_rate, config.seed,
                                   progress=progress, restart=start is not None)
-        training_s = time.perf_counter() - t_start
-
-        hashes = write_checkpoints(codec, lm, out_dir, half=half)
-        with _stage("evaluation", timings, announce, label):
-            metrics = _evaluate_written(config, out_dir, heldout)
-    timings["training_total_s"] = training_s
-    timings["total_s"] = time.perf_counter() - t_start
+        hashes, metrics = _ship_stage(config, codec, lm, out_dir, heldout, half, timings, t_start, announce, label)
     mix = {c: sum(1 for x in lm_clips if x.category == c) for c in CATEGORY_ORDER}
     provenance = {
         "what": "nano MusicGen pre-trained on synthetic stems: the smoke profile's baseline and fine-tuning start",
@@ -342,12 +350,7 @@ def _decoder_stage(config: PretrainConfig, out_dir: Path, start: Path, clips: tu
                                     progress=progress)
         lm = build_lm(cfg, config.seed)  # the stored LM, under the config that names the wider decoder
         _load_into(lm, start / "state_dict.bin")
-        training_s = time.perf_counter() - t_start
-        hashes = write_checkpoints(codec, lm, out_dir, half=half)
-        with _stage("evaluation", timings, announce, label):
-            metrics = _evaluate_written(config, out_dir, heldout)
-    timings["training_total_s"] = training_s
-    timings["total_s"] = time.perf_counter() - t_start
+        hashes, metrics = _ship_stage(config, codec, lm, out_dir, heldout, half, timings, t_start, announce, label)
     provenance = copy.deepcopy(source)  # corpus, LM and first stage: as the stages before recorded them
     decoder = cast(EncodecModel, codec).decoder
     if command is not None:
