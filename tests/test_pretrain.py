@@ -300,12 +300,13 @@ def test_sampling_sweep_script_prompts_the_shipped_model_with_held_out_tracks(tm
     assert prompts.shape == (12, 64000) and categories.count("acapella") == 6  # 3 artists × 2 prompts × 2 stems
     assert {t.tempo_bpm for t in truths} == {80.0, 112.0, 140.0}  # the artists' tempi, from the track plans
     out = tmp_path / "sweep.json"
-    assert script["main"](["--tracks-per-artist", "1", "--temperatures", "0.5", "--cfg-coefs", "6", "--threads", "1",
-                           "--out", str(out)]) == 0
+    assert script["main"](["--tracks-per-artist", "1", "--temperatures", "0.5", "--cfg-coefs", "6", "--top-ks", "32",
+                           "--threads", "1", "--seeds", "3", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["category"], r["n"], json.loads(r["setting"])["temperature"], json.loads(r["setting"])["cfg_coef"])
-            for r in rows] == [("instrumental", 6, 0.5, 6.0), ("acapella", 6, 0.5, 6.0)]
-    assert all(0 <= r[k] <= 1 for r in rows for k in ("keeps_key", "voiced"))
+    assert [(r["category"], r["n"], *(json.loads(r["setting"])[k] for k in ("temperature", "cfg_coef", "top_k")))
+            for r in rows] == [("instrumental", 6, 0.5, 6.0, 32), ("acapella", 6, 0.5, 6.0, 32)]
+    assert all(0 <= r[k] <= 1 for r in rows for k in ("keeps_key", "voiced", "fades"))
+    assert all(r["seeds"] == 1 for r in rows) and rows[0]["tempo_by_seed"] == f"3: {round(6 * rows[0]['keeps_tempo'])}/6"
     # per tempo: each artist's two prompts, as many kept as the row's share says
     parts = dict(p.split(": ") for p in rows[0]["tempo_by_bpm"].split(", "))
     assert list(parts) == ["80", "112", "140"] and all(v.endswith("/2") for v in parts.values())

@@ -345,6 +345,30 @@ def test_prompt_place_without_truth_or_with_one_place_says_so() -> None:
         "the key" not in R.kept_by_prompt_place_sentence(no_key)
 
 
+def test_continuations_that_fade_out_are_counted_by_where_the_prompt_starts() -> None:
+    """A continuation that sinks to silence loses the song whatever its tempo: the same table counts them, openings
+    apart (on the smoke book, 3 of the baseline's 6 continuations of an intro faded, none of the other 12)."""
+    from silicon_sing import results as R
+
+    d = _place_examples()
+    d["fades"] = [float(s == "baseline" and e.endswith("000") and e.split("/")[1] in ("song-0", "song-1"))
+                  for s, e in zip(d["source"], d["example_id"])]
+    by = R.kept_by_prompt_place(d)
+    assert by.loc[("faded out", R.PROMPT_PLACES[0]), "baseline"] == (2, 4)
+    assert by.loc[("faded out", R.PROMPT_PLACES[1]), "baseline"] == (0, 4)
+    assert by.loc[("faded out", R.PROMPT_PLACES[0]), "original"] == (0, 4)
+    assert R.kept_by_prompt_place_html(by, "c").count("<tr") == 7  # a header, 3 measures × 2 places
+    s = R.kept_by_prompt_place_sentence(by)
+    assert s.startswith("the baseline keeps the tempo of 1 of 4") and s.endswith(
+        "; 2 of 4 of its continuations of a song's opening fade out, and 0 of 4 of those prompted later (the last "
+        "second 15 dB or more under the prompt; of the originals 0 of 4 and 0 of 4)"), s
+    # a user's own stems record no tempo or key, but a fade needs no truth
+    own = d.assign(true_bpm=float("nan"), keeps_tempo=float("nan"), keeps_key=float("nan"))
+    s = R.kept_by_prompt_place_sentence(R.kept_by_prompt_place(own))
+    assert s.startswith("the test tracks record no tempo or key to break it down by; 2 of 4 of the baseline's "
+                        "continuations of a song's opening fade out"), s
+
+
 def test_tempo_by_song_tempo_without_recorded_tempi_says_so() -> None:
     from silicon_sing.results import tempo_kept_by_bpm, tempo_kept_by_bpm_sentence, tempo_kept_by_bpm_table
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .generate import SYSTEMS, Generation
 from .metrics.evaluation import track_of
-from .metrics.musicality import ROUND_TRIP, SOURCES, continuation, voicing
+from .metrics.musicality import FADES_DB, ROUND_TRIP, SOURCES, continuation, voicing
 from .metrics.null_control import METRICS, NullCell, NullControl
 from .metrics.stats import CellResult, DeltaResult, bootstrap_mean_ci, detectable_change
 from .params import CATEGORIES, CATEGORY_ORDER
@@ -712,7 +712,8 @@ def tempo_kept_by_bpm(per_example: pd.DataFrame, category: str = "instrumental")
 # where a test prompt starts: its song's first segment (index 000, 0 s: the synthetic songs' intro bar, without drums
 # or bass) or a later one
 PROMPT_PLACES = ("at the song's opening", "later in the song")
-_PLACE_MEASURES = {"keeps_tempo": "tempo kept", "keeps_key": "key kept"}
+_PLACE_MEASURES = {"keeps_tempo": "tempo kept", "keeps_key": "key kept", "fades": "faded out"}
+_KEPT = ("tempo kept", "key kept")  # the measures that need recorded truth; a fade needs none
 
 
 def prompt_place(example_id: str) -> str:
@@ -721,14 +722,14 @@ def prompt_place(example_id: str) -> str:
 
 
 def kept_by_prompt_place(per_example: pd.DataFrame, category: str = "instrumental") -> pd.DataFrame:
-    """How many ``category`` continuations keep the true tempo and key, by where their prompt starts in its song.
+    """How many ``category`` continuations keep the true tempo and key, and fade out, by where their prompt starts.
 
     Args:
         per_example: :func:`silicon_sing.metrics.musicality.musicality_examples`.
     Returns:
-        ``[(measure, place), n_sources]``: index ("tempo kept" | "key kept", :data:`PROMPT_PLACES`) for the places that
-        occur, columns the references then the systems, cells ``(kept, n)`` (None where nothing was measured). Empty
-        without recorded truth.
+        ``[(measure, place), n_sources]``: index ("tempo kept" | "key kept" | "faded out", :data:`PROMPT_PLACES`) for
+        the measures and places that occur (tempo and key need recorded truth, a fade does not), columns the
+        references then the systems, cells ``(kept, n)`` (None where nothing was measured). Empty when nothing was.
     """
     if per_example.empty:
         return pd.DataFrame()
@@ -757,7 +758,8 @@ def kept_by_prompt_place_html(by_place: pd.DataFrame, caption: str) -> str:
 
 
 def kept_by_prompt_place_sentence(by_place: pd.DataFrame, system: str = "baseline") -> str:
-    """Tempo and key kept by ``system`` at the songs' openings and later, against the codec's round trip: a sentence."""
+    """Tempo and key kept by ``system`` at the songs' openings and later, against the codec's round trip, and how many
+    of its continuations fade out there, against the originals: a sentence."""
     if by_place.empty or system not in by_place.columns:
         return "the test tracks record no tempo or key to break it down by"
     places = list(dict.fromkeys(p for _, p in by_place.index))
@@ -768,15 +770,25 @@ def kept_by_prompt_place_sentence(by_place: pd.DataFrame, system: str = "baselin
         return _kept_text(by_place[source].get((label, place)))
 
     opening, later = PROMPT_PLACES
-    first, *rest = [label for label in _PLACE_MEASURES.values() if (label, opening) in by_place.index]
-    noun = first.split()[0]  # "tempo kept" -> "tempo"
-    text = (f"the {system} keeps the {noun} of {kept(system, first, opening)} test examples prompted with their song's "
-            f"opening seconds and of {kept(system, first, later)} prompted later in the song")
-    text += "".join(f", the {label.split()[0]} of {kept(system, label, opening)} and of {kept(system, label, later)}"
-                    for label in rest)
-    if ROUND_TRIP in by_place.columns:
-        text += (f"; through the codec alone the originals keep the {noun} of {kept(ROUND_TRIP, first, opening)} and "
-                 f"of {kept(ROUND_TRIP, first, later)}")
+    labels = [label for label in _KEPT if (label, opening) in by_place.index]
+    if labels:
+        first, *rest = labels
+        noun = first.split()[0]  # "tempo kept" -> "tempo"
+        text = (f"the {system} keeps the {noun} of {kept(system, first, opening)} test examples prompted with their "
+                f"song's opening seconds and of {kept(system, first, later)} prompted later in the song")
+        text += "".join(f", the {label.split()[0]} of {kept(system, label, opening)} and of "
+                        f"{kept(system, label, later)}" for label in rest)
+        if ROUND_TRIP in by_place.columns:
+            text += (f"; through the codec alone the originals keep the {noun} of {kept(ROUND_TRIP, first, opening)} "
+                     f"and of {kept(ROUND_TRIP, first, later)}")
+    else:
+        text = "the test tracks record no tempo or key to break it down by"
+    faded = _PLACE_MEASURES["fades"]
+    if (faded, opening) in by_place.index:
+        whose = "its" if labels else f"the {system}'s"
+        text += (f"; {kept(system, faded, opening)} of {whose} continuations of a song's opening fade out, and "
+                 f"{kept(system, faded, later)} of those prompted later (the last second {FADES_DB:g} dB or more under "
+                 f"the prompt; of the originals {kept('original', faded, opening)} and {kept('original', faded, later)})")
     return text
 
 
