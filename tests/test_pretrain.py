@@ -292,10 +292,18 @@ def test_pretrain_script_runs_end_to_end_on_a_tiny_corpus(tmp_path: Path, capsys
         script["main"](["--tiny", "--out", str(out), "--seed", "1234"])
 
 
-def test_sampling_sweep_script_prompts_the_shipped_model_with_held_out_tracks(tmp_path: Path,
-                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_sampling_sweep_script_prompts_the_shipped_model_with_held_out_tracks(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     script = runpy.run_path(str(REPO / "scripts" / "sampling_sweep.py"), run_name="sampling_sweep")
-    prompts, _, categories, truths, openings = script["heldout_prompts"](1, 1)
+    heldout = script["heldout_prompts"](1, 1)
+    prompts, _, categories, truths, openings = heldout
+
+    def rendered(tracks_per_artist: int, threads: int) -> tuple:
+        """What main asks for, as parsed from its command line: the tracks above (rendering them twice costs ~9 s)."""
+        assert (tracks_per_artist, threads) == (1, 1)
+        return heldout
+
+    monkeypatch.setitem(script["main"].__globals__, "heldout_prompts", rendered)
     assert openings == [True, False] * 6  # each stem at 0 s (its opening bar), then 6 s in
     assert prompts.shape == (12, 64000) and categories.count("acapella") == 6  # 3 artists × 2 prompts × 2 stems
     assert {t.tempo_bpm for t in truths} == {80.0, 112.0, 140.0}  # the artists' tempi, from the track plans
