@@ -257,9 +257,9 @@ def musicality_examples(generations: Iterable[Generation], truth: Mapping[str, T
         t = truth.get(track)
         base = dict(example_id=g.example_id, track=track, artist=g.artist, category=g.category,
                     true_bpm=t.tempo_bpm if t else float("nan"), true_key=t.key if t else None)
+        skip = int(round(g.prompt_seconds * sr))
         if g.example_id not in original_f0:
             whole = continuation(g.original, 0.0, sr)  # read once: the original, and its round trip
-            skip = int(round(g.prompt_seconds * sr))
             m = clip_measures(whole[skip:], sr, t)
             original_f0[g.example_id] = m["f0"]
             rows.append(dict(base, source="original", pitch_error_st=float("nan"), fades=_fades(whole, skip, sr), **m))
@@ -269,7 +269,6 @@ def musicality_examples(generations: Iterable[Generation], truth: Mapping[str, T
                 rows.append(dict(base, source=ROUND_TRIP, pitch_error_st=semitones(m["f0"], original_f0[g.example_id]),
                                  fades=_fades(trip, skip, sr), **m))
         clip = continuation(g.generated, 0.0, sr)  # prompt and continuation: a fade is measured against the prompt
-        skip = int(round(g.prompt_seconds * sr))
         m = clip_measures(clip[skip:], sr, t)
         rows.append(dict(base, source=g.system, pitch_error_st=semitones(m["f0"], original_f0[g.example_id]),
                          fades=_fades(clip, skip, sr), **m))
@@ -310,11 +309,6 @@ def _kept_per_group(groups: Iterable[tuple[Any, pd.Series]]) -> str:
     return ", ".join(f"{k}: {int(v.sum())}/{v.count()}" for k, v in groups)
 
 
-def _level_db(y: np.ndarray) -> float:
-    """RMS level of ``y`` in dB (full scale 0 dB; silence -180 dB rather than -inf)."""
-    return float(20.0 * np.log10(np.sqrt(np.mean(np.square(y, dtype=np.float64))) + 1e-9))
-
-
 def _fades(y: np.ndarray, prompt_samples: int, sr: int) -> float:
     """:func:`fades_out` as a 0/1 float, a per-example column."""
     return float(fades_out(y, prompt_samples, sr))
@@ -326,7 +320,7 @@ def fades_out(y: np.ndarray, prompt_samples: int, sr: int) -> bool:
     continuation sometimes sinks to silence within a second, and loses the tempo with it. Needs no truth."""
     if y.size < prompt_samples + sr or prompt_samples <= 0:
         return False
-    return _level_db(y[-sr:]) <= _level_db(y[:prompt_samples]) - FADES_DB
+    return au.rms_db(y[-sr:]) <= au.rms_db(y[:prompt_samples]) - FADES_DB
 
 
 def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | None], categories: Sequence[str],
