@@ -19,6 +19,7 @@ import numpy as np
 
 from silicon_sing.audio import save_audio
 from silicon_sing.fsutil import atomic_write_json
+from silicon_sing.machine import usable_cpus
 from silicon_sing.metrics.backends import MelStatsEmbedding, PasstBackend, SpectralClassesBackend, VggishBackend
 from silicon_sing.metrics.cache import cached_embed, cached_window_probs
 from silicon_sing.metrics.stats import bootstrap_fads
@@ -59,15 +60,19 @@ def time_backend(fn: Callable, backend, clips: list[Path], cache: Path) -> dict[
 
 
 def time_bootstrap(n_clips: int, frames: int, dim: int, n_boot: int) -> dict[str, float]:
-    """Wall time of one cell's paired FAD bootstrap (2 systems sharing draws)."""
+    """Wall time of one cell's paired FAD bootstrap (2 systems sharing draws) on every usable core, and on one."""
     rng = np.random.default_rng(1)
     orig = [rng.standard_normal((frames, dim)) for _ in range(n_clips)]
     gens = [[rng.standard_normal((frames, dim)) + 0.1 * k for _ in range(n_clips)] for k in (1, 2)]
     t0 = time.perf_counter()
+    bootstrap_fads(orig, gens, n_boot, seed=0, threads=1)
+    one = time.perf_counter() - t0
+    t0 = time.perf_counter()
     bootstrap_fads(orig, gens, n_boot, seed=0)
     s = time.perf_counter() - t0
     return {"clips": n_clips, "frames_per_clip": frames, "dim": dim, "n_boot": n_boot, "systems": 2,
-            "wall_s": s, "ms_per_replicate_per_system": 1000 * s / n_boot / 2}
+            "threads": usable_cpus(), "wall_s": s, "one_thread_wall_s": one, "one_thread_over_all": one / s,
+            "ms_per_replicate_per_system": 1000 * s / n_boot / 2}
 
 
 def main(out: Path, quick: bool = False) -> dict:
@@ -97,8 +102,9 @@ def main(out: Path, quick: bool = False) -> dict:
         print(f"{k:24}{r['recompute_s']:13.3f}{r['cold_cache_s']:10.3f}{r['warm_cache_s']:10.4f}"
               f"{r['recompute_over_cached']:16.1f}")
     b = report["fad_bootstrap"]
-    print(f"FAD bootstrap: {b['n_boot']} draws × 2 systems, dim {b['dim']}: {b['wall_s']:.2f} s "
-          f"({b['ms_per_replicate_per_system']:.2f} ms per replicate per system)   -> {out}")
+    print(f"FAD bootstrap: {b['n_boot']} draws × 2 systems, dim {b['dim']}: {b['wall_s']:.2f} s on {b['threads']} "
+          f"threads ({b['ms_per_replicate_per_system']:.2f} ms per replicate per system), one thread "
+          f"{b['one_thread_over_all']:.2f}x as long   -> {out}")
     return report
 
 

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from codec_spy import CodecBatchSizes
 from silicon_sing import generate as G
 from silicon_sing.curate import run_curation
 from silicon_sing.data import held_out_examples
@@ -157,6 +158,49 @@ def test_ranks_share_the_batches_without_overlap(curated_run, tmp_path: Path) ->
     assert ids[0] | ids[1] == {e.example_id for e in ex}
 
 
+@pytest.mark.slow
+def test_ranks_deal_batches_over_every_system_and_category(curated_run, tmp_path: Path) -> None:
+    """One batch per (system, category), as the smoke profile's 18 examples in batches of 18: the batches are dealt
+    over the run's whole list, so the second rank gets the second (system, category), not nothing."""
+    params = load_params(REPO / "params" / "smoke.yaml", {**curated_run.overrides, "run_dir": str(tmp_path),
+                                                          "evaluate.gen_batch_size": 64})
+    import shutil
+
+    shutil.copytree(curated_run.run.curated, params.run.curated)
+    ex = held_out_examples(params, ["acapella", "full"])
+    offsets = G.batch_offsets(params, ex, (G.BASELINE,), ("acapella", "full"))
+    assert offsets == {(G.BASELINE, "acapella"): 0, (G.BASELINE, "full"): 1}
+    model = nano_musicgen(seed=0)
+    got = {(r, c): G.generate_system(params, G.BASELINE, c, ex, model=model, rank=r, world_size=2, progress=False,
+                                     offset=offsets[G.BASELINE, c]) for r in range(2) for c in ("acapella", "full")}
+    assert {k: len(v) for k, v in got.items()} == {(0, "acapella"): sum(e.category == "acapella" for e in ex),
+                                                   (0, "full"): 0, (1, "acapella"): 0,
+                                                   (1, "full"): sum(e.category == "full" for e in ex)}
+
+
+@pytest.mark.slow
+def test_one_batch_left_is_generated_here_not_under_torchrun(curated_run, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting torchrun costs its processes' imports (about 10 s on 2 cores): with gen_nproc 2 and one batch left
+    (the smoke profile's A/A control, after notebook 04's own batches), this process generates it."""
+    import shutil
+
+    params = load_params(REPO / "params" / "smoke.yaml", {**curated_run.overrides, "run_dir": str(tmp_path),
+                                                          "evaluate.gen_batch_size": 64, "evaluate.gen_nproc": 2})
+    shutil.copytree(curated_run.run.curated, params.run.curated)
+    assert G.pending_batches(params, ["acapella"], (G.BASELINE, G.RESEEDED)) == 2
+    G.generate_system(params, G.BASELINE, "acapella", progress=False)
+    assert G.pending_batches(params, ["acapella"], (G.BASELINE, G.RESEEDED)) == 1
+
+    def no_torchrun(*args, **kwargs):
+        raise AssertionError("torchrun launched for a single batch")
+
+    monkeypatch.setattr(G, "launch", no_torchrun)
+    gens = G.run_generation(params, ["acapella"], systems=(G.BASELINE, G.RESEEDED), progress=False)
+    assert {g.system for g in gens} == {G.BASELINE, G.RESEEDED}
+    assert G.pending_batches(params, ["acapella"], (G.BASELINE, G.RESEEDED)) == 0
+
+
 @pytest.mark.timeout(600)
 def test_two_torchrun_processes_write_what_one_process_writes(curated_run, tmp_path: Path) -> None:
     """evaluate.gen_nproc > 1 (the paper profile on a GPU node): ranks share the batches over torchrun and return
@@ -191,7 +235,7 @@ def test_the_paper_profile_generates_on_every_visible_gpu(monkeypatch: pytest.Mo
     assert generation_processes(paper) == 8
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     assert generation_processes(paper) == 1  # no GPU: this process
-    assert generation_processes(load_params("params/smoke.yaml")) == 1
+    assert generation_processes(load_params("params/smoke.yaml")) == 2  # two CPU processes, one thread each
     assert generation_processes(load_params("params/smoke.yaml", {"evaluate.gen_nproc": 3})) == 3
 
 
@@ -249,3 +293,35 @@ def test_baseline_continuations_are_fingerprinted_by_the_shipped_nano_files(tmp_
     blob[-100] ^= 1
     (nano / "state_dict.bin").write_bytes(bytes(blob))
     assert G.weights_fingerprint(params, G.BASELINE, "instrumental") != before
+
+
+def test_on_a_cpu_the_codec_runs_a_batch_clip_by_clip_with_the_batchs_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SEANet codec on a CPU runs a batch slower than its clips one by one (benchmarks/bench_generate.py): the
+    helpers split it there, and the codes are the batch's, the audio the batch's to float rounding."""
+    from silicon_sing.models import codec_decode, codec_encode
+
+    codec = nano_musicgen(seed=3).compression_model
+    x = torch.from_numpy(np.stack([tone_stems(1.0, 32000, f, seed=i, stereo=False)["full"][0] for i, f in enumerate((220, 330, 440))]))
+    x = x[:, None].float()
+    with torch.no_grad():
+        codes, scale = codec.encode(x)
+        whole = codec.decode(codes, scale)
+    sizes = CodecBatchSizes(codec, monkeypatch)
+    got_codes, got_scale = codec_encode(codec, x)
+    got = codec_decode(codec, got_codes, got_scale)
+    assert sizes.encoded == [1, 1, 1] and sizes.decoded == [1, 1, 1]
+    assert torch.equal(got_codes, codes) and got_scale is None
+    torch.testing.assert_close(got, whole, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_continuations_are_decoded_clip_by_clip_on_a_cpu(curated_run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generation decodes its tokens through the per-clip helper: on a CPU no batch reaches the decoder whole."""
+    model = nano_musicgen(seed=3)
+    ex = held_out_examples(curated_run, ["instrumental"])[:2]
+    s = G.GenerationSettings.from_params(curated_run)
+    before = G.continue_batch(model, ex, s, seed=11)
+    sizes = CodecBatchSizes(model.compression_model, monkeypatch)
+    after = G.continue_batch(model, ex, s, seed=11)
+    assert sizes.decoded == [1, 1], sizes.decoded
+    np.testing.assert_allclose(after, before, atol=1e-5)

@@ -351,3 +351,18 @@ def test_codec_training_takes_the_multi_resolution_stft_loss_and_names_unknown_l
     bad = dataclasses.replace(spec, loss_weights={"l1": 1.0, "mr_stft": 2.0})
     with pytest.raises(ValueError, match=r"unknown losses \['mr_stft'\]; known: \['l1', 'mrstft', 'msspec', 'sisnr'\]"):
         P.train_codec(P.build_codec(P.nano_pretrain_config(bad, config.lm), 0), clips, bad, 32000, 0, progress=False)
+
+
+def test_held_out_audio_is_reconstructed_clip_by_clip_on_a_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The codec figures' round trip runs a batch clip by clip on a CPU (models.codec_io), with the batch's audio."""
+    from codec_spy import CodecBatchSizes
+    from silicon_sing.pretrain.codec import reconstruct
+
+    codec = M.nano_musicgen(seed=0).compression_model
+    wav = torch.randn(3, 1, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    with torch.no_grad():
+        codes, scale = codec.encode(wav)
+        whole = codec.decode(codes, scale)[..., : wav.shape[-1]]
+    sizes = CodecBatchSizes(codec, monkeypatch)
+    torch.testing.assert_close(reconstruct(codec, wav), whole, atol=1e-5, rtol=0)
+    assert sizes.encoded == [1, 1, 1] and sizes.decoded == [1, 1, 1]

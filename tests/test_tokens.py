@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
+from codec_spy import CodecBatchSizes
 from silicon_sing import tokens as tk
 from silicon_sing.data import load_training_examples
 from silicon_sing.models import nano_musicgen
@@ -33,3 +35,14 @@ def test_token_cache_equals_on_the_fly_encoding(tmp_path: Path) -> None:
     with torch.no_grad():
         next(codec.parameters()).add_(1e-3)
     assert tk.compression_fingerprint(codec) != fp  # other codec weights, other cache dir
+
+
+def test_segments_are_encoded_clip_by_clip_on_a_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token cache's batches reach the codec one clip at a time on a CPU (models.codec_io), with the batch's codes."""
+    codec = nano_musicgen(seed=0).compression_model
+    wav = torch.randn(3, 1, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    with torch.no_grad():
+        whole = codec.encode(wav)[0].long()
+    sizes = CodecBatchSizes(codec, monkeypatch)
+    assert torch.equal(tk.encode_audio(codec, wav), whole)
+    assert sizes.encoded == [1, 1, 1]

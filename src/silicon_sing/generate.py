@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -226,6 +226,9 @@ def continue_batch(model: MusicGen, batch: Sequence[HeldOutExample], settings: G
                    seed: int) -> np.ndarray:
     """Generate one batch of continuations; returns ``[B, N]`` float32 at the model's rate."""
     import torch  # lazy: listen (05) imports this module for its records only; torch is slow to import
+    from audiocraft.data.audio_utils import convert_audio  # lazy, as torch
+
+    from .models import codec_decode  # lazy: models imports audiocraft, which listen (05) does not need
 
     sr = model.sample_rate
     prompt, target = prompt_batch(batch, settings.prompt_seconds, sr)
@@ -235,34 +238,69 @@ def continue_batch(model: MusicGen, batch: Sequence[HeldOutExample], settings: G
     model.set_generation_params(duration=batch[0].duration_s, use_sampling=settings.use_sampling,
                                 top_k=settings.top_k, temperature=settings.temperature, cfg_coef=settings.cfg_coef)
     captions = [ex.caption or None for ex in batch]
+    has_melody = "self_wav" in model.lm.condition_provider.conditioners
+    # MusicGen.generate_continuation's steps, but the tokens are decoded by codec_decode: on a CPU one clip at a
+    # time, which takes about half as long as audiocraft's whole batch (models.codec_io)
+    prompt = convert_audio(prompt, sr, sr, model.audio_channels)  # a stereo model hears the mono prompt twice
+    melody = {"melody_wavs": list(target.to(model.device))} if has_melody and settings.melody_condition == "target" else {}
     torch.manual_seed(seed)
     with torch.no_grad():
-        has_melody = "self_wav" in model.lm.condition_provider.conditioners
-        if has_melody and settings.melody_condition == "target":
-            attributes, prompt_tokens = model._prepare_tokens_and_attributes(
-                captions, prompt.to(model.device), melody_wavs=list(target.to(model.device)))
-            wav = model.generate_audio(model._generate_tokens(attributes, prompt_tokens, False))
-        else:
-            # return_tokens=False: a tensor (audiocraft annotates the tuple of return_tokens=True too)
-            wav = cast("torch.Tensor", model.generate_continuation(prompt.to(model.device), sr, captions,
-                                                                   progress=False))
-    out = wav[:, 0, : target.shape[-1]].float().cpu().numpy()
-    return out
+        attributes, prompt_tokens = model._prepare_tokens_and_attributes(captions, prompt.to(model.device), **melody)
+        tokens = model._generate_tokens(attributes, prompt_tokens, False)
+        wav = codec_decode(model.compression_model, tokens)
+    return wav[:, 0, : target.shape[-1]].float().cpu().numpy()
+
+
+def batch_offsets(params: Params, examples: Sequence[HeldOutExample], systems: Sequence[str],
+                  categories: Sequence[str]) -> dict[tuple[str, str], int]:
+    """Where each (system, category)'s batches start in the run's one list of batches, systems outer.
+
+    Ranks deal that whole list round-robin (:func:`generate_system`'s ``offset``): dealt per category, one batch per
+    category (the smoke profile's 18 examples in batches of 18) would all go to rank 0.
+    """
+    size = GenerationSettings.from_params(params).batch_size
+    counts = {c: len(batches([e for e in examples if e.category == c], size)) for c in categories}
+    offsets, start = {}, 0
+    for system in systems:
+        for category in categories:
+            offsets[system, category] = start
+            start += counts[category]
+    return offsets
+
+
+def _pending(params: Params, system: str, todo: Sequence[Sequence[HeldOutExample]], settings: GenerationSettings,
+             model_fp: str) -> tuple[list[Sequence[HeldOutExample]], dict[str, str]]:
+    """The batches of ``todo`` with a continuation missing or made from other inputs, and every example's fingerprint."""
+    # once per example: the fingerprint reads the prompt segment's bytes
+    fps = {e.example_id: generation_fingerprint(e, settings, model_fp) for b in todo for e in b}
+    pending = [b for b in todo if not all(is_done(output_path(params, system, e), fps[e.example_id]) for e in b)]
+    return pending, fps
+
+
+def pending_batches(params: Params, categories: Sequence[str] = CATEGORIES, systems: Sequence[str] = SYSTEMS) -> int:
+    """How many batches :func:`run_generation` would generate (the others are on disk, made from the same inputs)."""
+    settings = GenerationSettings.from_params(params)
+    examples = held_out_examples(params, categories)
+    return sum(len(_pending(params, system, batches([e for e in examples if e.category == c], settings.batch_size),
+                            settings, weights_fingerprint(params, system, c))[0])
+               for system in systems for c in categories)
 
 
 def generate_system(params: Params, system: str, category: str, examples: Sequence[HeldOutExample] | None = None,
                     model: MusicGen | None = None, rank: int = 0, world_size: int = 1,
-                    progress: bool = True) -> list[Generation]:
-    """Continue every test example of ``category`` with ``system``'s model (skipping finished ones)."""
+                    progress: bool = True, offset: int = 0) -> list[Generation]:
+    """Continue every test example of ``category`` with ``system``'s model (skipping finished ones).
+
+    Under torchrun, rank ``rank`` of ``world_size`` takes the batches whose index plus ``offset`` (this pair's start
+    in the run's list, :func:`batch_offsets`) it is dealt round-robin.
+    """
     settings = GenerationSettings.from_params(params)
     name = model_for(params, system, category)
-    model_fp = weights_fingerprint(params, system, category)
     examples = [e for e in (examples if examples is not None else held_out_examples(params, [category]))
                 if e.category == category]
-    todo = [b for i, b in enumerate(batches(examples, settings.batch_size)) if i % world_size == rank]
-    # once per example: the fingerprint reads the prompt segment's bytes
-    fps = {e.example_id: generation_fingerprint(e, settings, model_fp) for b in todo for e in b}
-    pending = [b for b in todo if not all(is_done(output_path(params, system, e), fps[e.example_id]) for e in b)]
+    todo = [b for i, b in enumerate(batches(examples, settings.batch_size)) if (offset + i) % world_size == rank]
+    model_fp = weights_fingerprint(params, system, category)
+    pending, fps = _pending(params, system, todo, settings, model_fp)
     if pending and model is None:
         from .models import load_model  # lazy: models imports audiocraft, which listen (05) does not need
 
@@ -326,9 +364,14 @@ def generation_processes(params: Params) -> int:
 
 def run_generation(params: Params, categories: Sequence[str] = CATEGORIES, systems: Sequence[str] = SYSTEMS,
                    progress: bool = True) -> list[Generation]:
-    """Generate all continuations in this process, or over :func:`generation_processes` torchrun ranks."""
-    if generation_processes(params) > 1:
-        launch(params, categories, systems)
+    """Generate all continuations in this process, or over up to :func:`generation_processes` torchrun ranks.
+
+    No more ranks than batches left to generate: with one left (the A/A control after notebook 04's own batches),
+    this process generates it, rather than wait for torchrun's processes to import torch and audiocraft.
+    """
+    processes = min(generation_processes(params), pending_batches(params, categories, systems))
+    if processes > 1:
+        launch(params, categories, systems, processes)
         ids = {e.example_id for e in held_out_examples(params, categories)}
         return [g for g in load_generations(params.run_dir, systems) if g.category in categories and g.example_id in ids]
     out: list[Generation] = []
@@ -371,13 +414,15 @@ def load_generations(run_dir: str | Path, systems: Iterable[str] = SYSTEMS) -> l
 # --------------------------------------------------------------------------- torchrun
 
 
-def launch(params: Params, categories: Sequence[str], systems: Sequence[str]) -> None:
-    """Run ``python -m silicon_sing.generate`` under torchrun, one process per :func:`generation_processes`.
+def launch(params: Params, categories: Sequence[str], systems: Sequence[str], processes: int | None = None) -> None:
+    """Run ``python -m silicon_sing.generate`` under torchrun: ``processes`` ranks (default
+    :func:`generation_processes`).
 
     Started by the shared launcher :mod:`silicon_sing.torchrun`; a failure raises ``RuntimeError`` with
     the last 30 lines of the job's stderr (or, when it wrote none, of its stdout).
     """
-    cmd = torchrun.command(["--standalone"], generation_processes(params), "silicon_sing.generate",
+    nproc = generation_processes(params) if processes is None else processes
+    cmd = torchrun.command(["--standalone"], nproc, "silicon_sing.generate",
                            ["--params", str(params.source), "--overrides", json.dumps(params.overrides),
                             "--categories", *categories, "--systems", *systems])
     outcome = torchrun.run(cmd, tail_lines=30)
@@ -402,9 +447,11 @@ def main(argv: list[str] | None = None) -> int:
     if torch.cuda.is_available():
         torch.cuda.set_device(local)
     examples = held_out_examples(params, args.categories)
+    offsets = batch_offsets(params, examples, args.systems, args.categories)
     for system in args.systems:
         for category in args.categories:
-            generate_system(params, system, category, examples, rank=rank, world_size=world, progress=rank == 0)
+            generate_system(params, system, category, examples, rank=rank, world_size=world, progress=rank == 0,
+                            offset=offsets[system, category])
     return 0
 
 

@@ -33,7 +33,7 @@ from audiocraft.utils.cache import EmbeddingCache
 
 from .audio import load_audio, resample, to_mono
 from .fsutil import atomic_path, file_sha1
-from .models import state_fingerprint
+from .models import codec_encode, state_fingerprint
 
 
 def compression_fingerprint(model: CompressionModel) -> str:
@@ -61,9 +61,8 @@ def load_segment(path: str | os.PathLike[str], sample_rate: int) -> torch.Tensor
 
 @torch.no_grad()
 def encode_audio(model: CompressionModel, wav: torch.Tensor) -> torch.Tensor:
-    """Codes ``[B, K, T]`` (long) of audio ``[B, 1, N]`` at the model's rate."""
-    device = next(iter(model.parameters())).device
-    codes, scale = model.encode(wav.to(device))
+    """Codes ``[B, K, T]`` (long) of audio ``[B, 1, N]`` at the model's rate (clip by clip on a CPU: faster there)."""
+    codes, scale = codec_encode(model, wav)
     assert scale is None, "scaled compression models are not supported by MusicGen's LM"
     return codes.long()
 

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..machine import usable_cpus
 from .frechet import fad_from_embeddings, psd_factor, single_threaded_blas, trace_sqrt_product
 
 NAN = float("nan")
@@ -217,13 +218,16 @@ class ClipMoments:
 
 
 def bootstrap_fads(originals: list[np.ndarray], systems: list[list[np.ndarray]], n_boot: int = 1000,
-                   seed: int = 0, chunk: int = 64, groups: Sequence[Hashable] | None = None) -> np.ndarray:
+                   seed: int = 0, chunk: int = 64, groups: Sequence[Hashable] | None = None,
+                   threads: int | None = None) -> np.ndarray:
     """FAD replicates ``[len(systems), n_boot]`` from resampling examples (or their tracks) shared by all sets.
 
     ``originals[i]`` and ``systems[s][i]`` are the frames of example i's original and of system s's
     continuation of it; each replicate draws examples — or, with ``groups`` (example i's track), whole
     tracks — with replacement, pools their frames and computes FAD(originals, system) for every system
-    with the same draw.
+    with the same draw. Chunks of ``chunk`` draws run on ``threads`` threads (None: every usable core),
+    each LAPACK call on one BLAS thread: the replicates do not depend on ``threads``. Two threads halve the
+    smoke book's 9 bootstraps (17 s on one core; ``benchmarks/bench_metrics.py``).
     """
     n = len(originals)
     if n < 2 or any(len(s) != n for s in systems) or n_clusters(n, groups) < 2:
@@ -233,25 +237,33 @@ def bootstrap_fads(originals: list[np.ndarray], systems: list[list[np.ndarray]],
     sys_moments = [ClipMoments.from_frames(s, centre) for s in systems]
     weights = bootstrap_weights(n, n_boot, np.random.default_rng(seed), groups)
     out = np.empty((len(systems), n_boot))
+    starts = range(0, n_boot, chunk)  # chunks bound memory: B·dim² floats per covariance batch
+    workers = max(1, min(usable_cpus() if threads is None else threads, len(starts)))
     with single_threaded_blas():
-        _fill_fads(out, weights, ref, sys_moments, chunk)
+        if workers == 1:
+            for start in starts:
+                _fill_fads(out, weights, ref, sys_moments, start, chunk)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # numpy's LAPACK and BLAS calls release the GIL; each chunk writes its own columns of out
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(lambda start: _fill_fads(out, weights, ref, sys_moments, start, chunk), starts))
     return out
 
 
 def _fill_fads(out: np.ndarray, weights: np.ndarray, ref: ClipMoments, sys_moments: list[ClipMoments],
-               chunk: int) -> None:
-    """Write FAD(originals, system k) of every weighted draw into ``out[k]``."""
-    n_boot = weights.shape[0]
-    for start in range(0, n_boot, chunk):  # chunks bound memory: B·dim² floats per covariance batch
-        w = weights[start:start + chunk]
-        mu_r, cov_r = ref.pooled(w)
-        factor_r = psd_factor(cov_r)  # shared by all systems of this draw
-        tr_r = np.trace(cov_r, axis1=-2, axis2=-1)
-        for k, m in enumerate(sys_moments):
-            mu_s, cov_s = m.pooled(w)
-            diff = mu_r - mu_s
-            out[k, start:start + len(w)] = ((diff * diff).sum(-1) + tr_r + np.trace(cov_s, axis1=-2, axis2=-1)
-                                            - 2.0 * trace_sqrt_product(cov_r, cov_s, factor_r))
+               start: int, chunk: int) -> None:
+    """Write FAD(originals, system k) of the weighted draws ``start`` to ``start + chunk`` into ``out[k]``."""
+    w = weights[start:start + chunk]
+    mu_r, cov_r = ref.pooled(w)
+    factor_r = psd_factor(cov_r)  # shared by all systems of this draw
+    tr_r = np.trace(cov_r, axis1=-2, axis2=-1)
+    for k, m in enumerate(sys_moments):
+        mu_s, cov_s = m.pooled(w)
+        diff = mu_r - mu_s
+        out[k, start:start + len(w)] = ((diff * diff).sum(-1) + tr_r + np.trace(cov_s, axis1=-2, axis2=-1)
+                                        - 2.0 * trace_sqrt_product(cov_r, cov_s, factor_r))
 
 
 def fad_bootstrap_ci(originals: list[np.ndarray], generated: list[np.ndarray], n_boot: int = 1000,

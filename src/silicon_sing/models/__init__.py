@@ -26,13 +26,15 @@ the nano model's conditioner is ours, importing this module registers it with au
 One module per responsibility, re-exported here: :mod:`.conditioner` (the offline text conditioner),
 :mod:`.configs` (audiocraft configs, random-init construction), :mod:`.hub` (pretrained weights:
 missing files, download commands, loading), :mod:`.loading` (:func:`load_model` for every kind of
-name) and :mod:`.export` (the export layout, weight fingerprints).
+name), :mod:`.export` (the export layout, weight fingerprints) and :mod:`.codec_io` (a compression
+model's encode and decode, clip by clip on a CPU, where that is faster).
 
 Notebook: notebooks/03_finetune.ipynb (loaded again for generation in notebooks/04_evaluate.ipynb)
 """
 
 from __future__ import annotations
 
+from .codec_io import codec_decode, codec_encode
 from .conditioner import HASHED_TEXT, HashedTextConditioner, register_offline_conditioners, stable_bin, tokenize_caption
 from .configs import (
                       MELODY,
@@ -63,5 +65,5 @@ __all__ = [
     "ModelWeightsMissing", "HashedTextConditioner", "stable_bin", "tokenize_caption", "register_offline_conditioners",
     "nano_config", "melody_config", "encodec_config", "build_from_config", "nano_musicgen", "missing_pretrained_files",
     "download_commands", "hub_offline", "missing_message", "load_pretrained", "model_config", "resolve_model_name",
-    "load_model", "export_model", "state_fingerprint", "default_device",
+    "load_model", "export_model", "state_fingerprint", "default_device", "codec_encode", "codec_decode",
 ]

@@ -21,6 +21,7 @@ from audiocraft.models.encodec import CompressionModel, EncodecModel
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
+from ..models import codec_decode, codec_encode
 from ..music import harmonic_lines, lines_in_place
 from ..tokens import encode_audio
 from .config import CodecSpec
@@ -113,10 +114,10 @@ def mel_distance(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: i
 
 @torch.no_grad()
 def reconstruct(codec: CompressionModel, wav: torch.Tensor) -> torch.Tensor:
-    """decode(encode(x)) of ``[B, 1, N]`` (cropped to whole frames)."""
+    """decode(encode(x)) of ``[B, 1, N]`` (cropped to whole frames; clip by clip on a CPU, where that is faster)."""
     codec.eval()
-    codes, scale = codec.encode(wav)
-    return codec.decode(codes, scale)[..., : wav.shape[-1]]
+    codes, scale = codec_encode(codec, wav)
+    return codec_decode(codec, codes, scale)[..., : wav.shape[-1]]
 
 
 # mel distance figures by the floor they use: 60 dB (the first figure, kept comparable) and 40 dB
