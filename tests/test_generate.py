@@ -295,22 +295,36 @@ def test_baseline_continuations_are_fingerprinted_by_the_shipped_nano_files(tmp_
     assert G.weights_fingerprint(params, G.BASELINE, "instrumental") != before
 
 
-def test_on_a_cpu_the_codec_runs_a_batch_clip_by_clip_with_the_batchs_result(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("renormalize", [False, True])
+def test_on_a_cpu_the_codec_runs_a_batch_clip_by_clip_with_the_batchs_result(monkeypatch: pytest.MonkeyPatch,
+                                                                            renormalize: bool) -> None:
     """A SEANet codec on a CPU runs a batch slower than its clips one by one (benchmarks/bench_generate.py): the
-    helpers split it there, and the codes are the batch's, the audio the batch's to float rounding."""
-    from silicon_sing.models import codec_decode, codec_encode
+    helpers split it there, and the codes (and a renormalising codec's per-clip scales) are the batch's, the audio the
+    batch's to float rounding."""
+    from audiocraft.models import builders
 
-    codec = nano_musicgen(seed=3).compression_model
-    x = torch.from_numpy(np.stack([tone_stems(1.0, 32000, f, seed=i, stereo=False)["full"][0] for i, f in enumerate((220, 330, 440))]))
+    from silicon_sing.models import codec_decode, codec_encode, nano_config
+
+    cfg = nano_config()
+    cfg.encodec.renormalize = renormalize
+    torch.manual_seed(3)
+    codec = builders.get_compression_model(cfg).eval()
+    x = torch.from_numpy(np.stack([g * tone_stems(1.0, 32000, f, seed=i, stereo=False)["full"][0]
+                                   for i, (f, g) in enumerate(((220, 1.0), (330, 0.1), (440, 2.0)))]))
     x = x[:, None].float()
     with torch.no_grad():
         codes, scale = codec.encode(x)
         whole = codec.decode(codes, scale)
+    assert (scale is not None) == renormalize
     sizes = CodecBatchSizes(codec, monkeypatch)
     got_codes, got_scale = codec_encode(codec, x)
     got = codec_decode(codec, got_codes, got_scale)
     assert sizes.encoded == [1, 1, 1] and sizes.decoded == [1, 1, 1]
-    assert torch.equal(got_codes, codes) and got_scale is None
+    assert torch.equal(got_codes, codes)
+    if renormalize:
+        torch.testing.assert_close(got_scale, scale, atol=1e-6, rtol=1e-6)
+    else:
+        assert got_scale is None
     torch.testing.assert_close(got, whole, atol=1e-5, rtol=0)
 
 
@@ -320,8 +334,35 @@ def test_continuations_are_decoded_clip_by_clip_on_a_cpu(curated_run, monkeypatc
     model = nano_musicgen(seed=3)
     ex = held_out_examples(curated_run, ["instrumental"])[:2]
     s = G.GenerationSettings.from_params(curated_run)
-    before = G.continue_batch(model, ex, s, seed=11)
     sizes = CodecBatchSizes(model.compression_model, monkeypatch)
-    after = G.continue_batch(model, ex, s, seed=11)
+    ours = G.continue_batch(model, ex, s, seed=11)  # also sets the model's generation parameters
     assert sizes.decoded == [1, 1], sizes.decoded
-    np.testing.assert_allclose(after, before, atol=1e-5)
+    monkeypatch.undo()
+    # audiocraft's own continuation, decoded as one batch, under the same seed: the same audio to float rounding
+    prompt, target = G.prompt_batch(ex, s.prompt_seconds, model.sample_rate)
+    torch.manual_seed(11)
+    with torch.no_grad():
+        theirs = model.generate_continuation(prompt, model.sample_rate, [e.caption or None for e in ex])
+    np.testing.assert_allclose(ours, theirs[:, 0, : target.shape[-1]].numpy(), atol=1e-5)
+
+
+def test_generation_ranks_share_the_cores_unless_the_user_set_the_threads(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    """Two CPU ranks on this machine get one OpenMP thread each, not torchrun's or the machine's default; a user's own
+    OMP_NUM_THREADS is passed on as it is."""
+    from silicon_sing.machine import usable_cpus
+    from silicon_sing.torchrun import JobOutcome
+
+    seen: list[dict[str, str]] = []
+
+    def fake_run(cmd, env=None, **kwargs):
+        seen.append(dict(env or {}))
+        return JobOutcome(0, "", "")
+
+    monkeypatch.setattr(G.torchrun, "run", fake_run)
+    params = load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(tmp_path)})
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    G.launch(params, ["acapella"], [G.BASELINE], processes=2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    G.launch(params, ["acapella"], [G.BASELINE], processes=2)
+    assert [e["OMP_NUM_THREADS"] for e in seen] == [str(max(1, usable_cpus() // 2)), "3"]

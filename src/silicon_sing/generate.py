@@ -40,6 +40,7 @@ from . import audio as au
 from . import torchrun
 from .data import HeldOutExample, held_out_examples
 from .fsutil import atomic_write_json, file_sha1, read_json, text_sha1
+from .machine import usable_cpus
 from .params import CATEGORIES, MUSICGEN_SAMPLING, Params, RunPaths, load_params
 
 if TYPE_CHECKING:
@@ -292,7 +293,9 @@ def generate_system(params: Params, system: str, category: str, examples: Sequen
     """Continue every test example of ``category`` with ``system``'s model (skipping finished ones).
 
     Under torchrun, rank ``rank`` of ``world_size`` takes the batches whose index plus ``offset`` (this pair's start
-    in the run's list, :func:`batch_offsets`) it is dealt round-robin.
+    in the run's list, :func:`batch_offsets`) it is dealt round-robin. Finished batches are dealt too, so that no
+    rank's share depends on what another has written yet; a resumed run's few remaining batches may therefore
+    fall to one rank.
     """
     settings = GenerationSettings.from_params(params)
     name = model_for(params, system, category)
@@ -425,7 +428,12 @@ def launch(params: Params, categories: Sequence[str], systems: Sequence[str], pr
     cmd = torchrun.command(["--standalone"], nproc, "silicon_sing.generate",
                            ["--params", str(params.source), "--overrides", json.dumps(params.overrides),
                             "--categories", *categories, "--systems", *systems])
-    outcome = torchrun.run(cmd, tail_lines=30)
+    import torch  # lazy: listen (05) imports this module for its records only; torch is slow to import
+
+    env = dict(os.environ)
+    if not torch.cuda.is_available():  # the cores shared among the ranks, as training does; a user's setting wins
+        env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // nproc)))
+    outcome = torchrun.run(cmd, env=env, tail_lines=30)
     if outcome.returncode != 0:
         _, tail = torchrun.failure_tail(outcome, n_lines=30)
         raise RuntimeError(f"generation under torchrun failed (exit {outcome.returncode}):\n{tail}")

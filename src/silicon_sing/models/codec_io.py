@@ -26,9 +26,9 @@ if tp.TYPE_CHECKING:
 
 def _clip_batches(codec: CompressionModel, n: int) -> list[slice]:
     """The slices of a batch of ``n`` clips run together: one per clip on a CPU, the whole batch elsewhere."""
-    on_cpu = next(iter(codec.parameters())).device.type == "cpu"
-    step = 1 if on_cpu else max(n, 1)
-    return [slice(i, i + step) for i in range(0, n, step)]
+    if n <= 1 or next(iter(codec.parameters())).device.type != "cpu":
+        return [slice(0, n)]
+    return [slice(i, i + 1) for i in range(n)]
 
 
 @torch.no_grad()
