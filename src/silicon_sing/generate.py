@@ -40,7 +40,6 @@ from . import audio as au
 from . import torchrun
 from .data import HeldOutExample, held_out_examples
 from .fsutil import atomic_write_json, file_sha1, read_json, text_sha1
-from .machine import usable_cpus
 from .params import CATEGORIES, MUSICGEN_SAMPLING, Params, RunPaths, load_params
 
 if TYPE_CHECKING:
@@ -372,7 +371,9 @@ def run_generation(params: Params, categories: Sequence[str] = CATEGORIES, syste
     No more ranks than batches left to generate: with one left (the A/A control after notebook 04's own batches),
     this process generates it, rather than wait for torchrun's processes to import torch and audiocraft.
     """
-    processes = min(generation_processes(params), pending_batches(params, categories, systems))
+    processes = generation_processes(params)
+    if processes > 1:  # only then: counting what is left reads every prompt's bytes, as generating does again
+        processes = min(processes, pending_batches(params, categories, systems))
     if processes > 1:
         launch(params, categories, systems, processes)
         ids = {e.example_id for e in held_out_examples(params, categories)}
@@ -428,12 +429,7 @@ def launch(params: Params, categories: Sequence[str], systems: Sequence[str], pr
     cmd = torchrun.command(["--standalone"], nproc, "silicon_sing.generate",
                            ["--params", str(params.source), "--overrides", json.dumps(params.overrides),
                             "--categories", *categories, "--systems", *systems])
-    import torch  # lazy: listen (05) imports this module for its records only; torch is slow to import
-
-    env = dict(os.environ)
-    if not torch.cuda.is_available():  # the cores shared among the ranks, as training does; a user's setting wins
-        env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // nproc)))
-    outcome = torchrun.run(cmd, env=env, tail_lines=30)
+    outcome = torchrun.run(cmd, env=torchrun.share_cpu_threads(dict(os.environ), nproc), tail_lines=30)
     if outcome.returncode != 0:
         _, tail = torchrun.failure_tail(outcome, n_lines=30)
         raise RuntimeError(f"generation under torchrun failed (exit {outcome.returncode}):\n{tail}")

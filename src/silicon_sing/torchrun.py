@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .fsutil import read_json
+from .machine import usable_cpus
 
 
 def command(rendezvous: Sequence[str], nproc: int, module: str, args: Sequence[str],
@@ -78,6 +79,17 @@ def parent_death_signal(signum: int) -> bool:
 def guarded(cmd: Sequence[str]) -> list[str]:
     """``cmd`` started under :func:`main`'s supervisor: it gets one SIGTERM when this process dies."""
     return [sys.executable, "-m", "silicon_sing.torchrun", str(os.getpid()), *cmd]
+
+
+def share_cpu_threads(env: dict[str, str], nproc: int) -> dict[str, str]:
+    """``env`` with ``OMP_NUM_THREADS`` = the usable cores shared among ``nproc`` CPU ranks (at least 1), unless it is
+    set already (a user's setting wins) or a GPU is visible. One compute thread per core per process: oversubscribed
+    cores make every rank slower."""
+    import torch  # lazy: this module starts jobs; torch is slow to import
+
+    if not torch.cuda.is_available():
+        env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // nproc)))
+    return env
 
 
 def run(cmd: Sequence[str], env: Mapping[str, str] | None = None, stderr_path: Path | None = None,

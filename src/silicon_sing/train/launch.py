@@ -33,7 +33,6 @@ from tqdm.auto import tqdm
 from .. import memory
 from .. import torchrun as tr
 from ..fsutil import read_jsonl, run_lock
-from ..machine import usable_cpus
 from ..models import model_config, resolve_model_name
 from ..params import CATEGORIES, Params
 from .distributed import require_gpus_for
@@ -151,10 +150,7 @@ def _launch_locked(params: Params, category: str, resume: bool, progress: bool, 
     log_dir = params.run.torchrun_logs(category)
     shutil.rmtree(log_dir, ignore_errors=True)  # a previous job's error files must not be blamed
     cdir.mkdir(parents=True, exist_ok=True)
-    run_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    if not torch.cuda.is_available():
-        # one compute thread per core per process: oversubscribed cores make every rank slower
-        run_env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // nproc)))
+    run_env = tr.share_cpu_threads({**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, nproc)
     cmd = torchrun_command(params, category, nproc, log_dir, resume)
     if params.train.nnodes > 1:
         _say(progress, f"{category}: this node joins a {params.train.nnodes}-node job at {params.train.rdzv_endpoint}; "
