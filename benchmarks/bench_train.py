@@ -10,6 +10,10 @@ configuration runs twice, interleaved, and the faster trial counts. Throughput i
 the steps after the first, of global samples per second; the one-off encoding pass of the cached
 runs is reported separately. Every number comes from this one run, so the ratios are comparable
 across machines; absolute numbers are not (and on a shared machine they move with its load).
+
+Also, in process: one training step (forward and backward) of the shipped nano LM at the smoke shape
+(2 segments of 6 s per process, one thread) with audiocraft's einsum attention, which generation uses,
+against the fused kernel training uses (:func:`silicon_sing.train.fused_attention_for_training`).
 """
 
 from __future__ import annotations
@@ -58,6 +62,37 @@ def run_config(base_run: Path, work: Path, name: str, nproc: int, cache: bool, t
             "job_wall_s": wall, "final_train_loss": result.final_train_loss}
 
 
+def attention_step_seconds(repeats: int = 6) -> dict[str, float]:
+    """Best seconds of one training step of the shipped nano LM, einsum against fused attention, interleaved."""
+    from audiocraft.modules.conditioners import ConditioningAttributes
+    from audiocraft.modules.transformer import StreamingMultiheadAttention
+
+    from silicon_sing.losses import LMLoss
+    from silicon_sing.models import load_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each of the smoke profile's two processes
+    try:
+        model = load_model("nano", seed=0)
+        lm = model.lm.train()
+        torch.manual_seed(0)
+        codes = torch.randint(0, lm.card, (2, lm.num_codebooks, int(6 * model.frame_rate)))
+        attributes = [ConditioningAttributes(text={"description": "calm pop song"})] * 2
+        attention = [m for m in lm.modules() if isinstance(m, StreamingMultiheadAttention)]
+        best = {"einsum": float("inf"), "fused": float("inf")}
+        for _ in range(repeats):
+            for name in best:
+                for m in attention:
+                    m.memory_efficient = name == "fused"
+                lm.zero_grad()
+                start = time.perf_counter()
+                LMLoss(lm)(codes, attributes)[0].backward()
+                best[name] = min(best[name], time.perf_counter() - start)
+        return best
+    finally:
+        torch.set_num_threads(threads)
+
+
 def main(out: Path) -> dict:
     """Prepare the smoke corpus once, run the three configurations, write and print the ratios."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,6 +108,7 @@ def main(out: Path) -> dict:
         runs = {name: {**max(ts, key=lambda r: r["samples_per_s"]),
                        "samples_per_s_all_trials": [r["samples_per_s"] for r in ts]} for name, ts in trials.items()}
     cached, encoding, single, threaded = (runs[k]["samples_per_s"] for k in CONFIGS)
+    attention = attention_step_seconds()
     report = {
         "category": CATEGORY, "recipe": RECIPE, "segment_seconds": base.curate.segment_seconds,
         "cpu_count": os.cpu_count(), "torch": torch.__version__, "corpus_prep_wall_s": prep_s, "runs": runs,
@@ -80,7 +116,9 @@ def main(out: Path) -> dict:
             "token_cache_over_encode_every_step": cached / encoding,
             "two_processes_over_one": cached / single,  # 1 compute thread per process in both
             "two_processes_over_one_process_two_threads": cached / threaded,
+            "einsum_attention_step_over_fused": attention["einsum"] / attention["fused"],
         },
+        "attention_step_seconds": attention,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, report)
@@ -92,6 +130,8 @@ def main(out: Path) -> dict:
     print(f"token cache vs encoding every step: {ratios['token_cache_over_encode_every_step']:.2f}x; "
           f"2 processes vs 1: {ratios['two_processes_over_one']:.2f}x (vs 1 process with 2 threads: "
           f"{ratios['two_processes_over_one_process_two_threads']:.2f}x)   -> {out}")
+    print(f"one training step, einsum attention {attention['einsum']:.3f} s vs fused {attention['fused']:.3f} s: "
+          f"{ratios['einsum_attention_step_over_fused']:.2f}x")
     return report
 
 

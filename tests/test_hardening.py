@@ -236,6 +236,26 @@ def _readme_block(after: str) -> str:
     return block[:block.index("```")].replace("\\\n", " ").strip()
 
 
+def test_readmes_slurm_job_trains_every_category_with_arguments_the_worker_accepts() -> None:
+    """The several-nodes recipe cannot run here (srun); its worker arguments can be parsed, as torchrun's are."""
+    import shlex
+
+    from silicon_sing.params import load_params
+    from silicon_sing.train.launch import rendezvous_args
+    from silicon_sing.train.worker import argument_parser
+
+    line = next(x for x in _readme_block("### Paper profile: several nodes").splitlines() if "silicon_sing.train" in x)
+    argv = shlex.split(line)
+    worker = argv[argv.index("silicon_sing.train") + 1:]
+    args = argument_parser().parse_args(worker)
+    assert args.category == ["acapella", "instrumental", "full"] and args.resume  # one job trains all three
+    assert args.params == "params/my-study.yaml"
+    launcher = argv[argv.index("torch.distributed.run") + 1: argv.index("silicon_sing.train") - 1]
+    two_nodes = load_params(REPO / "params" / "smoke.yaml", {"train.nnodes": 2, "train.rdzv_endpoint": "head:29400"})
+    # the rendezvous a launch on two nodes uses (train.launch), by flag
+    assert {a.split("=")[0] for a in rendezvous_args(two_nodes)} <= {a.split("=")[0] for a in launcher}
+
+
 def _fresh_clone(dest: Path) -> Path:
     """What a fresh clone holds that a notebook run needs (no runs/, no executed notebooks)."""
     import shutil

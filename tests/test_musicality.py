@@ -23,6 +23,7 @@ from silicon_sing.metrics.musicality import (
     ROUND_TRIP,
     Truth,
     clip_measures,
+    cqt_filter_memo,
     estimate_key,
     harmonic_lines,
     in_key_fraction,
@@ -86,6 +87,30 @@ def test_chord_progressions_name_their_keys() -> None:
     assert key_correlation(key_scores(c), "C major") > 0.7
     assert key_correlation(key_scores(am), "A# minor") == key_correlation(key_scores(am), "Bb minor")  # any spelling
     assert estimate_key(np.full(12, np.nan)) is None and np.isnan(in_key_fraction(np.zeros(12), "C major"))
+
+
+def test_mean_chroma_builds_each_cqt_filter_bank_once_and_gives_librosas_own_chroma(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """librosa rebuilds its CQT filters on every call (10 of the 21 s the smoke book's chroma took); the memo keeps
+    them per tuning, and the chroma stays librosa's to the bit, however often a filter bank is reused."""
+    import librosa
+    from librosa.core import constantq
+
+    memo = cqt_filter_memo()
+    assert memo is not None  # the pinned librosa has the hook
+    rng = np.random.default_rng(0)
+    clips = [chords(A_MINOR), chords(C_MAJOR), chords(A_MINOR) * 0.5, 0.1 * rng.standard_normal(SR * 3)]
+    with monkeypatch.context() as m:  # librosa as shipped: filters built afresh on every call
+        m.setattr(constantq, "__vqt_filter_fft", memo.original)
+        expected = [librosa.feature.chroma_cqt(y=c.astype(np.float32), sr=SR, hop_length=512).mean(axis=1)
+                    for c in clips]
+    first = [mean_chroma(c, SR) for c in clips]
+    builds = memo.builds
+    again = [mean_chroma(c, SR) for c in clips]
+    assert memo.builds == builds  # every filter bank came from the memo the second time
+    for e, a, b in zip(expected, first, again):
+        np.testing.assert_array_equal(a, e)
+        np.testing.assert_array_equal(b, e)  # librosa scales a bank in place: the memo hands out copies
 
 
 def test_harmonic_lines_count_held_partials_and_not_noise_or_clicks() -> None:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from silicon_sing import torchrun
 from silicon_sing import train as T
 from silicon_sing.data import load_training_examples
 from silicon_sing.models import nano_musicgen, state_fingerprint
 from silicon_sing.params import Params, load_params
-from silicon_sing.train.launch import ProgressBar
+from silicon_sing.train.launch import JobProgress, ProgressBar
 from stems import CuratedTrack, write_curated_run
 
 SR = 32000
@@ -81,13 +84,63 @@ def export_state(params: Params, category: str) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Params, T.TrainResult]:
-    """One uninterrupted 2-process torchrun run on CPU (the reference for several tests)."""
+def trained_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Params, dict[str, T.TrainResult], list[list[str]]]:
+    """One uninterrupted 2-process torchrun run on CPU of two categories, as notebook 03 trains them, and the
+    commands of the torchrun jobs it started."""
     params = run_params(make_fake_run(tmp_path_factory.mktemp("run-a")))
-    return params, T.launch(params, "full", progress=False)
+    jobs: list[list[str]] = []
+    real_run = torchrun.run
+
+    def spy(cmd: list[str], *args: Any, **kwargs: Any) -> torchrun.JobOutcome:
+        jobs.append(list(cmd))
+        return real_run(cmd, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torchrun, "run", spy)
+        results = T.train_all(params, ["acapella", "full"], progress=False)
+    return params, results, jobs
+
+
+@pytest.fixture(scope="module")
+def trained(trained_job: tuple[Params, dict[str, T.TrainResult], list[list[str]]]) -> tuple[Params, T.TrainResult]:
+    """The reference for several tests: "full", trained after "acapella" in the same job (the resume test compares
+    it with "full" trained alone, so a category trained second must learn exactly what it learns alone)."""
+    params, results, _ = trained_job
+    return params, results["full"]
 
 
 # --------------------------------------------------------------------------- torchrun runs
+
+
+@pytest.mark.slow
+def test_train_all_trains_its_categories_one_after_another_in_one_torchrun_job(
+        trained_job: tuple[Params, dict[str, T.TrainResult], list[list[str]]]) -> None:
+    """Each torchrun job costs ~14 s before its first step on 2 cores (agent, imports, model): one job, not three."""
+    params, results, jobs = trained_job
+    assert len(jobs) == 1
+    assert list(results) == ["acapella", "full"] and not any(r.reused for r in results.values())
+    for category, result in results.items():
+        assert T.is_up_to_date(params, category) and result.steps == 2 * U
+        assert [r["step"] for r in T.read_log(params, category) if r["kind"] == "train"] == list(range(1, 2 * U + 1))
+    starts = {c: T.read_log(params, c)[0]["time"] for c in results}
+    assert starts["acapella"] < starts["full"]  # in the order asked for
+    again = T.train_all(params, ["acapella", "full"], progress=False)
+    assert all(r.reused for r in again.values())
+
+
+@pytest.mark.slow
+def test_a_job_failing_after_its_last_export_keeps_every_result(
+        trained_job: tuple[Params, dict[str, T.TrainResult], list[list[str]]], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """E.g. a rank dying while the process group is torn down: the exports are whole and fingerprinted."""
+    L = importlib.import_module("silicon_sing.train.launch")  # the package's `launch` is the function
+
+    params, results, _ = trained_job
+    monkeypatch.setattr(torchrun, "run", lambda *a, **k: torchrun.JobOutcome(1, "teardown failed", ""))
+    with caplog.at_level("WARNING", logger=L.__name__):
+        again = L._launch_locked(params, list(results), True, False, 2, {}, [])
+    assert {c: r.fingerprint for c, r in again.items()} == {c: r.fingerprint for c, r in results.items()}
+    assert "exited with code 1 after exporting acapella, full" in caplog.text
 
 
 @pytest.mark.slow
@@ -118,9 +171,12 @@ def test_two_process_training_lowers_the_loss_and_logs_every_step(trained: tuple
 @pytest.mark.slow
 def test_export_loads_with_get_pretrained_and_differs_from_the_start(trained: tuple[Params, T.TrainResult]) -> None:
     from audiocraft.models import MusicGen
+    from audiocraft.modules.transformer import StreamingMultiheadAttention
 
     params, result = trained
     model = MusicGen.get_pretrained(result.export_dir, device="cpu")
+    # trained with the fused attention, generates with the streaming-safe one its config names
+    assert not any(m.memory_efficient for m in model.lm.modules() if isinstance(m, StreamingMultiheadAttention))
     start = nano_musicgen(seed=params.seed)
     assert state_fingerprint(model.compression_model) == state_fingerprint(start.compression_model)
     assert state_fingerprint(model.lm) != state_fingerprint(start.lm)
@@ -178,15 +234,17 @@ def test_resume_after_kill_mid_epoch_matches_the_uninterrupted_run(
 
 @pytest.mark.slow
 def test_a_failing_rank_stops_the_job_and_its_error_is_shown(tmp_path: Path) -> None:
-    params = run_params(make_fake_run(tmp_path / "run"))
+    """The second category of a job fails: the error names it, and the first keeps its export."""
+    params = run_params(make_fake_run(tmp_path / "run"), **{"train.epochs": 1})
     rows = [json.loads(x) for x in (params.run.curated / "manifests" / "acapella" / "train" / "data.jsonl").open()]
     Path(rows[1]["path"]).write_bytes(b"not audio at all")  # segment 1 is encoded by rank 1
     start = time.perf_counter()
     with pytest.raises(T.TrainingFailed) as err:
-        T.launch(params, "acapella", progress=False)
-    assert time.perf_counter() - start < 120  # the other rank does not hang
+        T.train_all(params, ["full", "acapella"], progress=False)
+    assert time.perf_counter() - start < 180  # the other rank does not hang
     msg = str(err.value)
-    assert "rank 1" in msg and "cannot be decoded" in msg and rows[1]["path"] in msg
+    assert "training acapella failed" in msg and "rank 1" in msg and "cannot be decoded" in msg and rows[1]["path"] in msg
+    assert T.is_up_to_date(params, "full") and "full" in msg  # nothing lost: a rerun starts at acapella
 
 
 # --------------------------------------------------------------------------- in-process pieces
@@ -204,6 +262,18 @@ def test_progress_bar_shows_the_step_the_train_loss_and_the_last_validation_loss
         assert bar.bar.n == 2 and bar.bar.postfix == "valid=3.457, loss=3.100, epoch=0"
         bar.on_line(line(kind="valid", epoch=0, step=2, loss=3.2))
         assert bar.bar.postfix == "valid=3.200, loss=3.100, epoch=0"
+        bar.on_line(line(kind="train", epoch=1, step=3, loss=2.0, category="acapella"))  # another bar's line
+        assert bar.bar.n == 2
+
+
+def test_a_jobs_progress_lines_move_the_bar_of_their_category() -> None:
+    def line(**row: object) -> str:
+        return "[rank0]: " + T.PROGRESS + json.dumps(row)
+
+    with JobProgress(["acapella", "full"], 4, progress=False) as bars:
+        bars.on_line(line(kind="train", epoch=0, step=3, loss=2.0, category="acapella"))
+        bars.on_line(line(kind="event", event="up-to-date", category="full"))
+        assert bars.bars["acapella"].bar.n == 3 and bars.bars["full"].bar.n == 4
 
 
 def test_batches_do_not_depend_on_the_number_of_processes() -> None:
@@ -313,6 +383,37 @@ def test_out_of_memory_names_the_parameter_to_lower(tmp_path: Path, monkeypatch:
 # --------------------------------------------------------------------------- precision, FSDP, several nodes
 
 
+@pytest.mark.parametrize("model", ["nano", "nano-random"])
+def test_training_attention_is_torchs_fused_kernel_and_learns_what_the_generation_attention_would(model: str) -> None:
+    """The nano LMs generate with audiocraft's einsum attention (rope breaks its fused path when streaming); training
+    does not stream, so it runs the fused kernel audiocraft trains MusicGen with: same loss and gradients."""
+    from audiocraft.modules.conditioners import ConditioningAttributes
+    from audiocraft.modules.transformer import StreamingMultiheadAttention
+
+    from silicon_sing.models import load_model
+
+    lm = load_model(model, seed=0).lm.train()
+    torch.manual_seed(0)
+    codes = torch.randint(0, lm.card, (2, lm.num_codebooks, 150))
+    attributes = [ConditioningAttributes(text={"description": d}) for d in ("calm pop song", "fast rock")]
+
+    def loss_and_grads() -> tuple[torch.Tensor, torch.Tensor]:
+        lm.zero_grad()
+        loss = T.LMLoss(lm)(codes, attributes)[0]
+        loss.backward()
+        return loss.detach(), torch.cat([q.grad.flatten() for q in lm.parameters() if q.grad is not None])
+
+    attention = [m for m in lm.modules() if isinstance(m, StreamingMultiheadAttention)]
+    assert attention and not any(m.memory_efficient for m in attention)
+    loss, grads = loss_and_grads()
+    assert T.fused_attention_for_training(lm) == len(attention)
+    assert all(m.memory_efficient for m in attention)
+    fused_loss, fused_grads = loss_and_grads()
+    torch.testing.assert_close(fused_loss, loss, rtol=1e-6, atol=0)
+    assert float((fused_grads - grads).norm() / grads.norm()) < 1e-5
+    assert T.fused_attention_for_training(lm) == 0  # idempotent
+
+
 def test_audiocraft_hands_fp16_weights_to_any_non_cpu_device_and_the_trainer_casts_them_up() -> None:
     """What ``loaders.load_lm_model`` returns for a GPU (here the meta device): fp16 weights, which we cast."""
     from audiocraft.models import loaders
@@ -352,7 +453,7 @@ def test_trainer_handed_fp16_weights_trains_fp32_master_weights(
     params = run_params(run, **{"train.epochs": 1, "train.updates_per_epoch": 5, "train.batch_size": 2,
                                 "train.precision": precision, "train.nproc_per_node": 1})
     trainer = T.Trainer(params, "full", T.Dist(0, 1, 0, torch.device("cpu")))
-    assert trainer.cast_to_fp32 > 0
+    assert trainer.cast_to_fp32 > 0 and trainer.fused_attention > 0
     assert all(p.dtype == torch.float32 for p in trainer.lm.parameters() if p.requires_grad)
     assert (trainer.scaler is not None) == (precision == "fp16")
     before = {k: v.clone() for k, v in trainer.lm.state_dict().items() if v.is_floating_point()}

@@ -66,9 +66,10 @@ def nano_config(max_duration: float = 30.0, dim: int = 64, num_layers: int = 2, 
                 card: int = 256, n_q: int = 4, text_bins: int = 4096, device: str = "cpu") -> DictConfig:
     """The nano MusicGen's audiocraft config (LM + compression model in one, like an ``xp.cfg``)."""
     lm = _lm_defaults()
-    # custom attention, no memory-efficient kernel: the fastest exact path for tiny CPU models. And with rope (the
-    # shipped nano LM), not memory_efficient: audiocraft 1.3.0's _apply_rope reads the streaming offset from
-    # past_keys.shape[1], which that layout (b h t d) makes the head count, so generation would rotate wrongly
+    # custom attention, no memory-efficient kernel: the fastest exact path for tiny CPU models when generating. And with
+    # rope (the shipped nano LM), not memory_efficient: audiocraft 1.3.0's _apply_rope reads the streaming offset from
+    # past_keys.shape[1], which that layout (b h t d) makes the head count, so generation would rotate wrongly.
+    # Training does not stream and switches these layers to the fused kernel (train.fused_attention_for_training)
     lm.update(n_q=n_q, card=card, dim=dim, num_heads=num_heads, num_layers=num_layers,
               custom=True, memory_efficient=False, cross_attention=True)
     cfg = {

@@ -1,9 +1,10 @@
 """Stage 03 — fine-tuning MusicGen with torchrun, one entry point from 2 CPU processes to 8 GPUs.
 
 ``torchrun --standalone --nproc_per_node=N -m silicon_sing.train --params params/smoke.yaml
---category acapella [--resume] [--overrides JSON]`` trains one category; :func:`launch` runs that
-command from a notebook, streams rank 0's progress into a tqdm bar and raises with the failing
-rank's stderr tail when any rank fails.
+--category instrumental acapella [--resume] [--overrides JSON]`` trains categories in turn in one job;
+:func:`launch_job` (:func:`train_all`, :func:`launch` for one category) runs that command from a notebook,
+streams rank 0's progress into a tqdm bar per category and raises with the failing category and rank's
+stderr tail when any rank fails.
 
 One module per responsibility, re-exported here:
 
@@ -44,6 +45,7 @@ from .launch import (
                           TrainingInterrupted,
                           gpu_memory_bytes,
                           launch,
+                          launch_job,
                           memory_estimate,
                           params_overrides,
                           preflight,
@@ -67,6 +69,7 @@ from .trainer import (
                           Trainer,
                           TrainingDiverged,
                           enable_activation_checkpointing,
+                          fused_attention_for_training,
                           master_weights_fp32,
 )
 from .worker import main, train
@@ -75,12 +78,13 @@ __all__ = [
     "TrainingExample", "TrainResult", "TrainingDiverged", "TrainingFailed", "TrainingInterrupted",
     "inputs_fingerprint", "is_up_to_date", "read_done", "epoch_order", "rank_positions", "step_rngs",
     "augment",
-    "codebook_cross_entropy", "LMLoss", "make_attributes", "apply_condition_dropout", "train", "launch",
+    "codebook_cross_entropy", "LMLoss", "make_attributes", "apply_condition_dropout", "train", "launch", "launch_job",
     "train_all", "load_result", "read_log", "loss_curves",
     "LOCK_HELD_ENV", "PROGRESS", "CHECKPOINT", "torchrun_command", "rendezvous_args", "params_overrides",
     "failing_rank_tail", "main", "describe_export", "results_table", "summary",
     "Dist", "NoGPU", "StopFlag", "PARENT_DIED", "require_gpus_for", "init_distributed", "all_reduce", "barrier",
     "gather_objects", "die_with_parent", "PrecisionPlan", "master_weights_fp32", "enable_activation_checkpointing",
+    "fused_attention_for_training",
     "Batch", "Trainer", "rng_state", "set_rng_state", "save_checkpoint", "load_checkpoint",
     "memory_estimate", "gpu_memory_bytes", "preflight",
 ]

@@ -16,6 +16,7 @@ Notebook: notebooks/03_finetune.ipynb
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -83,10 +84,12 @@ def rendezvous_args(params: Params) -> list[str]:
             f"--rdzv-id={t.rdzv_id}"]
 
 
-def torchrun_command(params: Params, category: str, nproc: int, log_dir: Path, resume: bool) -> list[str]:
-    """The torchrun command line that trains one category (the same on every node of a multi-node job)."""
+def torchrun_command(params: Params, categories: str | Sequence[str], nproc: int, log_dir: Path,
+                     resume: bool) -> list[str]:
+    """The torchrun command line that trains ``categories`` in turn (the same on every node of a multi-node job)."""
+    cats = [categories] if isinstance(categories, str) else list(categories)
     cmd = tr.command(rendezvous_args(params), nproc, "silicon_sing.train",
-                     ["--params", str(params.source), "--category", category,
+                     ["--params", str(params.source), "--category", *cats,
                       "--overrides", json.dumps(params_overrides(params))], log_dir=log_dir)
     return cmd + (["--resume"] if resume else [])
 
@@ -128,53 +131,81 @@ def launch(params: Params, category: str, resume: bool = True, progress: bool = 
     ``resume=True`` continues an interrupted run of the same inputs (a checkpoint of other inputs
     is ignored). Unchanged inputs with a finished export return at once (``reused=True``).
     """
-    if category not in CATEGORIES:
-        raise ValueError(f"unknown category {category!r}; expected one of {CATEGORIES}")
-    if is_up_to_date(params, category):
-        _say(progress, f"{category}: inputs unchanged since the export in {params.run.export(category)}; "
-                       "nothing to do")
-        return load_result(params, category, reused=True)
-    nproc = nproc or params.train.nproc_per_node
-    preflight(params, progress)
-    lock = params.run.train_lock(category)
-    with run_lock(lock, f"training {category}") as held:  # held for the whole torchrun job, by it too
-        return _launch_locked(params, category, resume, progress, nproc, {**(env or {}), LOCK_HELD_ENV: str(lock)},
-                              held.fd)
+    return launch_job(params, [category], resume, progress, nproc, env)[category]
 
 
-def _launch_locked(params: Params, category: str, resume: bool, progress: bool, nproc: int,
-                   env: dict[str, str], lock_fd: int) -> TrainResult:
-    """:func:`launch` once the category's lock is held (by descriptor ``lock_fd``, which the job inherits:
-    if this process is killed, the lock stays with the job until it has checkpointed and ended)."""
-    cdir = params.run.category_dir(category)
-    log_dir = params.run.torchrun_logs(category)
+def launch_job(params: Params, categories: Sequence[str], resume: bool = True, progress: bool = True,
+               nproc: int | None = None, env: dict[str, str] | None = None) -> dict[str, TrainResult]:
+    """Fine-tune ``categories`` in the order given, in one torchrun job; return each one's result.
+
+    As :func:`launch` for each category: up-to-date exports are reused (``reused=True``) and are not part
+    of the job, ``resume=True`` continues an interrupted category. The locks of all the job's categories
+    are held until it ends.
+    """
+    unknown = [c for c in categories if c not in CATEGORIES]
+    if unknown:
+        raise ValueError(f"unknown category {unknown[0]!r}; expected one of {CATEGORIES}")
+    results: dict[str, TrainResult] = {}
+    todo: list[str] = []
+    for c in dict.fromkeys(categories):  # each once, in order
+        if is_up_to_date(params, c):
+            _say(progress, f"{c}: inputs unchanged since the export in {params.run.export(c)}; nothing to do")
+            results[c] = load_result(params, c, reused=True)
+        else:
+            todo.append(c)
+    if todo:
+        preflight(params, progress)
+        locks = [params.run.train_lock(c) for c in todo]
+        with contextlib.ExitStack() as stack:  # held for the whole torchrun job, by it too
+            held = [stack.enter_context(run_lock(lock, f"training {c}")) for c, lock in zip(todo, locks)]
+            job_env = {**(env or {}), LOCK_HELD_ENV: os.pathsep.join(str(lock) for lock in locks)}
+            results.update(_launch_locked(params, todo, resume, progress, nproc or params.train.nproc_per_node,
+                                          job_env, [h.fd for h in held]))
+    return {c: results[c] for c in dict.fromkeys(categories)}
+
+
+def _launch_locked(params: Params, categories: list[str], resume: bool, progress: bool, nproc: int,
+                   env: dict[str, str], lock_fds: list[int]) -> dict[str, TrainResult]:
+    """:func:`launch_job` once the categories' locks are held (by descriptors ``lock_fds``, which the job
+    inherits: if this process is killed, the locks stay with the job until it has checkpointed and ended)."""
+    log_dir = params.run.torchrun_logs(categories[0])
     shutil.rmtree(log_dir, ignore_errors=True)  # a previous job's error files must not be blamed
-    cdir.mkdir(parents=True, exist_ok=True)
+    for c in categories:
+        params.run.category_dir(c).mkdir(parents=True, exist_ok=True)
     run_env = tr.share_cpu_threads({**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, nproc)
-    cmd = torchrun_command(params, category, nproc, log_dir, resume)
+    cmd = torchrun_command(params, categories, nproc, log_dir, resume)
     if params.train.nnodes > 1:
-        _say(progress, f"{category}: this node joins a {params.train.nnodes}-node job at {params.train.rdzv_endpoint}; "
-                       f"start the same command on every other node (README, 'several nodes'):\n  "
-                       + " ".join(shlex.quote(c) for c in cmd))
-    stderr_path = params.run.torchrun_stderr(category)
+        _say(progress, f"{', '.join(categories)}: this node joins a {params.train.nnodes}-node job at "
+                       f"{params.train.rdzv_endpoint}; start the same command on every other node (README, "
+                       "'several nodes'):\n  " + " ".join(shlex.quote(c) for c in cmd))
+    stderr_path = params.run.torchrun_stderr(categories[0])
     job_start = time.time()
     total = params.train.epochs * params.train.updates_per_epoch
-    with ProgressBar(category, total, progress) as bar:
-        outcome = tr.run(cmd, env=run_env, stderr_path=stderr_path, on_line=bar.on_line, pass_fds=(lock_fd,))
+    with JobProgress(categories, total, progress) as bars:
+        outcome = tr.run(cmd, env=run_env, stderr_path=stderr_path, on_line=bars.on_line, pass_fds=lock_fds)
     rc = outcome.returncode
-    if rc == 0:
-        r = load_result(params, category)
-        _say(progress, f"{category}: {r.steps} steps on {r.world_size} process(es), train loss "
+    results: dict[str, TrainResult] = {}
+    for c in categories:  # trained in order: those done before a failure keep their exports
+        if rc != 0 and not is_up_to_date(params, c):  # none was before the job (launch_job)
+            break
+        r = results[c] = load_result(params, c)
+        _say(progress, f"{c}: {r.steps} steps on {r.world_size} process(es), train loss "
                        f"{r.first_train_loss:.3f} → {r.final_train_loss:.3f}, {r.samples_per_s:.1f} samples/s")
-        return r
-    rows = read_jsonl(params.run.train_log(category)) if params.run.train_log(category).exists() else []
+    failed = next((c for c in categories if c not in results), None)
+    if failed is None:  # every export written and fingerprinted: a failure after them (leaving the job) loses nothing
+        if rc != 0:
+            logger.warning("the training job exited with code %s after exporting %s; logs: %s", rc,
+                           ", ".join(categories), log_dir)
+        return results
+    kept = f" ({', '.join(results)} finished first and kept their exports)" if results else ""
+    rows = read_jsonl(params.run.train_log(failed)) if params.run.train_log(failed).exists() else []
     # only an interruption of *this* job: a row left by an earlier one must not hide this job's error
     if rows and rows[-1].get("event") == "interrupted" and rows[-1].get("time", 0) >= job_start:
-        raise TrainingInterrupted(f"training {category} was stopped at step {rows[-1].get('step')} after "
-                                  f"writing a checkpoint; call launch(..., resume=True) to continue")
+        raise TrainingInterrupted(f"training {failed} was stopped at step {rows[-1].get('step')} after "
+                                  f"writing a checkpoint{kept}; call launch(..., resume=True) to continue")
     rank, tail = tr.failure_tail(outcome, log_dir)
     where = f"rank {rank}" if rank is not None else "torchrun"
-    raise TrainingFailed(f"training {category} failed (exit code {rc}) on {where}; its stderr ends with:\n"
+    raise TrainingFailed(f"training {failed} failed (exit code {rc}) on {where}{kept}; its stderr ends with:\n"
                          f"{tail}\n(full logs: {log_dir}, {stderr_path})")
 
 
@@ -182,7 +213,7 @@ class ProgressBar:
     """A tqdm bar moved by rank 0's progress lines (:data:`silicon_sing.train.trainer.PROGRESS`)."""
 
     def __init__(self, category: str, total: int, progress: bool):
-        self.total = total
+        self.category, self.total = category, total
         self.bar = tqdm(total=total, desc=f"fine-tune {category}", unit="step", disable=not progress)
         self.shown: dict[str, str] = {}  # the bar's postfix: last train loss, epoch, last validation loss
 
@@ -193,13 +224,9 @@ class ProgressBar:
         self.bar.close()
 
     def on_line(self, line: str) -> None:
-        """Move the bar if ``line`` is a progress line; ignore any other output."""
-        i = line.find(PROGRESS)
-        if i < 0:
-            return
-        try:
-            msg = json.loads(line[i + len(PROGRESS):])
-        except json.JSONDecodeError:
+        """Move the bar if ``line`` is a progress line of this category; ignore any other output."""
+        msg = progress_message(line)
+        if msg is None or msg.get("category", self.category) != self.category:
             return
         if msg.get("kind") == "train":
             self.bar.n = int(msg["step"])
@@ -214,10 +241,42 @@ class ProgressBar:
             self.bar.refresh()
 
 
+def progress_message(line: str) -> dict[str, Any] | None:
+    """The row a progress line (:data:`~silicon_sing.train.trainer.PROGRESS`) carries, None for any other output."""
+    i = line.find(PROGRESS)
+    if i < 0:
+        return None
+    try:
+        msg = json.loads(line[i + len(PROGRESS):])
+    except json.JSONDecodeError:
+        return None
+    return msg if isinstance(msg, dict) else None
+
+
+class JobProgress:
+    """One :class:`ProgressBar` per category of a job; each progress line moves its category's bar."""
+
+    def __init__(self, categories: Sequence[str], total: int, progress: bool):
+        self.bars = {c: ProgressBar(c, total, progress) for c in categories}
+
+    def __enter__(self) -> JobProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for bar in self.bars.values():
+            bar.bar.close()
+
+    def on_line(self, line: str) -> None:
+        """Hand ``line`` to every bar: each takes only its own category's lines."""
+        for bar in self.bars.values():
+            bar.on_line(line)
+
+
 def train_all(params: Params, categories: Sequence[str] = CATEGORIES, progress: bool = True) -> dict[str, TrainResult]:
-    """Fine-tune every category in turn (each its own torchrun job)."""
-    return {c: launch(params, c, progress=progress) for c in categories}
+    """Fine-tune every category in turn, all in one torchrun job (:func:`launch_job`)."""
+    return launch_job(params, categories, progress=progress)
 
 
 __all__ = ["TrainingFailed", "TrainingInterrupted", "params_overrides", "rendezvous_args", "torchrun_command",
-           "memory_estimate", "gpu_memory_bytes", "preflight", "launch", "ProgressBar", "train_all"]
+           "memory_estimate", "gpu_memory_bytes", "preflight", "launch", "launch_job", "ProgressBar", "JobProgress",
+           "progress_message", "train_all"]

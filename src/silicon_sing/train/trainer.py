@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from audiocraft.models.lm import LMModel
+from audiocraft.modules import transformer as act
 from audiocraft.modules.transformer import StreamingTransformerLayer
 from audiocraft.optim import CosineLRScheduler
 from torch import nn
@@ -105,6 +106,26 @@ def master_weights_fp32(module: nn.Module) -> int:
     return cast
 
 
+def fused_attention_for_training(lm: LMModel) -> int:
+    """Let the LM's einsum attention layers run torch's fused ``scaled_dot_product_attention`` while training.
+
+    The nano LMs are built with audiocraft's custom (einsum) attention because audiocraft 1.3.0 rotates
+    rope at the wrong offset when its memory-efficient path *streams* (:mod:`silicon_sing.models.configs`).
+    Training never streams, and there that path is the fused kernel audiocraft trains MusicGen with: the
+    same attention, ~20 % less time per step on a CPU (``benchmarks/bench_train.py``). Only these
+    in-memory modules change; an export's config still names the einsum attention for generation. The
+    paper's MusicGen already uses the fused path. Returns how many layers were switched.
+    """
+    if act._efficient_attention_backend != "torch":  # xformers' kernel: not installed here, not what we checked
+        return 0
+    switched = 0
+    for m in lm.modules():
+        if isinstance(m, act.StreamingMultiheadAttention) and m.custom and not m.memory_efficient:
+            m.memory_efficient = True
+            switched += 1
+    return switched
+
+
 def enable_activation_checkpointing(lm: LMModel) -> None:
     """Recompute each transformer layer in the backward pass (audiocraft's ``checkpointing='torch'``)."""
     lm.transformer.checkpointing = "torch"
@@ -157,6 +178,7 @@ class Trainer:
         self.codes: dict[str, torch.Tensor] = {}
         self.plan = PrecisionPlan.for_precision(self.t.precision)
         self.cast_to_fp32 = master_weights_fp32(self.lm)
+        self.fused_attention = fused_attention_for_training(self.lm)
         if self.t.activation_checkpointing:
             enable_activation_checkpointing(self.lm)
         self.use_fsdp = bool(self.t.fsdp) and dist.is_initialized() and ctx.world_size > 1
@@ -423,7 +445,7 @@ class Trainer:
             f.write(json.dumps(row, sort_keys=True) + "\n")
         total = self.t.epochs * self.t.updates_per_epoch
         print(PROGRESS + json.dumps({**{k: row.get(k) for k in ("kind", "event", "epoch", "step", "loss")},
-                                     "total": total}), flush=True)
+                                     "total": total, "category": self.category}), flush=True)
 
     def truncate_log(self, upto_step: int) -> None:
         """On resume, drop log rows written after the checkpoint (they will be recomputed)."""
@@ -532,5 +554,5 @@ class Trainer:
         barrier()
 
 
-__all__ = ["PROGRESS", "TrainingDiverged", "PrecisionPlan", "master_weights_fp32", "enable_activation_checkpointing",
-           "Batch", "Trainer"]
+__all__ = ["PROGRESS", "TrainingDiverged", "PrecisionPlan", "master_weights_fp32", "fused_attention_for_training",
+           "enable_activation_checkpointing", "Batch", "Trainer"]

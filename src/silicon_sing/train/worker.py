@@ -1,11 +1,13 @@
-"""Stage 03 — the torchrun worker: ``python -m silicon_sing.train`` fine-tunes one category.
+"""Stage 03 — the torchrun worker: ``python -m silicon_sing.train`` fine-tunes one or more categories.
 
 ``torchrun --standalone --nproc_per_node=N -m silicon_sing.train --params params/smoke.yaml
---category acapella [--resume] [--overrides JSON]`` trains one category, from 2 CPU processes to 8
-GPUs; :func:`silicon_sing.train.launch` runs that command from a notebook. Each worker joins the
-job, and rank 0 takes the category's lock unless the launcher (its parent) already holds it. A
-rerun with unchanged inputs finds the export and does no work; ``--resume`` continues an
-interrupted run of the same inputs bit-for-bit.
+--category instrumental acapella [--resume] [--overrides JSON]`` trains the categories one after
+another in one job, from 2 CPU processes to 8 GPUs; :func:`silicon_sing.train.launch_job` runs that
+command from a notebook. Each worker joins the job once, and rank 0 takes the categories' locks unless
+the launcher (its parent) already holds them. Each category starts from the same seed and a freshly
+loaded model, so it learns exactly what it would learn in a job of its own. A rerun with unchanged
+inputs finds the exports and does no work; ``--resume`` continues an interrupted run of the same
+inputs bit-for-bit.
 
 Notebook: notebooks/03_finetune.ipynb
 """
@@ -13,8 +15,11 @@ Notebook: notebooks/03_finetune.ipynb
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import os
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -27,39 +32,64 @@ from .stage import LOCK_HELD_ENV, is_up_to_date
 from .trainer import PROGRESS, Trainer
 
 
-def train(params: Params, category: str, resume: bool = False) -> int:
-    """Fine-tune ``category`` inside a torchrun worker (or a single process); return the exit code."""
-    if category not in CATEGORIES:
-        raise ValueError(f"unknown category {category!r}; expected one of {CATEGORIES}")
-    if is_up_to_date(params, category):
-        if int(os.environ.get("RANK", 0)) == 0:
-            print(PROGRESS + json.dumps({"kind": "event", "event": "up-to-date"}), flush=True)
+def train(params: Params, categories: str | Sequence[str], resume: bool = False) -> int:
+    """Fine-tune ``categories`` in turn inside a torchrun worker (or a single process); return the exit code.
+
+    A failing or interrupted category ends the job: the categories after it are not started.
+    """
+    cats = [categories] if isinstance(categories, str) else list(dict.fromkeys(categories))
+    unknown = [c for c in cats if c not in CATEGORIES]
+    if unknown:
+        raise ValueError(f"unknown category {unknown[0]!r}; expected one of {CATEGORIES}")
+    # decided once, before any training, so that every rank decides alike
+    todo = [c for c in cats if not is_up_to_date(params, c)]
+    if int(os.environ.get("RANK", 0)) == 0:
+        for c in cats:
+            if c not in todo:
+                print(PROGRESS + json.dumps({"kind": "event", "event": "up-to-date", "category": c}), flush=True)
+    if not todo:
         return 0
     ctx = init_distributed(params.train.dist_backend, params.train.collective_timeout_minutes)
-    torch.manual_seed(params.seed)
     try:
-        return Trainer(params, category, ctx).run(resume)
+        for c in todo:
+            torch.manual_seed(params.seed)  # as if the category had the job to itself
+            rc = Trainer(params, c, ctx).run(resume)
+            if rc:
+                return rc
+            gc.collect()  # the last category's model and optimizer, before the next one's are built
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        return 0
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    """The worker's command line (what :func:`~.launch.torchrun_command` writes, and the README's SLURM job)."""
+    ap = argparse.ArgumentParser(prog="python -m silicon_sing.train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params/smoke.yaml", help="the profile's parameter file")
+    ap.add_argument("--category", required=True, nargs="+", choices=CATEGORIES,
+                    help="one or more categories, trained in this order")
+    ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint of the same inputs")
+    ap.add_argument("--overrides", default="{}", help='JSON dict of dotted overrides, e.g. {"train.epochs": 1}')
+    return ap
 
 
 def _main(argv: list[str] | None = None) -> int:
     """Command-line entry point (each torchrun worker runs this)."""
     if "TORCHELASTIC_RUN_ID" in os.environ:  # a torchrun worker: stop with the agent
         die_with_parent()
-    ap = argparse.ArgumentParser(prog="python -m silicon_sing.train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="params/smoke.yaml", help="the profile's parameter file")
-    ap.add_argument("--category", required=True, choices=CATEGORIES)
-    ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint of the same inputs")
-    ap.add_argument("--overrides", default="{}", help='JSON dict of dotted overrides, e.g. {"train.epochs": 1}')
-    args = ap.parse_args(argv)
+    args = argument_parser().parse_args(argv)
     params = load_params(args.params, json.loads(args.overrides))
-    lock = params.run.train_lock(args.category)
-    if int(os.environ.get("RANK", 0)) != 0 or os.environ.get(LOCK_HELD_ENV) == str(lock):
-        return train(params, args.category, resume=args.resume)  # rank 0 alone writes; launch holds it
-    with run_lock(lock, f"training {args.category}"):  # torchrun or python started by hand
+    locks = {c: params.run.train_lock(c) for c in args.category}
+    held = set(os.environ.get(LOCK_HELD_ENV, "").split(os.pathsep))
+    if int(os.environ.get("RANK", 0)) != 0 or all(str(lock) in held for lock in locks.values()):
+        return train(params, args.category, resume=args.resume)  # rank 0 alone writes; launch holds the locks
+    with contextlib.ExitStack() as stack:  # torchrun or python started by hand
+        for c, lock in locks.items():
+            stack.enter_context(run_lock(lock, f"training {c}"))
         return train(params, args.category, resume=args.resume)
 
 
@@ -71,4 +101,4 @@ def main(argv: list[str] | None = None) -> int | None:
     return record(_main)(argv)
 
 
-__all__ = ["train", "main"]
+__all__ = ["train", "main", "argument_parser"]
