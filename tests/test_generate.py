@@ -259,6 +259,46 @@ def test_codec_round_trip_is_the_baseline_codec_at_the_callers_rate(curated_run)
     assert np.allclose(loaded, out, atol=1e-4)
 
 
+def test_round_trips_are_kept_by_codec_weights_and_audio_and_a_kept_one_loads_no_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notebook 05 plays round trips of originals notebook 04 has just measured: from the run's cache, with neither a
+    model load nor torch's import (~7 s of 05 on 2 cores). Other audio or other weights are computed afresh."""
+    import subprocess
+    import sys
+
+    from silicon_sing import models
+
+    params = load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(tmp_path / "run")})
+    y = (0.2 * np.random.default_rng(0).standard_normal(32000)).astype(np.float32)
+    first = G.codec_round_trip(params)(y, 32000)
+    assert len(list(params.run.round_trips.glob("*.npy"))) == 1
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(models, "load_model", no_model)
+    np.testing.assert_array_equal(G.codec_round_trip(params)(y, 32000), first)
+    with pytest.raises(AssertionError, match="a model was loaded"):
+        G.codec_round_trip(params)(y * 0.5, 32000)  # other audio
+    with pytest.raises(AssertionError, match="a model was loaded"):  # another baseline (a fresh pre-training, say)
+        G.codec_round_trip(load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(tmp_path / "run"),
+                                                                        "train.model": "nano-random"}))(y, 32000)
+    np.save(tmp_path / "y.npy", y)
+    code = (f"import sys, numpy as np\nfrom silicon_sing.generate import codec_round_trip\n"
+            f"from silicon_sing.params import load_params\n"
+            f"P = load_params({str(REPO / 'params' / 'smoke.yaml')!r}, {{'run_dir': {str(tmp_path / 'run')!r}}})\n"
+            f"out = codec_round_trip(P)(np.load({str(tmp_path / 'y.npy')!r}), 32000)\n"
+            f"np.save({str(tmp_path / 'out.npy')!r}, out)\n"
+            f"print(sorted(m for m in ('torch', 'audiocraft') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), first)
+    # a given model is not the params' baseline: never kept, never taken from what is kept
+    monkeypatch.undo()
+    G.codec_round_trip(params, nano_musicgen(seed=1))(y, 32000)
+    assert len(list(params.run.round_trips.glob("*.npy"))) == 1
+
+
 def test_sampling_is_described_and_a_departure_from_musicgen_defaults_is_named(tmp_path: Path) -> None:
     from silicon_sing.generate import GenerationSettings
     from silicon_sing.params import MUSICGEN_SAMPLING
@@ -278,13 +318,13 @@ def test_baseline_continuations_are_fingerprinted_by_the_shipped_nano_files(tmp_
     """``train.model: nano`` names the shipped weights, which a re-pretraining replaces (stop 24 did): the baseline's
     fingerprint must follow the files, or a rerun on an old run dir keeps the old model's continuations as done
     beside a fine-tune of the new one. It was the constant ``name:nano`` before."""
-    from silicon_sing.models import loading
+    from silicon_sing import model_names
 
     nano = tmp_path / "nano"
     nano.mkdir()
     for f in ("state_dict.bin", "compression_state_dict.bin"):
-        (nano / f).write_bytes((loading.NANO_DIR / f).read_bytes())
-    monkeypatch.setattr(loading, "NANO_DIR", nano)
+        (nano / f).write_bytes((model_names.NANO_DIR / f).read_bytes())
+    monkeypatch.setattr(model_names, "NANO_DIR", nano)
     params = load_params(REPO / "params" / "smoke.yaml", {"run_dir": str(tmp_path / "run")})
     before = G.weights_fingerprint(params, G.BASELINE, "instrumental")
     assert before == G.weights_fingerprint(params, G.RESEEDED, "acapella")  # the same weights, every category

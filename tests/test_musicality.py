@@ -111,6 +111,12 @@ def test_mean_chroma_builds_each_cqt_filter_bank_once_and_gives_librosas_own_chr
     for e, a, b in zip(expected, first, again):
         np.testing.assert_array_equal(a, e)
         np.testing.assert_array_equal(b, e)  # librosa scales a bank in place: the memo hands out copies
+    detuned = chords([[n + 0.3 for n in notes] for notes in A_MINOR])  # a third of a semitone sharp: its own banks
+    with monkeypatch.context() as m:
+        m.setattr(constantq, "__vqt_filter_fft", memo.original)
+        expected_detuned = librosa.feature.chroma_cqt(y=detuned, sr=SR, hop_length=512).mean(axis=1)
+    np.testing.assert_array_equal(mean_chroma(detuned, SR), expected_detuned)
+    assert memo.builds == builds + 7  # one bank per octave of chroma_cqt's seven
 
 
 def test_harmonic_lines_count_held_partials_and_not_noise_or_clicks() -> None:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -234,8 +235,9 @@ def test_resume_after_kill_mid_epoch_matches_the_uninterrupted_run(
 
 @pytest.mark.slow
 def test_a_failing_rank_stops_the_job_and_its_error_is_shown(tmp_path: Path) -> None:
-    """The second category of a job fails: the error names it, and the first keeps its export."""
-    params = run_params(make_fake_run(tmp_path / "run"), **{"train.epochs": 1})
+    """The second category of a job fails: the error names it, and the first keeps its export. (A colon in the
+    run dir, as in a timestamp, must not split the held locks' paths.)"""
+    params = run_params(make_fake_run(tmp_path / "run:2026-12-07T03:50"), **{"train.epochs": 1})
     rows = [json.loads(x) for x in (params.run.curated / "manifests" / "acapella" / "train" / "data.jsonl").open()]
     Path(rows[1]["path"]).write_bytes(b"not audio at all")  # segment 1 is encoded by rank 1
     start = time.perf_counter()
@@ -244,7 +246,7 @@ def test_a_failing_rank_stops_the_job_and_its_error_is_shown(tmp_path: Path) -> 
     assert time.perf_counter() - start < 180  # the other rank does not hang
     msg = str(err.value)
     assert "training acapella failed" in msg and "rank 1" in msg and "cannot be decoded" in msg and rows[1]["path"] in msg
-    assert T.is_up_to_date(params, "full") and "full" in msg  # nothing lost: a rerun starts at acapella
+    assert T.is_up_to_date(params, "full") and "full finished first and kept their exports" in msg  # nothing lost
 
 
 # --------------------------------------------------------------------------- in-process pieces
@@ -274,6 +276,78 @@ def test_a_jobs_progress_lines_move_the_bar_of_their_category() -> None:
         bars.on_line(line(kind="train", epoch=0, step=3, loss=2.0, category="acapella"))
         bars.on_line(line(kind="event", event="up-to-date", category="full"))
         assert bars.bars["acapella"].bar.n == 3 and bars.bars["full"].bar.n == 4
+
+
+class _FakeTrainer:
+    """Stands in for :class:`T.Trainer` in the job loop: records the category, can raise a stop signal as it ends."""
+
+    runs: list[str] = []
+    signal_during: str | None = None
+
+    def __init__(self, params: Params, category: str, ctx: T.Dist) -> None:
+        self.category = category
+
+    def run(self, resume: bool, stop: T.StopFlag | None = None) -> int:
+        _FakeTrainer.runs.append(self.category)
+        if stop is not None and self.category == _FakeTrainer.signal_during:
+            stop._handle(signal.SIGTERM, None)  # e.g. scancel while the export is written
+        return 0
+
+
+def test_a_signal_while_a_category_finishes_stops_the_job_before_the_next(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    worker = importlib.import_module("silicon_sing.train.worker")
+    _single_process(monkeypatch)
+    monkeypatch.setattr(worker, "Trainer", _FakeTrainer)
+    monkeypatch.setattr(_FakeTrainer, "runs", [])
+    monkeypatch.setattr(_FakeTrainer, "signal_during", "acapella")
+    params = run_params(tmp_path / "run")
+    assert worker.train(params, ["acapella", "full", "instrumental"]) == 128 + signal.SIGTERM
+    assert _FakeTrainer.runs == ["acapella"]  # full was not started
+    events = [json.loads(x.split(T.PROGRESS, 1)[1]) for x in capsys.readouterr().out.splitlines() if T.PROGRESS in x]
+    assert [(e["event"], e["category"]) for e in events] == [("begin", "acapella"), ("stopped", "full")]
+    bars = JobProgress(["acapella", "full"], 4, progress=False)
+    for e in events:
+        bars.on_line(T.PROGRESS + json.dumps(e))
+    assert bars.begun == "acapella" and bars.stopped == "full"
+
+
+def test_ranks_that_see_different_work_left_stop_before_training(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """E.g. a second node whose filesystem cache still misses an export: it would train another category in lockstep."""
+    worker = importlib.import_module("silicon_sing.train.worker")
+    _single_process(monkeypatch)
+    monkeypatch.setattr(worker, "Trainer", _FakeTrainer)
+    monkeypatch.setattr(_FakeTrainer, "runs", [])
+    monkeypatch.setattr(worker, "gather_objects", lambda todo, world: [todo, todo[1:]])
+    with pytest.raises(RuntimeError, match=r"ranks disagree .*rank 1: \['full'\].*same run dir"):
+        worker.train(run_params(tmp_path / "run"), ["acapella", "full"])
+    assert _FakeTrainer.runs == []
+
+
+@pytest.mark.parametrize("events, exported, expected", [
+    ([("begin", "acapella"), ("stopped", "full")], [], (T.TrainingInterrupted, "stopped before training full began")),
+    ([("begin", "acapella"), ("begin", "full")], [], (T.TrainingFailed, "training full failed")),
+    ([("begin", "acapella")], ["acapella"], (T.TrainingFailed, "failed after acapella had written its export")),
+], ids=["stopped-between", "second-fails", "teardown-after-export"])
+def test_the_error_names_the_category_the_job_was_in(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events: list[tuple[str, str]], exported: list[str],
+        expected: tuple[type[Exception], str]) -> None:
+    launch_module = importlib.import_module("silicon_sing.train.launch")
+    params = run_params(tmp_path / "run")
+
+    def job(cmd: list[str], *args: Any, on_line: Any = None, **kwargs: Any) -> torchrun.JobOutcome:
+        for event, category in events:
+            on_line(T.PROGRESS + json.dumps({"kind": "event", "event": event, "category": category}))
+        return torchrun.JobOutcome(143 if events[-1][0] == "stopped" else 1, "", "")
+
+    monkeypatch.setattr(torchrun, "run", job)
+    monkeypatch.setattr(launch_module, "is_up_to_date", lambda p, c: c in exported)
+    monkeypatch.setattr(launch_module, "load_result", lambda p, c, reused=False: types.SimpleNamespace(
+        steps=1, world_size=2, first_train_loss=1.0, final_train_loss=0.5, samples_per_s=1.0))
+    error, message = expected
+    with pytest.raises(error, match=message):
+        launch_module._launch_locked(params, ["acapella", "full"], True, False, 2, {}, [])
 
 
 def test_batches_do_not_depend_on_the_number_of_processes() -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -39,7 +40,8 @@ from tqdm.auto import tqdm
 from . import audio as au
 from . import torchrun
 from .data import HeldOutExample, held_out_examples
-from .fsutil import atomic_write_json, file_sha1, read_json, text_sha1
+from .fsutil import atomic_path, atomic_write_json, file_sha1, read_json, text_sha1
+from .model_names import resolve_model_name
 from .params import CATEGORIES, MUSICGEN_SAMPLING, Params, RunPaths, load_params
 
 if TYPE_CHECKING:
@@ -170,8 +172,6 @@ def weights_fingerprint(params: Params, system: str, category: str) -> str:
     export directory; a hub name stays a name."""
     name = model_for(params, system, category)
     if system != FINETUNED:
-        from .models import resolve_model_name  # lazy: models imports audiocraft, which listen (05) does not need
-
         name = resolve_model_name(params)
     return model_fingerprint(name)
 
@@ -334,23 +334,46 @@ def codec_round_trip(params: Params, model: MusicGen | None = None) -> Callable[
     """``f(y [N], sr) -> [N]``: mono audio through the baseline model's compression model and back.
 
     The reference beside the continuations (``metrics.musicality.ROUND_TRIP``): a continuation is
-    decoded by this codec, so an original after the round trip is the best it can sound.
+    decoded by this codec, so an original after the round trip is the best it can sound. Round trips
+    are kept in ``RunPaths.round_trips``, keyed by the baseline's weights (:func:`weights_fingerprint`)
+    and the audio's bytes and rate: notebook 05 plays those notebook 04 measured without loading a
+    model (or importing torch), and a rerun does not redo them. The model is loaded at the first
+    round trip not kept. A ``model`` given is not the parameters' baseline: its round trips are not kept.
     """
-    import torch  # lazy: listen (05) imports this module for its records only; torch is slow to import
+    keep = params.run.round_trips if model is None else None
+    weights = weights_fingerprint(params, BASELINE, CATEGORIES[0]) if keep is not None else ""
+    loaded: list[MusicGen] = [] if model is None else [model]
 
-    if model is None:
-        from .models import load_model  # lazy: models imports audiocraft, which listen (05) does not need
+    def through_codec(y: np.ndarray, sr: int) -> np.ndarray:
+        import torch  # lazy: listen (05) imports this module for its records only; torch is slow to import
 
-        model = load_model(model_for(params, BASELINE, CATEGORIES[0]), seed=params.seed)
-    codec = model.compression_model
-    device = next(iter(codec.parameters())).device
+        if not loaded:
+            from .models import load_model  # lazy: models imports audiocraft, which listen (05) does not need
 
-    def round_trip(y: np.ndarray, sr: int) -> np.ndarray:
-        x = torch.from_numpy(au.resample(np.asarray(y, dtype=np.float32), sr, model.sample_rate))[None, None]
+            loaded.append(load_model(model_for(params, BASELINE, CATEGORIES[0]), seed=params.seed))
+        m = loaded[0]
+        codec = m.compression_model
+        device = next(iter(codec.parameters())).device
+        x = torch.from_numpy(au.resample(y, sr, m.sample_rate))[None, None]
         with torch.no_grad():  # a stereo codec hears the mono clip on both channels
             codes, scale = codec.encode(x.expand(-1, codec.channels, -1).to(device))
             out = codec.decode(codes, scale)[0, :, : x.shape[-1]].mean(0).float().cpu().numpy()
-        return au.resample(out, model.sample_rate, sr)[: len(y)]
+        return au.resample(out, m.sample_rate, sr)[: len(y)]
+
+    def round_trip(y: np.ndarray, sr: int) -> np.ndarray:
+        y = np.ascontiguousarray(y, dtype=np.float32)
+        if keep is None:
+            return through_codec(y, sr)
+        path = keep / f"{text_sha1(f'{weights}|{sr}|{y.shape}|' + hashlib.sha1(y.tobytes()).hexdigest())}.npy"
+        if path.exists():
+            try:
+                return np.load(path, allow_pickle=False)
+            except (ValueError, OSError, EOFError):  # truncated or garbled: made again below
+                pass
+        out = np.ascontiguousarray(through_codec(y, sr), dtype=np.float32)
+        with atomic_path(path) as tmp:
+            np.save(tmp, out, allow_pickle=False)
+        return out
 
     return round_trip
 

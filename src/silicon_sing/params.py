@@ -336,11 +336,11 @@ class RunPaths:
         return self.category_dir(category) / ".lock"
 
     def torchrun_logs(self, category: str) -> Path:
-        """Stage 03: torchrun's per-rank error files of the last job (``torchrun/``)."""
+        """Stage 03: torchrun's per-rank error files of the last job whose first category this is (``torchrun/``)."""
         return self.category_dir(category) / "torchrun"
 
     def torchrun_stderr(self, category: str) -> Path:
-        """Stage 03: the last training job's standard error (``torchrun.stderr``)."""
+        """Stage 03: standard error of the last training job whose first category this is (``torchrun.stderr``)."""
         return self.category_dir(category) / "torchrun.stderr"
 
     def export(self, category: str) -> Path:
@@ -359,6 +359,11 @@ class RunPaths:
     def metrics_cache(self) -> Path:
         """Stage 04: embeddings and class probabilities keyed by file hash."""
         return self.metrics / "cache"
+
+    @property
+    def round_trips(self) -> Path:
+        """Stage 04 (read again by 05): originals through the baseline's codec, keyed by its weights and the audio."""
+        return self.metrics_cache / "round_trip"
 
     @property
     def metrics_json(self) -> Path:

@@ -170,7 +170,7 @@ class CQTFilterMemo:
     in place.
     """
 
-    def __init__(self, original: Callable[..., Any], size: int = 256):
+    def __init__(self, original: Callable[..., Any], size: int = 1024):  # 7 octave banks per tuning, ≤ ~100 tunings
         self.original, self.size = original, size
         self.banks: OrderedDict[tuple[Any, ...], tuple[Any, int, np.ndarray]] = OrderedDict()
         self.builds = 0
@@ -182,13 +182,15 @@ class CQTFilterMemo:
         args = (sr, freqs, filter_scale, norm, sparsity, hop_length, window, gamma, dtype, alpha)
         if not isinstance(window, (str, tuple)):  # a window given as an array or a function: not worth a key
             return self.original(*args)
-        key = (float(sr), np.asarray(freqs).tobytes(), np.asarray(freqs).dtype.str, filter_scale, norm, sparsity,
-               hop_length, window, gamma, np.dtype(dtype).str,
-               None if alpha is None else (np.asarray(alpha).tobytes(), np.asarray(alpha).shape))
-        with self.lock:
-            bank = self.banks.get(key)
-            if bank is not None:
-                self.banks.move_to_end(key)
+        key = (float(sr), *_array_key(freqs), filter_scale, norm, sparsity, hop_length, window, gamma,
+               None if dtype is None else np.dtype(dtype).str, None if alpha is None else _array_key(alpha))
+        try:
+            with self.lock:
+                bank = self.banks.get(key)
+                if bank is not None:
+                    self.banks.move_to_end(key)
+        except TypeError:  # something unhashable in the key (a window tuple holding an array): build, do not keep
+            return self.original(*args)
         if bank is None:
             bank = self.original(*args)
             with self.lock:
@@ -198,6 +200,12 @@ class CQTFilterMemo:
                     self.banks.popitem(last=False)
         basis, n_fft, lengths = bank
         return basis.copy(), n_fft, lengths.copy()
+
+
+def _array_key(a: Any) -> tuple[bytes, str, tuple[int, ...]]:
+    """An array's bytes, dtype and shape: equal keys, equal arrays."""
+    arr = np.asarray(a)
+    return arr.tobytes(), arr.dtype.str, arr.shape
 
 
 _CQT_MEMO_LOCK = threading.Lock()

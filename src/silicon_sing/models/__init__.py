@@ -34,13 +34,10 @@ Notebook: notebooks/03_finetune.ipynb (loaded again for generation in notebooks/
 
 from __future__ import annotations
 
+from ..model_names import MELODY, NANO, NANO_DIR, NANO_RANDOM, resolve_model_name
 from .codec_io import codec_decode, codec_encode
 from .conditioner import HASHED_TEXT, HashedTextConditioner, register_offline_conditioners, stable_bin, tokenize_caption
 from .configs import (
-                      MELODY,
-                      NANO,
-                      NANO_DIR,
-                      NANO_RANDOM,
                       SAMPLE_RATE,
                       build_from_config,
                       encodec_config,
@@ -58,7 +55,7 @@ from .hub import (
                       missing_message,
                       missing_pretrained_files,
 )
-from .loading import default_device, load_model, model_config, resolve_model_name
+from .loading import default_device, load_model, model_config
 
 __all__ = [
     "NANO", "NANO_RANDOM", "NANO_DIR", "MELODY", "SAMPLE_RATE", "HASHED_TEXT", "HTDEMUCS_CHECKPOINT",

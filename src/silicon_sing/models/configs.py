@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import copy
 import typing as tp
-from pathlib import Path
 
 import torch
 from audiocraft.models import MusicGen, builders
 from omegaconf import DictConfig, OmegaConf
 
+from ..model_names import NANO
 from .conditioner import HASHED_TEXT
 
 if tp.TYPE_CHECKING:
     from audiocraft.quantization import ResidualVectorQuantizer
 
 
-NANO = "nano"  # the shipped pre-trained nano model (NANO_DIR)
-NANO_RANDOM = "nano-random"  # a random-init tiny model from nano_config (nano_musicgen), for tests
-NANO_DIR = Path(__file__).resolve().parent.parent / "assets" / "nano"
-MELODY = "facebook/musicgen-melody"
 SAMPLE_RATE = 32000
 
 

@@ -17,7 +17,7 @@ from huggingface_hub import try_to_load_from_cache
 from omegaconf import OmegaConf
 
 from ..fsutil import load_tensors_only
-from .configs import MELODY
+from ..model_names import MELODY
 
 
 class ModelWeightsMissing(RuntimeError):

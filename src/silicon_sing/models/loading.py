@@ -12,26 +12,15 @@ import torch
 from audiocraft.models import MusicGen
 from omegaconf import DictConfig, OmegaConf
 
+from ..model_names import MELODY, NANO, NANO_DIR, NANO_RANDOM, resolve_model_name
 from ..params import Params
 from . import hub
-from .configs import MELODY, NANO, NANO_DIR, NANO_RANDOM, melody_config, nano_config, nano_musicgen
+from .configs import melody_config, nano_config, nano_musicgen
 
 
 def default_device() -> str:
     """``cuda`` when a GPU is visible, else ``cpu``."""
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_model_name(params: Params) -> str:
-    """``params.train.model``, with a relative export directory resolved against the repository root."""
-    name = str(params.train.model)
-    if name == NANO:  # its files, so that training fingerprints change with the shipped weights
-        return str(NANO_DIR)
-    if name != NANO_RANDOM and not Path(name).expanduser().is_absolute() and (source := getattr(params, "source", None)):
-        candidate = Path(source).resolve().parent.parent / name
-        if candidate.is_dir():
-            return str(candidate)
-    return str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
 
 
 def load_model(params_or_name: Params | str = NANO, device: str | None = None, seed: int | None = None) -> MusicGen:

@@ -1,11 +1,17 @@
 """The notebook side of fine-tuning: check, lock, run the torchrun job, follow it, report its outcome.
 
-:func:`launch` trains one category as its own torchrun job (``python -m silicon_sing.train``,
-:mod:`.worker`) through the shared launcher :mod:`silicon_sing.torchrun`: it returns at once when
-the export is up to date, checks GPUs and memory first (:func:`preflight`), holds the category's lock
-for the whole job, streams rank 0's progress lines into a tqdm bar, and raises
-:class:`TrainingFailed` with the failing rank's stderr tail — or :class:`TrainingInterrupted` when
-the job stopped on a signal after writing a checkpoint.
+:func:`launch_job` trains one or more categories, one after another, in a single torchrun job
+(``python -m silicon_sing.train``, :mod:`.worker`) through the shared launcher :mod:`silicon_sing.torchrun`:
+categories whose export is up to date are not trained again, GPUs and memory are checked first
+(:func:`preflight`), the lock of every category in the job is held for the whole job, rank 0's progress
+lines move one tqdm bar per category, and a failure raises :class:`TrainingFailed` naming the category the
+job was training and carrying the failing rank's stderr tail — or :class:`TrainingInterrupted` when the job
+stopped on a signal (after a checkpoint, or between two categories). Categories finished before a failure
+keep their exports. :func:`launch` trains one category; :func:`train_all` (notebook 03) every one.
+
+One job rather than one per category: on 2 CPU cores a job spends ~14 s before its first step (the agent,
+two workers importing torch and audiocraft, the model), about as long as a smoke category takes to train.
+The job's torchrun logs live with its first category (``checkpoints/<category>/torchrun``).
 
 ``progress=True`` is notebook display: besides the bar, :func:`launch` prints one line per outcome
 (reused export, multi-node command, final losses) and the memory estimate; with ``progress=False``
@@ -158,7 +164,7 @@ def launch_job(params: Params, categories: Sequence[str], resume: bool = True, p
         locks = [params.run.train_lock(c) for c in todo]
         with contextlib.ExitStack() as stack:  # held for the whole torchrun job, by it too
             held = [stack.enter_context(run_lock(lock, f"training {c}")) for c, lock in zip(todo, locks)]
-            job_env = {**(env or {}), LOCK_HELD_ENV: os.pathsep.join(str(lock) for lock in locks)}
+            job_env = {**(env or {}), LOCK_HELD_ENV: json.dumps([str(lock) for lock in locks])}
             results.update(_launch_locked(params, todo, resume, progress, nproc or params.train.nproc_per_node,
                                           job_env, [h.fd for h in held]))
     return {c: results[c] for c in dict.fromkeys(categories)}
@@ -191,21 +197,27 @@ def _launch_locked(params: Params, categories: list[str], resume: bool, progress
         r = results[c] = load_result(params, c)
         _say(progress, f"{c}: {r.steps} steps on {r.world_size} process(es), train loss "
                        f"{r.first_train_loss:.3f} → {r.final_train_loss:.3f}, {r.samples_per_s:.1f} samples/s")
-    failed = next((c for c in categories if c not in results), None)
-    if failed is None:  # every export written and fingerprinted: a failure after them (leaving the job) loses nothing
+    if all(c in results for c in categories):  # every export written and fingerprinted: nothing is lost
         if rc != 0:
             logger.warning("the training job exited with code %s after exporting %s; logs: %s", rc,
                            ", ".join(categories), log_dir)
         return results
     kept = f" ({', '.join(results)} finished first and kept their exports)" if results else ""
+    again = "run train_all (or launch_job) again: it resumes"
+    if bars.stopped:  # signalled while the category before it finished: nothing of it was started
+        raise TrainingInterrupted(f"the job was stopped before training {bars.stopped} began{kept}; {again}")
+    # the category the job was in (its last 'begin'), else the first one without an export
+    failed = bars.begun or next(c for c in categories if c not in results)
     rows = read_jsonl(params.run.train_log(failed)) if params.run.train_log(failed).exists() else []
     # only an interruption of *this* job: a row left by an earlier one must not hide this job's error
     if rows and rows[-1].get("event") == "interrupted" and rows[-1].get("time", 0) >= job_start:
         raise TrainingInterrupted(f"training {failed} was stopped at step {rows[-1].get('step')} after "
-                                  f"writing a checkpoint{kept}; call launch(..., resume=True) to continue")
+                                  f"writing a checkpoint{kept}; {again} from that checkpoint")
     rank, tail = tr.failure_tail(outcome, log_dir)
     where = f"rank {rank}" if rank is not None else "torchrun"
-    raise TrainingFailed(f"training {failed} failed (exit code {rc}) on {where}{kept}; its stderr ends with:\n"
+    what = (f"the training job failed after {failed} had written its export" if failed in results
+            else f"training {failed} failed")
+    raise TrainingFailed(f"{what} (exit code {rc}) on {where}{kept}; its stderr ends with:\n"
                          f"{tail}\n(full logs: {log_dir}, {stderr_path})")
 
 
@@ -254,10 +266,16 @@ def progress_message(line: str) -> dict[str, Any] | None:
 
 
 class JobProgress:
-    """One :class:`ProgressBar` per category of a job; each progress line moves its category's bar."""
+    """One :class:`ProgressBar` per category of a job; each progress line moves its category's bar.
+
+    Also where the job is: ``begun``, the category it last started; ``stopped``, the category a signal
+    kept it from starting (the worker's ``begin`` and ``stopped`` events).
+    """
 
     def __init__(self, categories: Sequence[str], total: int, progress: bool):
         self.bars = {c: ProgressBar(c, total, progress) for c in categories}
+        self.begun: str | None = None
+        self.stopped: str | None = None
 
     def __enter__(self) -> JobProgress:
         return self
@@ -267,7 +285,13 @@ class JobProgress:
             bar.bar.close()
 
     def on_line(self, line: str) -> None:
-        """Hand ``line`` to every bar: each takes only its own category's lines."""
+        """Hand ``line`` to every bar (each takes only its own category's lines); note where the job is."""
+        msg = progress_message(line)
+        if msg is not None and msg.get("kind") == "event" and msg.get("category") in self.bars:
+            if msg.get("event") == "begin":
+                self.begun = str(msg["category"])
+            elif msg.get("event") == "stopped":
+                self.stopped = str(msg["category"])
         for bar in self.bars.values():
             bar.on_line(line)
 

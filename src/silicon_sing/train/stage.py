@@ -22,7 +22,7 @@ from ..fsutil import file_sha1, read_json, text_sha1
 from ..models import resolve_model_name
 from ..params import Params
 
-LOCK_HELD_ENV = "SILICON_SING_LOCK_HELD"  # set by launch for its torchrun job: the lock files it holds (os.pathsep)
+LOCK_HELD_ENV = "SILICON_SING_LOCK_HELD"  # set by launch for its torchrun job: the lock files it holds (a JSON list)
 
 
 @dataclass

@@ -120,7 +120,9 @@ def fused_attention_for_training(lm: LMModel) -> int:
         return 0
     switched = 0
     for m in lm.modules():
-        if isinstance(m, act.StreamingMultiheadAttention) and m.custom and not m.memory_efficient:
+        # the fused call takes is_causal only: a layer with a finite past_context would lose its window
+        if (isinstance(m, act.StreamingMultiheadAttention) and m.custom and not m.memory_efficient
+                and m.past_context is None):
             m.memory_efficient = True
             switched += 1
     return switched
@@ -455,8 +457,15 @@ class Trainer:
             atomic_write_jsonl(path, rows)
 
     # ----- the loop
-    def run(self, resume: bool) -> int:
-        """Train, validate, checkpoint and export; return the process exit code."""
+    def run(self, resume: bool, stop: StopFlag | None = None) -> int:
+        """Train, validate, checkpoint and export; return the process exit code.
+
+        ``stop``: the job's installed :class:`StopFlag` (a job training several categories keeps one, so that a
+        signal arriving while a category finishes is not forgotten); None installs one for this run only.
+        """
+        if stop is not None:
+            self.stop = stop
+            return self._run(resume)
         self.stop = StopFlag()
         self.stop.install()
         try:

@@ -19,6 +19,7 @@ import contextlib
 import gc
 import json
 import os
+import signal
 from collections.abc import Sequence
 
 import torch
@@ -27,7 +28,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from ..fsutil import run_lock
 from ..params import CATEGORIES, Params, load_params
-from .distributed import die_with_parent, init_distributed
+from .distributed import Dist, StopFlag, all_reduce, die_with_parent, gather_objects, init_distributed
 from .stage import LOCK_HELD_ENV, is_up_to_date
 from .trainer import PROGRESS, Trainer
 
@@ -35,25 +36,40 @@ from .trainer import PROGRESS, Trainer
 def train(params: Params, categories: str | Sequence[str], resume: bool = False) -> int:
     """Fine-tune ``categories`` in turn inside a torchrun worker (or a single process); return the exit code.
 
-    A failing or interrupted category ends the job: the categories after it are not started.
+    A failing or interrupted category ends the job: the categories after it are not started. One
+    :class:`StopFlag` serves the whole job, so that a signal arriving while a category validates, checkpoints
+    or exports stops the job there instead of being forgotten by the next category's.
     """
     cats = [categories] if isinstance(categories, str) else list(dict.fromkeys(categories))
     unknown = [c for c in cats if c not in CATEGORIES]
     if unknown:
         raise ValueError(f"unknown category {unknown[0]!r}; expected one of {CATEGORIES}")
-    # decided once, before any training, so that every rank decides alike
     todo = [c for c in cats if not is_up_to_date(params, c)]
     if int(os.environ.get("RANK", 0)) == 0:
         for c in cats:
             if c not in todo:
-                print(PROGRESS + json.dumps({"kind": "event", "event": "up-to-date", "category": c}), flush=True)
+                _progress({"kind": "event", "event": "up-to-date", "category": c})
     if not todo:
         return 0
     ctx = init_distributed(params.train.dist_backend, params.train.collective_timeout_minutes)
+    stop = StopFlag()
+    stop.install()
     try:
-        for c in todo:
+        seen = gather_objects(todo, ctx.world_size)
+        if any(other != todo for other in seen):
+            raise RuntimeError(
+                f"the ranks disagree on what is left to train ({', '.join(f'rank {r}: {t}' for r, t in enumerate(seen))}): "
+                f"every rank must see the same run dir {params.run_dir} (on several nodes, one filesystem they all "
+                "share, without stale client caches)")
+        for i, c in enumerate(todo):
+            if i and stopped(stop, ctx):
+                if ctx.is_main:
+                    _progress({"kind": "event", "event": "stopped", "category": c})
+                return 128 + (stop.signum or signal.SIGTERM)
+            if ctx.is_main:
+                _progress({"kind": "event", "event": "begin", "category": c})
             torch.manual_seed(params.seed)  # as if the category had the job to itself
-            rc = Trainer(params, c, ctx).run(resume)
+            rc = Trainer(params, c, ctx).run(resume, stop)
             if rc:
                 return rc
             gc.collect()  # the last category's model and optimizer, before the next one's are built
@@ -61,8 +77,20 @@ def train(params: Params, categories: str | Sequence[str], resume: bool = False)
                 torch.cuda.empty_cache()
         return 0
     finally:
+        stop.uninstall()
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def stopped(stop: StopFlag, ctx: Dist) -> bool:
+    """Whether any rank has been signalled to stop (every rank gets the same answer)."""
+    flag = torch.tensor([float(stop.signum > 0)], device=ctx.device)
+    return bool(all_reduce(flag, dist.ReduceOp.MAX).item() > 0)
+
+
+def _progress(row: dict[str, object]) -> None:
+    """One progress line for the launcher (:data:`PROGRESS`)."""
+    print(PROGRESS + json.dumps(row), flush=True)
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -84,7 +112,7 @@ def _main(argv: list[str] | None = None) -> int:
     args = argument_parser().parse_args(argv)
     params = load_params(args.params, json.loads(args.overrides))
     locks = {c: params.run.train_lock(c) for c in args.category}
-    held = set(os.environ.get(LOCK_HELD_ENV, "").split(os.pathsep))
+    held = set(json.loads(os.environ.get(LOCK_HELD_ENV) or "[]"))
     if int(os.environ.get("RANK", 0)) != 0 or all(str(lock) in held for lock in locks.values()):
         return train(params, args.category, resume=args.resume)  # rank 0 alone writes; launch holds the locks
     with contextlib.ExitStack() as stack:  # torchrun or python started by hand
@@ -101,4 +129,4 @@ def main(argv: list[str] | None = None) -> int | None:
     return record(_main)(argv)
 
 
-__all__ = ["train", "main", "argument_parser"]
+__all__ = ["train", "main", "argument_parser", "stopped"]
