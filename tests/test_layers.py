@@ -21,6 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "silicon_sing"
 ORDER: list[tuple[str, ...]] = [
     ("machine", "fsutil", "names"),  # foundations with no sibling imports
     ("params",),
+    ("model_names",),  # which model a run names, without audiocraft
     ("audio", "music"),
     ("synth",),  # stage 00: the smoke profile's input generator
     ("curate",),  # 01
