@@ -43,7 +43,7 @@ from ..fsutil import read_jsonl, run_lock
 from ..models import model_config, resolve_model_name
 from ..params import CATEGORIES, Params
 from .distributed import require_gpus_for
-from .stage import LOCK_HELD_ENV, TrainResult, is_up_to_date, load_result
+from .stage import LOCK_HELD_ENV, TrainResult, is_up_to_date, known_categories, load_result
 from .trainer import PROGRESS
 
 logger = logging.getLogger(__name__)
@@ -148,12 +148,10 @@ def launch_job(params: Params, categories: Sequence[str], resume: bool = True, p
     of the job, ``resume=True`` continues an interrupted category. The locks of all the job's categories
     are held until it ends.
     """
-    unknown = [c for c in categories if c not in CATEGORIES]
-    if unknown:
-        raise ValueError(f"unknown category {unknown[0]!r}; expected one of {CATEGORIES}")
+    cats = known_categories(categories)
     results: dict[str, TrainResult] = {}
     todo: list[str] = []
-    for c in dict.fromkeys(categories):  # each once, in order
+    for c in cats:
         if is_up_to_date(params, c):
             _say(progress, f"{c}: inputs unchanged since the export in {params.run.export(c)}; nothing to do")
             results[c] = load_result(params, c, reused=True)
@@ -167,7 +165,7 @@ def launch_job(params: Params, categories: Sequence[str], resume: bool = True, p
             job_env = {**(env or {}), LOCK_HELD_ENV: json.dumps([str(lock) for lock in locks])}
             results.update(_launch_locked(params, todo, resume, progress, nproc or params.train.nproc_per_node,
                                           job_env, [h.fd for h in held]))
-    return {c: results[c] for c in dict.fromkeys(categories)}
+    return {c: results[c] for c in cats}
 
 
 def _launch_locked(params: Params, categories: list[str], resume: bool, progress: bool, nproc: int,
@@ -238,8 +236,11 @@ class ProgressBar:
     def on_line(self, line: str) -> None:
         """Move the bar if ``line`` is a progress line of this category; ignore any other output."""
         msg = progress_message(line)
-        if msg is None or msg.get("category", self.category) != self.category:
-            return
+        if msg is not None and msg.get("category", self.category) == self.category:
+            self.on_message(msg)
+
+    def on_message(self, msg: dict[str, Any]) -> None:
+        """Move the bar by one progress row (:func:`progress_message`) of this category."""
         if msg.get("kind") == "train":
             self.bar.n = int(msg["step"])
             self.shown.update(loss=f"{msg['loss']:.3f}", epoch=str(msg["epoch"]))
@@ -285,15 +286,16 @@ class JobProgress:
             bar.bar.close()
 
     def on_line(self, line: str) -> None:
-        """Hand ``line`` to every bar (each takes only its own category's lines); note where the job is."""
+        """Hand a progress line to its category's bar; note where the job is; ignore any other output."""
         msg = progress_message(line)
-        if msg is not None and msg.get("kind") == "event" and msg.get("category") in self.bars:
-            if msg.get("event") == "begin":
-                self.begun = str(msg["category"])
-            elif msg.get("event") == "stopped":
-                self.stopped = str(msg["category"])
-        for bar in self.bars.values():
-            bar.on_line(line)
+        bar = self.bars.get(str(msg.get("category"))) if msg is not None else None
+        if msg is None or bar is None:
+            return
+        if msg.get("kind") == "event" and msg.get("event") == "begin":
+            self.begun = bar.category
+        elif msg.get("kind") == "event" and msg.get("event") == "stopped":
+            self.stopped = bar.category
+        bar.on_message(msg)
 
 
 def train_all(params: Params, categories: Sequence[str] = CATEGORIES, progress: bool = True) -> dict[str, TrainResult]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from ..data import load_run_uuid, load_training_examples
 from ..fsutil import file_sha1, read_json, text_sha1
 from ..models import resolve_model_name
-from ..params import Params
+from ..params import CATEGORIES, Params
 
 LOCK_HELD_ENV = "SILICON_SING_LOCK_HELD"  # set by launch for its torchrun job: the lock files it holds (a JSON list)
 
@@ -50,6 +51,14 @@ class TrainResult:
     def final_valid_loss(self) -> float:
         """The last epoch's validation loss (nan without a validation split)."""
         return self.valid_losses[-1] if self.valid_losses else float("nan")
+
+
+def known_categories(categories: Sequence[str]) -> list[str]:
+    """``categories`` once each, in order; a ValueError names the first unknown one."""
+    unknown = [c for c in categories if c not in CATEGORIES]
+    if unknown:
+        raise ValueError(f"unknown category {unknown[0]!r}; expected one of {CATEGORIES}")
+    return list(dict.fromkeys(categories))
 
 
 def inputs_fingerprint(params: Params, category: str) -> str:
@@ -100,4 +109,4 @@ def load_result(params: Params, category: str, reused: bool = False) -> TrainRes
                           "log_path": str(params.run.train_log(category)), "reused": reused})
 
 
-__all__ = ["TrainResult", "LOCK_HELD_ENV", "inputs_fingerprint", "read_done", "is_up_to_date", "load_result"]
+__all__ = ["TrainResult", "LOCK_HELD_ENV", "known_categories", "inputs_fingerprint", "read_done", "is_up_to_date", "load_result"]

@@ -29,7 +29,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 from ..fsutil import run_lock
 from ..params import CATEGORIES, Params, load_params
 from .distributed import Dist, StopFlag, all_reduce, die_with_parent, gather_objects, init_distributed
-from .stage import LOCK_HELD_ENV, is_up_to_date
+from .stage import LOCK_HELD_ENV, is_up_to_date, known_categories
 from .trainer import PROGRESS, Trainer
 
 
@@ -40,10 +40,7 @@ def train(params: Params, categories: str | Sequence[str], resume: bool = False)
     :class:`StopFlag` serves the whole job, so that a signal arriving while a category validates, checkpoints
     or exports stops the job there instead of being forgotten by the next category's.
     """
-    cats = [categories] if isinstance(categories, str) else list(dict.fromkeys(categories))
-    unknown = [c for c in cats if c not in CATEGORIES]
-    if unknown:
-        raise ValueError(f"unknown category {unknown[0]!r}; expected one of {CATEGORIES}")
+    cats = known_categories([categories] if isinstance(categories, str) else categories)
     todo = [c for c in cats if not is_up_to_date(params, c)]
     if int(os.environ.get("RANK", 0)) == 0:
         for c in cats:
