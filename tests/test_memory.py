@@ -62,3 +62,21 @@ def test_table_has_one_row_per_knob_combination(melody: mem.ModelShape) -> None:
         (False, False), (False, True), (True, False), (True, True)]
     assert rows[0]["total per GPU"] > rows[1]["total per GPU"] > rows[2]["total per GPU"] > rows[3]["total per GPU"]
     assert rows[0]["optimizer"] == pytest.approx(3 * 4 * melody.lm_parameters / mem.GIB, abs=0.05)
+
+
+def test_the_released_melody_shape_is_what_the_builder_counts(melody: mem.ModelShape) -> None:
+    # the reproduce chapter and the CLI read the constant, so that they need neither torch nor audiocraft
+    assert mem.MUSICGEN_MELODY == melody
+
+
+def test_the_paper_recipe_table_needs_neither_torch_nor_audiocraft() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from silicon_sing.memory import MUSICGEN_MELODY, table\n"
+            "rows = table(MUSICGEN_MELODY, world_size=8, batch_per_gpu=1, seconds=30.0)\n"
+            "assert len(rows) == 4, rows\n"
+            "print(sorted(m for m in ('torch', 'audiocraft') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

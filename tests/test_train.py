@@ -268,6 +268,18 @@ def test_progress_bar_shows_the_step_the_train_loss_and_the_last_validation_loss
         assert bar.bar.n == 2
 
 
+def test_the_line_a_rank_prints_is_the_row_the_launcher_reads(capsys: pytest.CaptureFixture[str]) -> None:
+    from silicon_sing.train.launch import progress_message
+    from silicon_sing.train.trainer import emit_progress
+
+    row = {"kind": "event", "event": "begin", "category": "acapella"}  # the worker's events and the trainer's rows
+    emit_progress(row)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert progress_message("[rank0]: " + out.rstrip("\n")) == row  # torchrun prefixes each line with its rank
+    assert progress_message("[rank0]: " + T.PROGRESS + "{torn") is None and progress_message("loss 3.1") is None
+
+
 def test_a_jobs_progress_lines_move_the_bar_of_their_category() -> None:
     def line(**row: object) -> str:
         return "[rank0]: " + T.PROGRESS + json.dumps(row)

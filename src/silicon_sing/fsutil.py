@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,27 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:
             raise ValueError(f"{path}, line {n}, is not valid JSON ({e.msg}); the file is corrupt: restore it, "
                              f"or delete it and rerun the stage that writes it") from e
     return rows
+
+
+def kept_array(path: str | os.PathLike[str], make: Callable[[], Any], source: object) -> Any:
+    """The ``.npy`` array kept at ``path``, else ``make()``'s, saved there atomically (a cache entry).
+
+    An entry that cannot be read (zero bytes, truncated, garbled) is made again, with a warning that
+    names it and ``source``, what it is made from.
+    """
+    import numpy as np  # lazy: this module is every stage's foundation, most of which never cache an array
+
+    target = Path(path)
+    if target.exists():
+        try:
+            return np.load(target, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            warnings.warn(f"unreadable cache entry {target} ({type(e).__name__}: {e}); recomputing it from "
+                          f"{source}", stacklevel=3)
+    arr = np.ascontiguousarray(make())
+    with atomic_path(target) as tmp:
+        np.save(tmp, arr, allow_pickle=False)
+    return arr
 
 
 def file_sha1(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from . import audio as au
 from . import torchrun
 from .data import HeldOutExample, held_out_examples
-from .fsutil import atomic_path, atomic_write_json, file_sha1, read_json, text_sha1
+from .fsutil import atomic_write_json, file_sha1, kept_array, read_json, text_sha1
 from .model_names import resolve_model_name
 from .params import CATEGORIES, MUSICGEN_SAMPLING, Params, RunPaths, load_params
 
@@ -365,15 +365,8 @@ def codec_round_trip(params: Params, model: MusicGen | None = None) -> Callable[
         if keep is None:
             return through_codec(y, sr)
         path = keep / f"{text_sha1(f'{weights}|{sr}|{y.shape}|' + hashlib.sha1(y.tobytes()).hexdigest())}.npy"
-        if path.exists():
-            try:
-                return np.load(path, allow_pickle=False)
-            except (ValueError, OSError, EOFError):  # truncated or garbled: made again below
-                pass
-        out = np.ascontiguousarray(through_codec(y, sr), dtype=np.float32)
-        with atomic_path(path) as tmp:
-            np.save(tmp, out, allow_pickle=False)
-        return out
+        return kept_array(path, lambda: np.asarray(through_codec(y, sr), dtype=np.float32),
+                          f"{len(y)} samples at {sr} Hz through the baseline's codec")
 
     return round_trip
 

@@ -178,6 +178,13 @@ def model_shape(cfg: DictConfig) -> ModelShape:
         frozen_parameters=frozen + (sum(p.numel() for p in codec.parameters()) if codec is not None else 0))
 
 
+# facebook/musicgen-melody as `model_shape(models.melody_config())` counts it (tests/test_memory.py checks the two
+# agree). A constant, so that the reproduce chapter and the CLI need neither torch nor audiocraft (~7 s to import)
+MUSICGEN_MELODY = ModelShape(
+    lm_parameters=1_385_625_600, num_layers=48, dim=1536, hidden_scale=4, n_q=4, card=2048, frame_rate=50.0,
+    prepend_tokens_per_second=7.8125, prepend_text_tokens=T5_MAX_TOKENS, frozen_parameters=193_412_754)
+
+
 def estimate(shape: ModelShape, world_size: int, batch_per_gpu: int, seconds: float, precision: str = "fp16",
              optimizer: str = "dadam", fsdp: bool = False, activation_checkpointing: bool = False,
              gpu: bool = True) -> MemoryEstimate:
@@ -248,8 +255,6 @@ def table(shape: ModelShape, world_size: int, batch_per_gpu: int, seconds: float
 
 def main(argv: list[str] | None = None) -> int:
     """Print the per-GPU estimate of the paper recipe for each knob (``python -m silicon_sing.memory``)."""
-    from .models import melody_config  # lazy: models imports audiocraft
-
     ap = argparse.ArgumentParser(prog="python -m silicon_sing.memory", description=main.__doc__)
     ap.add_argument("--gpus", type=int, default=8)
     ap.add_argument("--batch-per-gpu", type=int, default=1)
@@ -257,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", default="fp16", choices=["fp16", "bf16", "fp32"])
     ap.add_argument("--gpu-gib", type=float, default=44.5, help="usable memory per GPU (A40: 44.5 GiB)")
     args = ap.parse_args(argv)
-    shape = model_shape(melody_config())
+    shape = MUSICGEN_MELODY
     for fsdp in (False, True):
         for ckpt in (False, True):
             est = estimate(shape, args.gpus, args.batch_per_gpu, args.seconds, args.precision, "dadam", fsdp, ckpt)
@@ -267,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["GIB", "DoesNotFit", "ModelShape", "MemoryEstimate", "activation_bytes_per_token_layer", "model_shape",
+__all__ = ["GIB", "DoesNotFit", "ModelShape", "MUSICGEN_MELODY", "MemoryEstimate", "activation_bytes_per_token_layer", "model_shape",
            "estimate", "suggestions", "check_fits", "table", "main"]
 
 if __name__ == "__main__":

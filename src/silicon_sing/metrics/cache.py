@@ -3,7 +3,8 @@
 ``<cache_dir>/<backend name>/<key>.npy`` with ``key = sha1(sha1(file bytes) + backend fingerprint)``
 and ``cache_dir`` normally ``<run_dir>/metrics/cache`` (:func:`default_cache_dir`). A file whose
 bytes or whose backend settings/weights change gets a new key, so a stale entry is never read;
-entries are written atomically, so an interrupted run leaves no half-written array.
+entries are written atomically (:func:`silicon_sing.fsutil.kept_array`), so an interrupted run leaves
+no half-written array, and an unreadable one is recomputed with a warning.
 
 Notebook: notebooks/04_evaluate.ipynb
 """
@@ -11,14 +12,13 @@ Notebook: notebooks/04_evaluate.ipynb
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..audio import load_audio
-from ..fsutil import atomic_path, file_sha1, text_sha1
+from ..fsutil import file_sha1, kept_array, text_sha1
 from ..params import RunPaths
 from .backends import EmbeddingBackend, ProbabilityBackend
 
@@ -50,17 +50,7 @@ def cached_array(path: str | os.PathLike[str], backend: ProbabilityBackend | Emb
         audio, sr = load_audio(path)
         return compute(audio, sr)
     target = cache_path(cache_dir, backend.name, cache_key(path, f"{kind}|{backend.fingerprint}"))
-    if target.exists():
-        try:
-            return np.load(target, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:  # zero-byte, truncated or garbled entry
-            warnings.warn(f"unreadable metrics cache entry {target} ({type(e).__name__}: {e}); "
-                          f"recomputing it from {path}", stacklevel=2)
-    audio, sr = load_audio(path)
-    arr = np.ascontiguousarray(compute(audio, sr))
-    with atomic_path(target) as tmp:
-        np.save(tmp, arr, allow_pickle=False)
-    return arr
+    return kept_array(target, lambda: compute(*load_audio(path)), path)
 
 
 def _trimmed(fn: Callable[[np.ndarray, int], np.ndarray], skip_seconds: float) -> Callable[[np.ndarray, int], np.ndarray]:

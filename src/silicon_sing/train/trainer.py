@@ -69,6 +69,11 @@ from .stage import inputs_fingerprint
 PROGRESS = "@@progress "  # marks rank 0's machine-readable progress lines on stdout
 
 
+def emit_progress(row: dict[str, Any]) -> None:
+    """Print one progress line (:data:`PROGRESS` + JSON) for the launcher (``launch.progress_message`` reads it)."""
+    print(PROGRESS + json.dumps(row), flush=True)
+
+
 class TrainingDiverged(RuntimeError):
     """Too many consecutive steps had a non-finite loss or gradient."""
 
@@ -446,8 +451,8 @@ class Trainer:
         with open(self.params.run.train_log(self.category), "a", encoding="utf-8") as f:
             f.write(json.dumps(row, sort_keys=True) + "\n")
         total = self.t.epochs * self.t.updates_per_epoch
-        print(PROGRESS + json.dumps({**{k: row.get(k) for k in ("kind", "event", "epoch", "step", "loss")},
-                                     "total": total, "category": self.category}), flush=True)
+        emit_progress({**{k: row.get(k) for k in ("kind", "event", "epoch", "step", "loss")}, "total": total,
+                       "category": self.category})
 
     def truncate_log(self, upto_step: int) -> None:
         """On resume, drop log rows written after the checkpoint (they will be recomputed)."""
@@ -463,15 +468,15 @@ class Trainer:
         ``stop``: the job's installed :class:`StopFlag` (a job training several categories keeps one, so that a
         signal arriving while a category finishes is not forgotten); None installs one for this run only.
         """
-        if stop is not None:
-            self.stop = stop
-            return self._run(resume)
-        self.stop = StopFlag()
-        self.stop.install()
+        own = stop is None
+        self.stop = stop if stop is not None else StopFlag()
+        if own:
+            self.stop.install()
         try:
             return self._run(resume)
         finally:
-            self.stop.uninstall()
+            if own:
+                self.stop.uninstall()
 
     def _run(self, resume: bool) -> int:
         """:meth:`run` without the signal handling."""
@@ -563,5 +568,5 @@ class Trainer:
         barrier()
 
 
-__all__ = ["PROGRESS", "TrainingDiverged", "PrecisionPlan", "master_weights_fp32", "fused_attention_for_training",
-           "enable_activation_checkpointing", "Batch", "Trainer"]
+__all__ = ["PROGRESS", "emit_progress", "TrainingDiverged", "PrecisionPlan", "master_weights_fp32",
+           "fused_attention_for_training", "enable_activation_checkpointing", "Batch", "Trainer"]

@@ -30,7 +30,7 @@ from ..fsutil import run_lock
 from ..params import CATEGORIES, Params, load_params
 from .distributed import Dist, StopFlag, all_reduce, die_with_parent, gather_objects, init_distributed
 from .stage import LOCK_HELD_ENV, is_up_to_date, known_categories
-from .trainer import PROGRESS, Trainer
+from .trainer import Trainer, emit_progress
 
 
 def train(params: Params, categories: str | Sequence[str], resume: bool = False) -> int:
@@ -45,7 +45,7 @@ def train(params: Params, categories: str | Sequence[str], resume: bool = False)
     if int(os.environ.get("RANK", 0)) == 0:
         for c in cats:
             if c not in todo:
-                _progress({"kind": "event", "event": "up-to-date", "category": c})
+                emit_progress({"kind": "event", "event": "up-to-date", "category": c})
     if not todo:
         return 0
     ctx = init_distributed(params.train.dist_backend, params.train.collective_timeout_minutes)
@@ -61,10 +61,10 @@ def train(params: Params, categories: str | Sequence[str], resume: bool = False)
         for i, c in enumerate(todo):
             if i and stopped(stop, ctx):
                 if ctx.is_main:
-                    _progress({"kind": "event", "event": "stopped", "category": c})
+                    emit_progress({"kind": "event", "event": "stopped", "category": c})
                 return 128 + (stop.signum or signal.SIGTERM)
             if ctx.is_main:
-                _progress({"kind": "event", "event": "begin", "category": c})
+                emit_progress({"kind": "event", "event": "begin", "category": c})
             torch.manual_seed(params.seed)  # as if the category had the job to itself
             rc = Trainer(params, c, ctx).run(resume, stop)
             if rc:
@@ -83,11 +83,6 @@ def stopped(stop: StopFlag, ctx: Dist) -> bool:
     """Whether any rank has been signalled to stop (every rank gets the same answer)."""
     flag = torch.tensor([float(stop.signum > 0)], device=ctx.device)
     return bool(all_reduce(flag, dist.ReduceOp.MAX).item() > 0)
-
-
-def _progress(row: dict[str, object]) -> None:
-    """One progress line for the launcher (:data:`PROGRESS`)."""
-    print(PROGRESS + json.dumps(row), flush=True)
 
 
 def argument_parser() -> argparse.ArgumentParser:
