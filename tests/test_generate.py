@@ -373,6 +373,33 @@ def test_on_a_cpu_the_codec_runs_a_batch_clip_by_clip_with_the_batchs_result(mon
 
 
 @pytest.mark.slow
+def test_generation_keeps_the_past_keys_and_values_in_place(curated_run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token loop runs models.streaming's attention (~2x faster for the nano LM), for every step of every layer."""
+    from silicon_sing.models import streaming
+
+    calls = []
+    original = streaming._cached_forward
+
+    def counted(self, *args, **kwargs):
+        calls.append(self._streaming_state.get("kv_steps"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(streaming, "_cached_forward", counted)
+    model = nano_musicgen(seed=3)
+    ex = held_out_examples(curated_run, ["instrumental"])[:2]
+    s = G.GenerationSettings.from_params(curated_run)
+    G.continue_batch(model, ex, s, seed=11)
+    layers, frames = len(model.lm.transformer.layers), int(model.frame_rate * ex[0].duration_s)
+    prompt = int(model.frame_rate * s.prompt_seconds)
+    # per layer, one call per step after the prompt (the frames and the delay pattern's n_q - 1 more), the first
+    # of which takes the prompt's frames at once; each sees every step before it
+    per_layer = frames - prompt + model.lm.n_q - 1
+    assert len(calls) == layers * per_layer, (len(calls), layers, per_layer)
+    seen = [None if c is None else int(c) for c in calls[::layers]]  # steps kept when each call began
+    assert seen[0] is None and seen[1] >= prompt and seen[1:] == list(range(seen[1], seen[1] + per_layer - 1))
+    assert not any("forward" in vars(m) for m in model.lm.modules())
+
+
 def test_continuations_are_decoded_clip_by_clip_on_a_cpu(curated_run, monkeypatch: pytest.MonkeyPatch) -> None:
     """Generation decodes its tokens through the per-clip helper: on a CPU no batch reaches the decoder whole."""
     model = nano_musicgen(seed=3)

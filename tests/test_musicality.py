@@ -338,7 +338,10 @@ class _SweepModel:
     with white noise; the prompt comes back in front, as audiocraft's continuation does."""
 
     def __init__(self) -> None:
+        import torch
+
         self.calls: list[dict] = []
+        self.lm = torch.nn.Module()  # no attention layers to keep keys for (models.cached_kv_attention)
 
     def set_generation_params(self, **kw) -> None:
         self.calls.append(kw)

@@ -228,7 +228,7 @@ def continue_batch(model: MusicGen, batch: Sequence[HeldOutExample], settings: G
     import torch  # lazy: listen (05) imports this module for its records only; torch is slow to import
     from audiocraft.data.audio_utils import convert_audio  # lazy, as torch
 
-    from .models import codec_decode  # lazy: models imports audiocraft, which listen (05) does not need
+    from .models import cached_kv_attention, codec_decode  # lazy: models imports audiocraft; listen (05) needs neither
 
     sr = model.sample_rate
     prompt, target = prompt_batch(batch, settings.prompt_seconds, sr)
@@ -244,7 +244,7 @@ def continue_batch(model: MusicGen, batch: Sequence[HeldOutExample], settings: G
     prompt = convert_audio(prompt, sr, sr, model.audio_channels)  # a stereo model hears the mono prompt twice
     melody = {"melody_wavs": list(target.to(model.device))} if has_melody and settings.melody_condition == "target" else {}
     torch.manual_seed(seed)
-    with torch.no_grad():
+    with torch.no_grad(), cached_kv_attention(model.lm):  # ~2x faster token loop for the nano LM (models.streaming)
         attributes, prompt_tokens = model._prepare_tokens_and_attributes(captions, prompt.to(model.device), **melody)
         tokens = model._generate_tokens(attributes, prompt_tokens, False)
         wav = codec_decode(model.compression_model, tokens)

@@ -404,7 +404,7 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
     held-out prompts across four seeds of one setting), hence the seeds and ``tempo_by_seed``.
 
     Args:
-        model: an audiocraft ``MusicGen`` (``set_generation_params``, ``generate_continuation``).
+        model: an audiocraft ``MusicGen`` (``set_generation_params``, ``generate_continuation``, ``lm``).
         prompts: float32 ``[B, P]`` mono prompts at ``sr``.
         captions, categories, truths: one per prompt (``truths`` None: voicing only).
         settings: each a partial :data:`MUSICGEN_SAMPLING` (missing keys keep audiocraft's defaults).
@@ -428,6 +428,8 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
     import torch  # lazy: the evaluation's other measures need no torch
     from tqdm.auto import tqdm  # lazy, as torch
 
+    from ..models import cached_kv_attention  # lazy, as torch (models imports audiocraft)
+
     rows: list[dict[str, Any]] = []
     skip = prompts.shape[-1]
     cats = list(dict.fromkeys(categories))
@@ -442,7 +444,7 @@ def sampling_sweep(model: Any, prompts: np.ndarray, captions: Sequence[str | Non
             for seed in seeds:
                 bar.set_postfix_str(f"{cat} {json.dumps(setting)} seed {seed}")
                 torch.manual_seed(seed)
-                with torch.no_grad():
+                with torch.no_grad(), cached_kv_attention(model.lm):  # as the book generates (generate.continue_batch)
                     wav = model.generate_continuation(
                         torch.from_numpy(np.asarray(prompts[idx], dtype=np.float32))[:, None], sr,
                         [captions[i] for i in idx], progress=False)

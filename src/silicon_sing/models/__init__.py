@@ -27,7 +27,8 @@ One module per responsibility, re-exported here: :mod:`.conditioner` (the offlin
 :mod:`.configs` (audiocraft configs, random-init construction), :mod:`.hub` (pretrained weights:
 missing files, download commands, loading), :mod:`.loading` (:func:`load_model` for every kind of
 name), :mod:`.export` (the export layout, weight fingerprints) and :mod:`.codec_io` (a compression
-model's encode and decode, clip by clip on a CPU, where that is faster).
+model's encode and decode, clip by clip on a CPU, where that is faster) and :mod:`.streaming`
+(generation with the past keys and values kept in place).
 
 Notebook: notebooks/03_finetune.ipynb (loaded again for generation in notebooks/04_evaluate.ipynb)
 """
@@ -56,6 +57,7 @@ from .hub import (
                       missing_pretrained_files,
 )
 from .loading import default_device, load_model, model_config
+from .streaming import cached_kv_attention
 
 __all__ = [
     "NANO", "NANO_RANDOM", "NANO_DIR", "MELODY", "SAMPLE_RATE", "HASHED_TEXT", "HTDEMUCS_CHECKPOINT",
@@ -63,4 +65,5 @@ __all__ = [
     "nano_config", "melody_config", "encodec_config", "build_from_config", "nano_musicgen", "missing_pretrained_files",
     "download_commands", "hub_offline", "missing_message", "load_pretrained", "model_config", "resolve_model_name",
     "load_model", "export_model", "state_fingerprint", "default_device", "codec_encode", "codec_decode",
+    "cached_kv_attention",
 ]
