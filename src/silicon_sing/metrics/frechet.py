@@ -130,18 +130,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 def psd_sqrt(sigma: np.ndarray) -> np.ndarray:
     """Symmetric square root of (a batch of) positive semi-definite matrices via eigh."""
     w, v = np.linalg.eigh(sigma)
-    return bmm(v * np.sqrt(np.clip(w, 0.0, None))[..., None, :], np.swapaxes(v, -1, -2))
-
-
-def bmm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Matrix product that also takes batches ``[B, n, n]``, one BLAS call per matrix.
-
-    numpy's stacked ``@`` does not reach BLAS and is ~6x slower for 128×128 batches.
-    """
-    if a.ndim == 2 and b.ndim == 2:
-        return a @ b
-    a, b = np.broadcast_arrays(a, b)
-    return np.stack([x @ y for x, y in zip(a, b)])
+    return (v * np.sqrt(np.clip(w, 0.0, None))[..., None, :]) @ np.swapaxes(v, -1, -2)
 
 
 def psd_factor(sigma: np.ndarray) -> np.ndarray:
@@ -162,7 +151,9 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, factor1: np.ndarr
     Pass ``factor1`` (from :func:`psd_factor` or :func:`psd_sqrt`) to reuse it across several Σ₂.
     """
     f = psd_factor(sigma1) if factor1 is None else factor1
-    m = bmm(np.swapaxes(f, -1, -2), bmm(sigma2, f))
+    # numpy's stacked @ reaches BLAS per matrix: 8.8 ms for 64 products of 128x128 against 20.6 for a loop of 2-D
+    # products (one thread); the bootstrap's replicates are the same to the bit either way
+    m = np.swapaxes(f, -1, -2) @ (sigma2 @ f)
     m = 0.5 * (m + np.swapaxes(m, -1, -2))  # symmetrise away round-off so eigvalsh sees a symmetric matrix
     return np.sqrt(np.clip(np.linalg.eigvalsh(m), 0.0, None)).sum(axis=-1)
 
