@@ -372,7 +372,6 @@ def test_on_a_cpu_the_codec_runs_a_batch_clip_by_clip_with_the_batchs_result(mon
     torch.testing.assert_close(got, whole, atol=1e-5, rtol=0)
 
 
-@pytest.mark.slow
 def test_generation_keeps_the_past_keys_and_values_in_place(curated_run, monkeypatch: pytest.MonkeyPatch) -> None:
     """The token loop runs models.streaming's attention (~2x faster for the nano LM), for every step of every layer."""
     from silicon_sing.models import streaming
@@ -400,6 +399,7 @@ def test_generation_keeps_the_past_keys_and_values_in_place(curated_run, monkeyp
     assert not any("forward" in vars(m) for m in model.lm.modules())
 
 
+@pytest.mark.slow
 def test_continuations_are_decoded_clip_by_clip_on_a_cpu(curated_run, monkeypatch: pytest.MonkeyPatch) -> None:
     """Generation decodes its tokens through the per-clip helper: on a CPU no batch reaches the decoder whole."""
     model = nano_musicgen(seed=3)

@@ -103,13 +103,16 @@ def kept_array(path: str | os.PathLike[str], make: Callable[[], Any], source: ob
     An entry that cannot be read (zero bytes, truncated, garbled) is made again, with a warning that
     names it and ``source``, what it is made from.
     """
+    import tokenize
+
     import numpy as np  # lazy: this module is every stage's foundation, most of which never cache an array
 
     target = Path(path)
     if target.exists():
         try:
             return np.load(target, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
+        # numpy parses the header's dict with Python's tokenizer: a garbled one raises its errors
+        except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as e:
             warnings.warn(f"unreadable cache entry {target} ({type(e).__name__}: {e}); recomputing it from "
                           f"{source}", stacklevel=3)
     arr = np.ascontiguousarray(make())

@@ -9,16 +9,18 @@ D]``, written in place, and multiplies the queries with views of it, which need 
 
 The rotary position of a step is the number of steps cached, so this path does not have the
 streaming offset error of audiocraft's memory-efficient layout (``models.configs.nano_config``).
-The arithmetic is audiocraft's custom path up to float rounding: on the shipped nano LM, logits agree
-with a whole-sequence forward to 1e-6 of their scale. Rounding can still flip a sampled token, and the
+The arithmetic is audiocraft's custom einsum path up to float rounding: on the shipped nano LM, logits
+agree with a whole-sequence forward to 1e-6 of their scale (the tests allow 1e-5). Rounding can still flip a sampled token, and the
 rest of that clip then differs: 1 of the smoke book's 126 continuations did. The token loop of the
 smoke profile's batch (18 clips, 6 s) took 8.3 s instead of 16.1 (2 threads; 1.9-2.3x over runs,
 ``benchmarks/bench_generate.py``).
 
-Only layers audiocraft would run through its custom streaming path with nothing more are switched:
-causal self-attention, ``custom``, no ``past_context`` window, no key/value repetition, no query/key
-normalisation, no ``attention_as_float32``. Others (cross-attention, musicgen-melody's layers) run
-audiocraft's own code.
+Only layers audiocraft would run through its custom einsum streaming path with nothing more are
+switched: causal self-attention, ``custom`` and not ``memory_efficient`` (audiocraft makes every
+memory-efficient layer custom too; those run torch's fused kernel, musicgen-melody's among them), no
+``past_context`` window, no key/value repetition, no query/key normalisation, no
+``attention_as_float32``, ``forward`` not overridden. Others (cross-attention, the paper profile's
+model) run audiocraft's own code. A layer already switched by an enclosing block is left to it.
 
 Notebook: notebooks/04_evaluate.ipynb (generation)
 """
@@ -41,9 +43,11 @@ def switchable(module: nn.Module) -> bool:
     """Whether ``module`` is a self-attention layer :func:`cached_kv_attention` runs (see the module docstring)."""
     from audiocraft.modules.transformer import StreamingMultiheadAttention  # lazy: audiocraft is slow to import
 
-    return (isinstance(module, StreamingMultiheadAttention) and module.custom and module.causal
-            and not module.cross_attention and module.past_context is None and module.kv_repeat == 1
-            and not module.qk_layer_norm and not module.attention_as_float32)
+    return (isinstance(module, StreamingMultiheadAttention)
+            and type(module).forward is StreamingMultiheadAttention.forward and "forward" not in vars(module)
+            and module.custom and not module.memory_efficient and module.causal and not module.cross_attention
+            and module.past_context is None and module.kv_repeat == 1 and not module.qk_layer_norm
+            and not module.attention_as_float32)
 
 
 def _grown(state: dict[str, torch.Tensor], like: torch.Tensor, end: int, min_capacity: int) -> None:
@@ -72,7 +76,12 @@ def _cached_forward(self: Any, query: torch.Tensor, key: torch.Tensor, value: to
     if not self._is_streaming or self.training or attn_mask is not None:
         return self._kv_audiocraft_forward(query, key, value, key_padding_mask, need_weights, attn_mask,
                                            average_attn_weights, is_causal)
+    if not (query is key and key is value):
+        raise ValueError("kept keys and values are for self-attention: query, key and value must be one tensor")
     state, (b, t, _) = self._streaming_state, query.shape
+    if "past_keys" in state:  # audiocraft streamed before this block began: its keys are not in our buffer
+        raise RuntimeError("cached_kv_attention entered in the middle of a streaming session; enter it before "
+                           "lm.streaming() (generate.continue_batch does)")
     projected = torch.nn.functional.linear(query, self.in_proj_weight, self.in_proj_bias)
     q, k, v = projected.view(b, t, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # [B, H, t, D] each
     start = int(state["kv_steps"]) if "kv_steps" in state else 0
@@ -112,5 +121,6 @@ def cached_kv_attention(lm: nn.Module, min_capacity: int = MIN_CAPACITY) -> Iter
     try:
         yield len(layers)
     finally:
-        for m in layers:
-            del m.forward, m._kv_audiocraft_forward, m._kv_min_capacity
+        for m in layers:  # only those this block switched (an enclosing block restores its own)
+            for name in ("forward", "_kv_audiocraft_forward", "_kv_min_capacity"):
+                vars(m).pop(name, None)
