@@ -12,7 +12,7 @@ streaming offset error of audiocraft's memory-efficient layout (``models.configs
 The arithmetic is audiocraft's custom einsum path up to float rounding: on the shipped nano LM, logits
 agree with a whole-sequence forward to 1e-6 of their scale (the tests allow 1e-5). Rounding can still flip a sampled token, and the
 rest of that clip then differs: 1 of the smoke book's 126 continuations did. The token loop of the
-smoke profile's batch (18 clips, 6 s) took 8.3 s instead of 16.1 (2 threads; 1.9-2.3x over runs,
+smoke profile's batch (18 clips, 6 s) took 8.3 s instead of 16.1 (2 threads; 1.7-2.3x over runs,
 ``benchmarks/bench_generate.py``).
 
 Only layers audiocraft would run through its custom einsum streaming path with nothing more are
