@@ -52,8 +52,6 @@ def switchable(module: nn.Module) -> bool:
 
 def _grown(state: dict[str, torch.Tensor], like: torch.Tensor, end: int, min_capacity: int) -> None:
     """Make ``state``'s key and value buffers (``[B, H, capacity, D]``, like ``like``) hold ``end`` steps."""
-    import torch
-
     old = state.get("kv_keys")
     have = 0 if old is None else old.shape[2]
     if have >= end:
@@ -64,7 +62,6 @@ def _grown(state: dict[str, torch.Tensor], like: torch.Tensor, end: int, min_cap
         if old is not None:
             buf[:, :, :have] = state[name]
         state[name] = buf
-    state.setdefault("kv_steps", torch.tensor(0))
 
 
 def _cached_forward(self: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
