@@ -24,7 +24,7 @@ from silicon_sing.metrics.null_control import (
 )
 from silicon_sing.metrics.stats import DeltaResult
 from silicon_sing.params import CATEGORIES, Category, ParamsError, load_params
-from silicon_sing.results import null_control_sentence, null_control_table_html
+from silicon_sing.results import null_control_sentence, null_control_stem_glue, null_control_table_html
 
 REPO = Path(__file__).resolve().parents[1]
 NAN = math.nan
@@ -88,12 +88,36 @@ def test_the_table_escapes_artists_and_marks_false_alarms() -> None:
     assert html.count("⚠") == 1 and "reseeded − baseline" in html and "fine-tuned − baseline" in html
 
 
+def test_each_stem_types_changes_are_set_beside_what_reseeding_alone_changes_there() -> None:
+    """The analysis page quotes, per stem type, the control's median change beside fine-tuning's (or says none ran)."""
+    control = summarise_null_control([delta("A", "acapella", "kl", -0.02, (-0.05, 0.01)),
+                                      delta("B", "acapella", "kl", 0.06, (-0.01, 0.12)),
+                                      delta("C", "acapella", "kl", 0.10, (0.0, 0.2)),
+                                      delta("A", "acapella", "fad", -160.0, (-300.0, 10.0)),
+                                      delta("B", "acapella", "fad", 40.0, (-90.0, 170.0)),
+                                      delta("A", "instrumental", "kl", 5.0, (-9.0, 9.0))], 0.95)
+    real = [delta("A", "acapella", "kl", 0.03, (-0.1, 0.1)), delta("B", "acapella", "kl", -0.09, (-0.2, 0.0)),
+            delta("A", "acapella", "fad", -20.0, (-50.0, 10.0)), delta("B", "acapella", "fad", 60.0, (0.0, 90.0)),
+            delta("A", "full", "kl", 0.5, (0.1, 0.9))]
+    glue = null_control_stem_glue(control, real)
+    assert set(glue) == {"instrumental_null_control", "acapella_null_control", "full_null_control"}
+    # acapella: reseeding's medians |KL| 0.06, |FAD| 100; fine-tuning's 0.06 and 40 (0.4x); other stems never mixed in
+    assert glue["acapella_null_control"] == (
+        "sampled again under other seeds, the unchanged baseline moved an artist's cell by a median of 0.060 KL "
+        "and 100.0 FAD, fine-tuning by 0.060 KL (1.0\u00d7 that) and 40.0 FAD (0.4\u00d7 that)")
+    assert "fine-tuning by" not in glue["instrumental_null_control"]  # no fine-tuned deltas of that stem type
+    assert glue["full_null_control"].startswith("no A/A control was run for full mixes")
+    assert "evaluate.null_control" in glue["full_null_control"]
+    assert all(v.startswith("no A/A control was run") for v in null_control_stem_glue(None, real).values())
+
+
 def test_categories_come_from_the_parameter_file_and_are_checked() -> None:
     assert set(typing.get_args(Category)) == set(CATEGORIES)  # the parameter's type spells the stem types again
     params = load_params(REPO / "params" / "paper.yaml")
     assert control_categories(params) == ["instrumental", "acapella", "full"]
     smoke = load_params(REPO / "params" / "smoke.yaml")
-    assert control_categories(smoke) == ["instrumental"]
+    # the book a reader renders controls every stem type too: each fine-tune's change has its reseeding beside it
+    assert control_categories(smoke) == ["instrumental", "acapella", "full"]
     assert control_categories(smoke, ["full", "instrumental"]) == ["instrumental", "full"]
     with pytest.raises(ValueError, match="vocals"):
         control_categories(smoke, ["vocals"])
@@ -115,16 +139,21 @@ def test_the_reseeded_system_is_the_baseline_model_under_other_seeds() -> None:
 
 
 def test_null_control_on_the_smoke_run(smoke_run, capsys) -> None:
-    """Notebook 04 ran the control on the smoke instrumentals (params/smoke.yaml); `make null-control` adds the
-    acapella: a reseeded baseline, evaluated against the baseline as a fine-tune would be, with the study's own
-    generations and metrics left as they were and the instrumentals' control reused."""
+    """Notebook 04 ran the control on every smoke stem type (params/smoke.yaml); `make null-control` makes only
+    what is missing (here: the acapella copies, lost): a reseeded baseline, evaluated against the baseline as a
+    fine-tune would be, with the study's own generations and metrics left as they were and the rest reused."""
     params, _ = smoke_run
-    assert params.evaluate.null_control == ["instrumental"]
-    assert read_null_control(params).categories == ["instrumental"]  # type: ignore[union-attr]
+    assert params.evaluate.null_control == ["instrumental", "acapella", "full"]
+    assert read_null_control(params).categories == ["instrumental", "acapella", "full"]  # type: ignore[union-attr]
     overrides = json.dumps({"run_dir": str(params.run_dir)})
     before = {p: file_sha1(p) for p in sorted((params.run.generations / G.BASELINE).rglob("*.wav"))}
-    done = {g.generated: Path(g.generated).stat().st_mtime_ns for g in G.load_generations(params.run_dir, [G.RESEEDED])}
-    assert len(done) == sum("/instrumental/" in str(p) for p in before)
+    made = {g.generated: Path(g.generated).stat().st_mtime_ns for g in G.load_generations(params.run_dir, [G.RESEEDED])}
+    assert len(made) == len(before)  # every test prompt of every stem type, sampled again
+    lost = [p for p in made if "/acapella/" in str(p)]
+    for p in lost:
+        Path(p).unlink()
+        Path(p).with_suffix(".json").unlink()
+    done = {p: t for p, t in made.items() if p not in lost}
     metrics_before = file_sha1(params.run.metrics_json)
 
     # other sampling settings than the run's: the control would sample another baseline, so it refuses
@@ -140,9 +169,9 @@ def test_null_control_on_the_smoke_run(smoke_run, capsys) -> None:
 
     assert {p: file_sha1(p) for p in sorted((params.run.generations / G.BASELINE).rglob("*.wav"))} == before
     assert file_sha1(params.run.metrics_json) == metrics_before
-    assert {p: Path(p).stat().st_mtime_ns for p in done} == done  # the notebook's instrumentals were reused
+    assert {p: Path(p).stat().st_mtime_ns for p in done} == done  # the notebook's other copies were reused
     reseeded = G.load_generations(params.run_dir, [G.RESEEDED])
-    assert len(reseeded) == 2 * len(done) and {g.category for g in reseeded} == {"instrumental", "acapella"}
+    assert sorted(g.generated for g in reseeded) == sorted(made) and all(Path(p).exists() for p in lost)
     baseline = {g.example_id: g for g in G.load_generations(params.run_dir, [G.BASELINE])}
     differ = 0
     for g in reseeded:

@@ -26,7 +26,7 @@ import pandas as pd
 from .generate import SYSTEMS, Generation
 from .metrics.evaluation import track_of
 from .metrics.musicality import FADES_DB, ROUND_TRIP, SOURCES, continuation, voicing
-from .metrics.null_control import METRICS, NullCell, NullControl
+from .metrics.null_control import METRICS, NullCell, NullControl, median_abs_change
 from .metrics.stats import CellResult, DeltaResult, bootstrap_mean_ci, detectable_change
 from .params import CATEGORIES, CATEGORY_ORDER
 
@@ -422,6 +422,32 @@ def null_control_sentence(control: NullControl | None) -> str:
                             for m in METRICS)
         out += f", fine-tuning by {real} in the same stem types"
     return out
+
+
+STEM_PLURALS = {"instrumental": "instrumentals", "acapella": "acapella stems", "full": "full mixes"}
+
+
+def null_control_stem_sentence(control: NullControl | None, deltas: Iterable[DeltaResult], category: str) -> str:
+    """For one stem type: how far reseeding alone moved an artist's cell (median |reseeded − baseline|), beside how
+    far fine-tuning moved it (median |fine-tuned − baseline| over ``deltas`` of that stem type), as a clause."""
+    if control is None or category not in control.categories:
+        return (f"no A/A control was run for {STEM_PLURALS[category]}: listing {category} under evaluate.null_control "
+                "in the parameter file runs it")
+    noise = median_abs_change(control.cells, [category])
+    real = median_abs_change(list(deltas), [category])
+    out = ("sampled again under other seeds, the unchanged baseline moved an artist's cell by a median of "
+           + " and ".join(f"{_fmt(noise.get(m, math.nan), DIGITS[m])} {METRIC_LABELS[m]}" for m in METRICS))
+    if real:
+        out += ", fine-tuning by " + " and ".join(
+            f"{_fmt(real[m], DIGITS[m])} {METRIC_LABELS[m]}"
+            + (f" ({real[m] / noise[m]:.1f}\u00d7 that)" if noise.get(m) else "") for m in METRICS if m in real)
+    return out
+
+
+def null_control_stem_glue(control: NullControl | None, deltas: Iterable[DeltaResult]) -> dict[str, str]:
+    """``{category}_null_control`` for every stem type: :func:`null_control_stem_sentence`, for the analysis page."""
+    deltas = list(deltas)
+    return {f"{c}_null_control": null_control_stem_sentence(control, deltas, c) for c in CATEGORY_ORDER}
 
 
 def null_control_table(control: NullControl, deltas: Iterable[DeltaResult]) -> pd.DataFrame:

@@ -104,6 +104,12 @@ class LMSpec:
     # the first stage's stored (fp16) weights, so `--lm-from` on a stored first stage gives the same bytes
     # (it pays: held-out loss 3.46 -> 2.82 nats on instrumentals, 3.65 -> 3.37 on acapella, against the first stage)
     restart_steps: int = 2400
+    # Tried and not taken (2026-12-07; 500 more steps from the shipped LM at lr 1e-3, on the LM stems of 32 tracks
+    # per artist; scripts/sampling_sweep.py at 0.5, seeds 0-2, 72 held-out instrumental prompts; the shipped LM kept
+    # tempo 40 % and key 88 %, the same 500 steps unchanged 35 % and 76 %): 20 % of the input codes replaced by random
+    # ones (the targets clean, against exposure bias) kept tempo 15 % and key 49 %, faded 54 %, and its held-out loss
+    # rose to 3.40 nats (2.96 unchanged); codebook losses weighted 4, 2, 1, ... (the coarse codebooks carry onsets)
+    # kept tempo 29 % and key 78 %. Neither looked further back (lm_context_use at 0.8 s: 0.001 and 0.004 nats)
     batch_size: int = 8
     segment_seconds: float = 6.0  # the smoke profile's curate.segment_seconds
     lr: float = 3e-3
