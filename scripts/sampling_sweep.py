@@ -3,8 +3,8 @@
 
 Usage::
 
-    python scripts/sampling_sweep.py                      # temperatures 1, 0.7, 0.5, 0.3, seeds 0-2 (~8 min, 2 cores)
-    python scripts/sampling_sweep.py --temperatures 0.5 --seeds 0   # one setting, one seed (~1.5 min)
+    python scripts/sampling_sweep.py                      # temperatures 1, 0.7, 0.5, 0.3, seeds 0-2 (7.4 min, 2 cores)
+    python scripts/sampling_sweep.py --temperatures 0.5 --seeds 0   # one setting, one seed (~1 min)
     python scripts/sampling_sweep.py --temperatures 1,0.5 --out sweep.json
     python scripts/sampling_sweep.py --temperatures 0.5 --cfg-coefs 1,3,6   # guidance too (every pair is a row)
     python scripts/sampling_sweep.py --temperatures 0.5 --top-ks 250,32     # top-k too (every combination is a row)
