@@ -415,13 +415,18 @@ def null_control_sentence(control: NullControl | None) -> str:
         if alarms:  # how surprising that many false alarms would be if the intervals were honest
             p = ", ".join(f"{METRIC_LABELS[m]} {control.p_value(m):.2f}" for m in alarms)
             out += f" (the chance of at least as many with honest intervals: {p})"
-    sizes = " and ".join(f"{_fmt(control.median_abs_change(m), DIGITS[m])} {METRIC_LABELS[m]}" for m in METRICS)
-    out += f"; reseeding alone changed a cell by a median of {sizes}"
+    out += f"; reseeding alone changed a cell by a median of {_sizes(median_abs_change(control.cells))}"
     if control.real_median_abs_change:
-        real = " and ".join(f"{_fmt(control.real_median_abs_change.get(m, math.nan), DIGITS[m])} {METRIC_LABELS[m]}"
-                            for m in METRICS)
-        out += f", fine-tuning by {real} in the same stem types"
+        out += f", fine-tuning by {_sizes(control.real_median_abs_change)} in the same stem types"
     return out
+
+
+def _sizes(sizes: dict[str, float], metrics: Sequence[str] = METRICS, against: dict[str, float] | None = None) -> str:
+    """'0.004 KL and 30.5 FAD' for ``metrics`` (a metric ``sizes`` lacks reads as NaN); with ``against``, each size
+    followed by its ratio to that one, '(0.2× that)', where that one is known and not zero."""
+    return " and ".join(f"{_fmt(sizes.get(m, math.nan), DIGITS[m])} {METRIC_LABELS[m]}"
+                        + (f" ({sizes[m] / against[m]:.1f}\u00d7 that)" if against and against.get(m) else "")
+                        for m in metrics)
 
 
 STEM_PLURALS = {"instrumental": "instrumentals", "acapella": "acapella stems", "full": "full mixes"}
@@ -435,12 +440,9 @@ def null_control_stem_sentence(control: NullControl | None, deltas: Iterable[Del
                 "in the parameter file runs it")
     noise = median_abs_change(control.cells, [category])
     real = median_abs_change(list(deltas), [category])
-    out = ("sampled again under other seeds, the unchanged baseline moved an artist's cell by a median of "
-           + " and ".join(f"{_fmt(noise.get(m, math.nan), DIGITS[m])} {METRIC_LABELS[m]}" for m in METRICS))
+    out = f"sampled again under other seeds, the unchanged baseline moved an artist's cell by a median of {_sizes(noise)}"
     if real:
-        out += ", fine-tuning by " + " and ".join(
-            f"{_fmt(real[m], DIGITS[m])} {METRIC_LABELS[m]}"
-            + (f" ({real[m] / noise[m]:.1f}\u00d7 that)" if noise.get(m) else "") for m in METRICS if m in real)
+        out += f", fine-tuning by {_sizes(real, [m for m in METRICS if m in real], against=noise)}"
     return out
 
 
